@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs exactly the Debian 12 packages usher needs to build, run and test.
+# Idempotent: when everything is present it only checks and returns.
+set -euo pipefail
+
+packages=(
+  # toolchain
+  build-essential cmake ninja-build pkg-config
+  # libraries (docs/architecture.md says what each is for)
+  librestinio-dev libasio-dev libfmt-dev libspdlog-dev
+  libsoci-dev libboost-dev libsqlite3-dev libpq-dev
+  nlohmann-json3-dev libcurl4-openssl-dev libsodium-dev libssl-dev
+  libcli11-dev libtomlplusplus-dev libexpected-dev
+  # tests and benchmarks
+  libgtest-dev libbenchmark-dev wrk python3 curl
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+echo "installing: ${missing[*]}" >&2
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2

@@ -1,0 +1,166 @@
+#include <usher/app/serve.hpp>
+
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <cstdio>
+#include <mutex>
+#include <thread>
+
+#include <pthread.h>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <usher/auth/api_tokens.hpp>
+#include <usher/health/health_log.hpp>
+#include <usher/http/api.hpp>
+#include <usher/http/server.hpp>
+#include <usher/idempotency/idempotency.hpp>
+#include <usher/store/blocking_pool.hpp>
+#include <usher/store/database.hpp>
+#include <usher/store/migrations.hpp>
+#include <usher/store/write_batcher.hpp>
+#include <usher/system/mode_cache.hpp>
+#include <usher/util/clock.hpp>
+#include <usher/util/crypto.hpp>
+
+namespace usher::app {
+namespace {
+
+constexpr auto k_grace_period = std::chrono::seconds(10);
+constexpr auto k_checkpoint_interval = std::chrono::milliseconds(500);
+constexpr auto k_prune_interval = std::chrono::minutes(10);
+constexpr std::size_t k_pool_queue_limit = 10000;
+
+// Periodic housekeeping on its own thread and connection: SQLite WAL
+// checkpoints (kept off the writer's path) and pruning of expired
+// idempotency keys and sessions.
+class Maintenance {
+public:
+  Maintenance(const store::Database &db, const config::Config &config)
+      : m_db(db), m_config(config), m_thread([this] { run(); }) {}
+  ~Maintenance() { stop(); }
+
+  void stop() {
+    {
+      std::lock_guard lock(m_mutex);
+      m_stopping = true;
+    }
+    m_wake.notify_one();
+    if (m_thread.joinable()) m_thread.join();
+  }
+
+private:
+  void run() {
+    std::unique_ptr<soci::session> sql;
+    auto next_prune = std::chrono::steady_clock::now();
+    std::unique_lock lock(m_mutex);
+    while (!m_wake.wait_for(lock, k_checkpoint_interval, [this] { return m_stopping; })) {
+      lock.unlock();
+      try {
+        if (!sql) sql = m_db.connect();
+        if (m_db.dialect() == store::Dialect::sqlite) *sql << "PRAGMA wal_checkpoint(PASSIVE)";
+        if (std::chrono::steady_clock::now() >= next_prune) {
+          const auto now = std::chrono::system_clock::now();
+          const long long pruned = idempotency::prune(*sql, clock::iso8601(now - m_config.idempotency_ttl));
+          const std::string now_text = clock::iso8601(now);
+          *sql << "DELETE FROM sessions WHERE expires_at < :now", soci::use(now_text);
+          if (pruned > 0) spdlog::info("pruned {} expired idempotency keys", pruned);
+          next_prune = std::chrono::steady_clock::now() + k_prune_interval;
+        }
+      } catch (const std::exception &e) {
+        spdlog::warn("maintenance failed: {}", e.what());
+        sql.reset();
+      }
+      lock.lock();
+    }
+  }
+
+  const store::Database &m_db;
+  const config::Config &m_config;
+  std::mutex m_mutex;
+  std::condition_variable m_wake;
+  bool m_stopping = false;
+  std::thread m_thread;
+};
+
+Result<system::ModeState> load_mode_from(const store::Database &db) {
+  try {
+    auto sql = db.connect();
+    return system::load_mode(*sql);
+  } catch (const std::exception &e) {
+    return fail(ErrorKind::unavailable, "database_unavailable", e.what());
+  }
+}
+
+} // namespace
+
+int serve(const config::Config &config) {
+  // Signals are taken by sigwait() below: block them before any thread starts
+  // so that every thread inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  store::Database db(config.database_url, config.db_busy_timeout);
+  auth::TokenRegistry tokens;
+  {
+    auto sql = db.connect();
+    const int applied = store::migrate(*sql, db.dialect());
+    if (applied > 0) spdlog::info("applied {} migrations", applied);
+    tokens.reload(*sql);
+  }
+
+  store::WriteBatcher writer(db, config.write_queue_limit);
+  store::BlockingPool pool(db, config.blocking_threads, k_pool_queue_limit);
+  system::ModeCache mode(
+      [&db] { return load_mode_from(db); }, config.config_cache_ttl,
+      [&writer, &config](const Error &error) {
+        spdlog::warn("system mode refresh failed, keeping the last known mode: {}", error.detail);
+        writer.submit(
+            [&config, detail = error.detail](soci::session &sql) {
+              health::record(sql, health::EventType::warning,
+                             "system mode refresh failed; using the last known mode",
+                             {{"error", detail}}, config.instance);
+            },
+            [](const Result<void> &) {});
+      });
+  if (auto primed = mode.prime(); !primed) {
+    throw std::runtime_error("cannot read the system mode: " + primed.error().detail);
+  }
+  idempotency::InFlight in_flight;
+  http::Api api(http::ApiDeps{config, pool, writer, tokens, mode, in_flight,
+                              crypto::hash_password("usher-no-such-account", config.password_cost)});
+  http::HttpServer server(api, config);
+  const std::uint16_t port = server.start();
+  Maintenance maintenance(db, config);
+
+  const std::string url = fmt::format("http://{}:{}", config.listen_host, port);
+  std::printf("usher listening on %s\n", url.c_str());
+  std::fflush(stdout);
+  spdlog::info("usher {} listening on {} (database {})", USHER_VERSION, url,
+               db.dialect() == store::Dialect::sqlite ? "sqlite" : "postgresql");
+
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  spdlog::info("received {}, shutting down", signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
+
+  // Refuse new requests, let accepted ones finish within the grace period.
+  api.begin_drain();
+  const auto deadline = std::chrono::steady_clock::now() + k_grace_period;
+  while (api.in_flight() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (api.in_flight() > 0) spdlog::warn("{} requests still in flight at exit", api.in_flight());
+  server.stop();
+  maintenance.stop();
+  pool.stop();
+  writer.stop();
+  spdlog::info("usher stopped");
+  return 0;
+}
+
+} // namespace usher::app

@@ -1,0 +1,63 @@
+// Buyer activation (set a password with a single-use token) and login
+// (password in, session token out). Plain functions over a session: the
+// HTTP layer decides which thread runs them.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+#include <soci/soci.h>
+
+#include <usher/util/error.hpp>
+
+namespace usher::auth {
+
+struct ActivationRequest {
+  std::string token;
+  std::string password;
+};
+
+struct LoginRequest {
+  std::string email_normalized;
+  std::string password;
+};
+
+// Validates an activation body: exactly {"token","password"}, password 8 to
+// 128 characters without control characters.
+Result<ActivationRequest> parse_activation(const nlohmann::json &body);
+
+// Validates a login body: exactly {"email","password"}.
+Result<LoginRequest> parse_login(const nlohmann::json &body);
+
+// The account an unused, unexpired activation token belongs to.
+Result<std::int64_t> find_activation(soci::session &sql, const std::string &token_hash);
+
+// Uses the token and stores `password_hash`, in the caller's transaction.
+// Fails with activation_token_invalid when the token was used meanwhile.
+Result<std::int64_t> activate(soci::session &sql, const std::string &token_hash,
+                              const std::string &password_hash);
+
+struct LoginAccount {
+  std::int64_t account_id = 0;
+  std::optional<std::string> password_hash; // unset until activated
+};
+
+std::optional<LoginAccount> find_login(soci::session &sql, const std::string &email_normalized);
+
+struct Session {
+  std::string token; // clear: returned once, never stored or logged
+  std::string expires_at;
+};
+
+// Creates a session for `account_id` inside the caller's transaction.
+Session create_session(soci::session &sql, std::int64_t account_id, std::chrono::hours ttl);
+
+// Creates the activation token for a new account inside the caller's
+// transaction; returns the clear token.
+std::string create_activation_token(soci::session &sql, std::int64_t account_id,
+                                    std::chrono::hours ttl);
+
+} // namespace usher::auth

@@ -1,0 +1,110 @@
+#include <usher/cli/cli.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <usher/app/logging.hpp>
+#include <usher/app/serve.hpp>
+#include <usher/cli/commands.hpp>
+#include <usher/config/config.hpp>
+#include <usher/util/crypto.hpp>
+
+namespace usher::cli {
+
+int run(int argc, char **argv) {
+  CLI::App app{"usher: provisions customer accounts exactly once"};
+  app.require_subcommand(1);
+  app.fallthrough(); // settings flags are accepted after the command too
+
+  std::string config_file;
+  app.add_option("--config", config_file, "TOML file with settings (keys: lower-case variable names)")
+      ->check(CLI::ExistingFile);
+  std::map<std::string, std::string> flags;
+  std::map<std::string, std::string> flag_values;
+  for (const auto &setting : config::settings()) {
+    app.add_option(config::flag_name(setting.name), flag_values[setting.name],
+                   setting.help + " [" + setting.name + "]");
+  }
+
+  auto *serve = app.add_subcommand("serve", "HTTP API and worker in one process");
+  auto *migrate = app.add_subcommand("migrate", "apply pending schema migrations and exit");
+
+  auto *token = app.add_subcommand("token", "API tokens");
+  token->require_subcommand(1);
+  auto *token_create = token->add_subcommand("create", "create a token; printed once, last line");
+  std::string role_text;
+  std::string token_name;
+  token_create->add_option("--role", role_text, "admin or sales_manager")
+      ->required()
+      ->check(CLI::IsMember({"admin", "sales_manager"}));
+  token_create->add_option("--name", token_name, "who or what the token is for")->required();
+
+  auto *mode = app.add_subcommand("mode", "read or flip the kill switch");
+  mode->require_subcommand(1);
+  auto *mode_get = mode->add_subcommand("get", "print the system mode");
+  auto *mode_set = mode->add_subcommand("set", "set the system mode");
+  std::string mode_text;
+  std::string reason;
+  mode_set->add_option("mode", mode_text, "async_queue or sync_direct")
+      ->required()
+      ->check(CLI::IsMember({"async_queue", "sync_direct"}));
+  mode_set->add_option("--reason", reason, "why (recorded in the SWITCH event)");
+
+  auto *logs = app.add_subcommand("logs", "print recent health events, newest first");
+  std::optional<std::string> log_type;
+  int log_limit = 50;
+  logs->add_option("--type", log_type, "INFO, WARNING, ERROR, SWITCH or CRITICAL");
+  logs->add_option("--limit", log_limit, "how many events")->check(CLI::Range(1, 10000));
+
+  auto *version = app.add_subcommand("version", "print the version");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError &e) {
+    if (e.get_exit_code() == 0) return app.exit(e); // --help
+    std::fprintf(stderr, "usher: %s\n", e.what());
+    return 2;
+  }
+
+  if (version->parsed()) {
+    std::printf("usher %s\n", USHER_VERSION);
+    return 0;
+  }
+
+  for (const auto &setting : config::settings()) {
+    if (app.count(config::flag_name(setting.name)) > 0) flags[setting.name] = flag_values[setting.name];
+  }
+  config::Sources sources;
+  if (!config_file.empty()) sources.file = config_file;
+  sources.env = [](const char *name) -> const char * { return std::getenv(name); };
+  sources.flags = std::move(flags);
+  const auto config = config::load(sources);
+  if (!config) {
+    std::fprintf(stderr, "usher: invalid configuration: %s\n", config.error().detail.c_str());
+    return 2;
+  }
+
+  try {
+    app::setup_logging(config->log_format, config->instance);
+    crypto::initialise();
+    if (serve->parsed()) return app::serve(*config);
+    if (migrate->parsed()) return cli::migrate(*config);
+    if (token_create->parsed()) {
+      return create_token(*config, *auth::parse_role(role_text), token_name);
+    }
+    if (mode_get->parsed()) return cli::mode_get(*config);
+    if (mode_set->parsed()) return cli::mode_set(*config, *system::parse_mode(mode_text), reason);
+    if (logs->parsed()) return cli::logs(*config, log_type, log_limit);
+  } catch (const std::exception &e) {
+    std::fprintf(stderr, "usher: %s\n", e.what());
+    return 1;
+  }
+  return 1;
+}
+
+} // namespace usher::cli

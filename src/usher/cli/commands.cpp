@@ -1,0 +1,90 @@
+#include <usher/cli/commands.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include <usher/health/health_log.hpp>
+#include <usher/store/database.hpp>
+#include <usher/store/migrations.hpp>
+
+namespace usher::cli {
+namespace {
+
+// A migrated session: every command works on a current schema.
+std::unique_ptr<soci::session> open(const config::Config &config, store::Dialect *dialect = nullptr) {
+  store::Database db(config.database_url, config.db_busy_timeout);
+  auto sql = db.connect();
+  store::migrate(*sql, db.dialect());
+  if (dialect) *dialect = db.dialect();
+  return sql;
+}
+
+std::string cli_actor() {
+  const char *user = std::getenv("USER");
+  return fmt::format("cli:{}", user && *user ? user : "unknown");
+}
+
+} // namespace
+
+int migrate(const config::Config &config) {
+  store::Database db(config.database_url, config.db_busy_timeout);
+  auto sql = db.connect();
+  const int applied = store::migrate(*sql, db.dialect());
+  fmt::print("applied {} migrations; schema version {}\n", applied, store::latest_migration());
+  return 0;
+}
+
+int create_token(const config::Config &config, auth::Role role, const std::string &name) {
+  auto sql = open(config);
+  soci::transaction tr(*sql);
+  const auto created = auth::create_token(*sql, role, name);
+  tr.commit();
+  fmt::print("created {} token {} named \"{}\"; it is shown only once:\n{}\n",
+             auth::to_string(role), created.id, name, created.token);
+  return 0;
+}
+
+int mode_get(const config::Config &config) {
+  auto sql = open(config);
+  const auto state = system::load_mode(*sql);
+  fmt::print("{}\nversion {} updated {} by {}\n", system::to_string(state.mode), state.version,
+             state.updated_at, state.updated_by);
+  return 0;
+}
+
+int mode_set(const config::Config &config, system::SystemMode mode, const std::string &reason) {
+  auto sql = open(config);
+  soci::transaction tr(*sql);
+  const auto result =
+      system::set_mode(*sql, system::ModeChange{mode, reason, cli_actor(), config.instance});
+  tr.commit();
+  if (result.changed) {
+    fmt::print("{}\nswitched; version {}\n", system::to_string(result.state.mode),
+               result.state.version);
+  } else {
+    fmt::print("{}\nunchanged; version {}\n", system::to_string(result.state.mode),
+               result.state.version);
+  }
+  return 0;
+}
+
+int logs(const config::Config &config, const std::optional<std::string> &type, int limit) {
+  health::Filter filter;
+  if (type) {
+    filter.type = health::parse_event_type(*type);
+    if (!filter.type) throw std::invalid_argument("--type must be INFO, WARNING, ERROR, SWITCH or CRITICAL");
+  }
+  filter.limit = limit;
+  auto sql = open(config);
+  for (const auto &e : health::list(*sql, filter)) {
+    fmt::print("{} {} {:<8} {}{} {}\n", e.id, e.created_at, health::to_string(e.type), e.message,
+               e.repeat_count > 1 ? fmt::format(" (x{})", e.repeat_count) : "",
+               e.metadata.is_discarded() ? "{}" : e.metadata.dump());
+  }
+  return 0;
+}
+
+} // namespace usher::cli

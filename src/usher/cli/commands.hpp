@@ -1,0 +1,20 @@
+// The administrative commands that work on the database directly, so they
+// work while the API is down. Each prints its result on stdout.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include <usher/auth/api_tokens.hpp>
+#include <usher/config/config.hpp>
+#include <usher/system/system_mode.hpp>
+
+namespace usher::cli {
+
+int migrate(const config::Config &config);
+int create_token(const config::Config &config, auth::Role role, const std::string &name);
+int mode_get(const config::Config &config);
+int mode_set(const config::Config &config, system::SystemMode mode, const std::string &reason);
+int logs(const config::Config &config, const std::optional<std::string> &type, int limit);
+
+} // namespace usher::cli

@@ -1,0 +1,289 @@
+#include <usher/config/config.hpp>
+
+#include <charconv>
+#include <limits>
+
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+#include <usher/util/text.hpp>
+
+namespace usher::config {
+namespace {
+
+std::optional<std::string> parse_uint(const std::string &value, unsigned long long min,
+                                      unsigned long long max, unsigned long long &out) {
+  const char *begin = value.data();
+  const char *end = value.data() + value.size();
+  auto [ptr, ec] = std::from_chars(begin, end, out);
+  if (ec != std::errc{} || ptr != end || value.empty()) {
+    return fmt::format("must be a whole number, got \"{}\"", value);
+  }
+  if (out < min || out > max) return fmt::format("must be between {} and {}, got {}", min, max, out);
+  return std::nullopt;
+}
+
+template <typename T>
+Setting number(std::string name, std::string help, unsigned long long min, unsigned long long max,
+               T Config::*field) {
+  return Setting{std::move(name), std::move(help),
+                 [=](Config &c, const std::string &v) -> std::optional<std::string> {
+                   unsigned long long n = 0;
+                   if (auto err = parse_uint(v, min, max, n)) return err;
+                   if constexpr (std::is_integral_v<T>) {
+                     c.*field = static_cast<T>(n);
+                   } else {
+                     c.*field = T{static_cast<typename T::rep>(n)};
+                   }
+                   return std::nullopt;
+                 }};
+}
+
+Setting text_setting(std::string name, std::string help, std::string Config::*field) {
+  return Setting{std::move(name), std::move(help),
+                 [=](Config &c, const std::string &v) -> std::optional<std::string> {
+                   c.*field = v;
+                   return std::nullopt;
+                 }};
+}
+
+std::optional<std::string> parse_bool(const std::string &v, bool &out) {
+  const std::string lower = text::ascii_lower(v);
+  if (lower == "true" || lower == "1" || lower == "yes" || lower == "on") {
+    out = true;
+  } else if (lower == "false" || lower == "0" || lower == "no" || lower == "off") {
+    out = false;
+  } else {
+    return fmt::format("must be true or false, got \"{}\"", v);
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> parse_listen(Config &c, const std::string &v) {
+  const auto colon = v.rfind(':');
+  if (colon == std::string::npos) return fmt::format("must be HOST:PORT, got \"{}\"", v);
+  std::string host = v.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  unsigned long long port = 0;
+  if (parse_uint(v.substr(colon + 1), 0, 65535, port)) {
+    return fmt::format("must be HOST:PORT with a port from 0 to 65535, got \"{}\"", v);
+  }
+  c.listen_host = host.empty() ? "127.0.0.1" : host;
+  c.listen_port = static_cast<std::uint16_t>(port);
+  return std::nullopt;
+}
+
+std::optional<std::string> parse_database_url(Config &c, const std::string &v) {
+  if (v.rfind("sqlite:", 0) == 0) {
+    if (v.size() == 7) return "sqlite: needs a path, as in sqlite:var/usher.db";
+  } else if (v.rfind("postgresql://", 0) != 0 && v.rfind("postgres://", 0) != 0) {
+    return fmt::format("must start with sqlite: or postgresql://, got \"{}\"", v);
+  }
+  c.database_url = v;
+  return std::nullopt;
+}
+
+std::optional<std::string> parse_redis_url(Config &c, const std::string &v) {
+  if (!v.empty() && v.rfind("redis://", 0) != 0) {
+    return "must look like redis://[:password@]host:port[/db]";
+  }
+  c.redis_url = v;
+  return std::nullopt;
+}
+
+std::optional<std::string> parse_chat_ids(Config &c, const std::string &v) {
+  c.telegram_admin_chat_ids.clear();
+  std::size_t start = 0;
+  while (start <= v.size()) {
+    const auto comma = v.find(',', start);
+    const auto piece =
+        std::string(text::trim(std::string_view(v).substr(start, comma == std::string::npos
+                                                                     ? std::string::npos
+                                                                     : comma - start)));
+    if (!piece.empty()) {
+      const bool numeric_id = piece.find_first_not_of("-0123456789") == std::string::npos;
+      if (!numeric_id && piece.front() != '@') {
+        return fmt::format("must be chat ids (numbers or @channel) separated by commas, got \"{}\"",
+                           piece);
+      }
+      c.telegram_admin_chat_ids.push_back(piece);
+    }
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return std::nullopt;
+}
+
+std::vector<Setting> make_settings() {
+  constexpr unsigned long long k_day_ms = 24ULL * 3600 * 1000;
+  return {
+      {"USHER_LISTEN", "HTTP listen address HOST:PORT (:0 picks a free port)", parse_listen},
+      {"DATABASE_URL", "sqlite:PATH or postgresql://user:pass@host:port/db", parse_database_url},
+      {"REDIS_URL", "redis://[:password@]host:port[/db]; unset: the embedded queue",
+       parse_redis_url},
+      text_setting("REDIS_HOST", "Redis host (when REDIS_URL is unset)", &Config::redis_host),
+      number("REDIS_PORT", "Redis port (with REDIS_HOST)", 1, 65535, &Config::redis_port),
+      {"START_WORKER", "run worker threads inside serve",
+       [](Config &c, const std::string &v) { return parse_bool(v, c.start_worker); }},
+      number("WORKER_CONCURRENCY", "jobs processed at once per process", 1, 256,
+             &Config::worker_concurrency),
+      number("JOB_MAX_ATTEMPTS", "attempts before a job is dead", 1, 100, &Config::job_max_attempts),
+      number("JOB_BACKOFF_MS", "base of the exponential backoff between attempts", 1, k_day_ms,
+             &Config::job_backoff),
+      number("CONFIG_CACHE_TTL_MS", "system-mode cache lifetime", 1, k_day_ms,
+             &Config::config_cache_ttl),
+      text_setting("TELEGRAM_BOT_TOKEN", "Telegram bot token; alerts are off without it",
+                   &Config::telegram_bot_token),
+      {"TELEGRAM_ADMIN_CHAT_ID", "chat ids separated by commas", parse_chat_ids},
+      {"TELEGRAM_API_URL", "Bot API base URL",
+       [](Config &c, const std::string &v) -> std::optional<std::string> {
+         if (v.rfind("http://", 0) != 0 && v.rfind("https://", 0) != 0) {
+           return "must be an http:// or https:// URL";
+         }
+         c.telegram_api_url = v;
+         while (!c.telegram_api_url.empty() && c.telegram_api_url.back() == '/') {
+           c.telegram_api_url.pop_back();
+         }
+         return std::nullopt;
+       }},
+      number("ALERT_THROTTLE_MS", "window in which repeats of one alert are folded", 0, k_day_ms,
+             &Config::alert_throttle),
+      text_setting("USHER_INSTANCE", "instance name (default: the host name)", &Config::instance),
+      {"LOG_FORMAT", "text or json",
+       [](Config &c, const std::string &v) -> std::optional<std::string> {
+         if (v == "text") {
+           c.log_format = LogFormat::text;
+         } else if (v == "json") {
+           c.log_format = LogFormat::json;
+         } else {
+           return fmt::format("must be text or json, got \"{}\"", v);
+         }
+         return std::nullopt;
+       }},
+      number("ACTIVATION_TTL_HOURS", "lifetime of an activation token", 1, 24 * 365,
+             &Config::activation_ttl),
+      {"PASSWORD_HASH_MEMORY_KIB", "argon2id memory cost in KiB",
+       [](Config &c, const std::string &v) -> std::optional<std::string> {
+         unsigned long long n = 0;
+         if (auto err = parse_uint(v, 8, 4ULL * 1024 * 1024, n)) return err;
+         c.password_cost.memory_kib = static_cast<std::size_t>(n);
+         return std::nullopt;
+       }},
+      {"PASSWORD_HASH_ITERATIONS", "argon2id time cost",
+       [](Config &c, const std::string &v) -> std::optional<std::string> {
+         unsigned long long n = 0;
+         if (auto err = parse_uint(v, 1, 100, n)) return err;
+         c.password_cost.iterations = n;
+         return std::nullopt;
+       }},
+      number("IDEMPOTENCY_TTL_HOURS", "how long Idempotency-Key responses are kept", 24, 24 * 365,
+             &Config::idempotency_ttl),
+      number("SESSION_TTL_HOURS", "lifetime of a login session token", 1, 24 * 365,
+             &Config::session_ttl),
+      number("HTTP_READ_TIMEOUT_MS", "time allowed to read one request", 100, 600000,
+             &Config::http_read_timeout),
+      number("DB_BUSY_TIMEOUT_MS", "how long a database call waits for a lock", 10, 600000,
+             &Config::db_busy_timeout),
+      number("HTTP_THREADS", "I/O threads of the HTTP server", 1, 64, &Config::http_threads),
+      number("BLOCKING_THREADS", "threads for database reads and password hashing", 1, 256,
+             &Config::blocking_threads),
+      number("WRITE_QUEUE_LIMIT", "pending writes before requests get 503", 1, 10000000,
+             &Config::write_queue_limit),
+  };
+}
+
+std::string host_name() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "usher";
+  return buf;
+}
+
+std::optional<std::string> toml_value_text(const toml::node &node) {
+  if (auto s = node.value<std::string>()) return *s;
+  if (node.is_integer()) return std::to_string(*node.value<std::int64_t>());
+  if (node.is_boolean()) return *node.value<bool>() ? "true" : "false";
+  return std::nullopt;
+}
+
+} // namespace
+
+const std::vector<Setting> &settings() {
+  static const std::vector<Setting> k_settings = make_settings();
+  return k_settings;
+}
+
+std::string flag_name(const std::string &setting_name) {
+  std::string flag = "--" + text::ascii_lower(setting_name);
+  for (char &c : flag) {
+    if (c == '_') c = '-';
+  }
+  return flag;
+}
+
+Result<Config> load(const Sources &sources) {
+  // Last writer wins: file, then environment, then flags.
+  std::map<std::string, std::pair<std::string, std::string>> chosen; // name -> (value, origin)
+  if (sources.file) {
+    toml::table table;
+    try {
+      table = toml::parse_file(*sources.file);
+    } catch (const toml::parse_error &e) {
+      return fail(ErrorKind::invalid, "config_file",
+                  fmt::format("{}: {}", *sources.file, e.description()));
+    }
+    for (const auto &[key, node] : table) {
+      const std::string name = [&] {
+        std::string n(key.str());
+        for (char &c : n) {
+          if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+        }
+        return n;
+      }();
+      const bool known = std::any_of(settings().begin(), settings().end(),
+                                     [&](const Setting &s) { return s.name == name; });
+      if (!known) {
+        return fail(ErrorKind::invalid, "config_file",
+                    fmt::format("{}: unknown setting \"{}\"", *sources.file, key.str()), name);
+      }
+      auto value = toml_value_text(node);
+      if (!value) {
+        return fail(ErrorKind::invalid, "config_file",
+                    fmt::format("{}: {} must be a string, a number or a boolean", *sources.file,
+                                key.str()),
+                    name);
+      }
+      chosen[name] = {*value, *sources.file};
+    }
+  }
+  for (const auto &setting : settings()) {
+    if (sources.env) {
+      if (const char *v = sources.env(setting.name.c_str())) chosen[setting.name] = {v, "environment"};
+    }
+    if (auto it = sources.flags.find(setting.name); it != sources.flags.end()) {
+      chosen[setting.name] = {it->second, flag_name(setting.name)};
+    }
+  }
+
+  Config config;
+  for (const auto &setting : settings()) {
+    auto it = chosen.find(setting.name);
+    if (it == chosen.end()) continue;
+    if (auto err = setting.apply(config, it->second.first)) {
+      return fail(ErrorKind::invalid, "config",
+                  fmt::format("{} {} (from {})", setting.name, *err, it->second.second),
+                  setting.name);
+    }
+  }
+  if (config.instance.empty()) config.instance = host_name();
+  if (!config.telegram_bot_token.empty() && config.telegram_admin_chat_ids.empty()) {
+    return fail(ErrorKind::invalid, "config",
+                "TELEGRAM_ADMIN_CHAT_ID must be set when TELEGRAM_BOT_TOKEN is", "TELEGRAM_ADMIN_CHAT_ID");
+  }
+  return config;
+}
+
+} // namespace usher::config

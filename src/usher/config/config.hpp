@@ -1,0 +1,76 @@
+// usher's configuration: one typed struct, parsed and validated once at
+// start-up from defaults < TOML file < environment < flags (SPEC §1).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <usher/util/crypto.hpp>
+#include <usher/util/error.hpp>
+
+namespace usher::config {
+
+enum class LogFormat { text, json };
+
+struct Config {
+  // SPEC §1 variables.
+  std::string listen_host = "127.0.0.1";
+  std::uint16_t listen_port = 8080;
+  std::string database_url = "sqlite:var/usher.db";
+  std::string redis_url; // empty: the embedded queue
+  std::string redis_host;
+  std::uint16_t redis_port = 6379;
+  bool start_worker = true;
+  unsigned worker_concurrency = 4;
+  unsigned job_max_attempts = 3;
+  std::chrono::milliseconds job_backoff{1000};
+  std::chrono::milliseconds config_cache_ttl{60000};
+  std::string telegram_bot_token;
+  std::vector<std::string> telegram_admin_chat_ids;
+  std::string telegram_api_url = "https://api.telegram.org";
+  std::chrono::milliseconds alert_throttle{60000};
+  std::string instance; // defaults to the host name
+  LogFormat log_format = LogFormat::text;
+
+  // usher's own knobs (docs/configuration.md).
+  std::chrono::hours activation_ttl{24 * 7};
+  crypto::PasswordCost password_cost;
+  std::chrono::hours idempotency_ttl{24};
+  std::chrono::hours session_ttl{24};
+  std::chrono::milliseconds http_read_timeout{10000};
+  std::chrono::milliseconds db_busy_timeout{5000};
+  unsigned http_threads = 1;
+  unsigned blocking_threads = 4;
+  std::size_t write_queue_limit = 20000;
+};
+
+// One configurable setting: its environment name (the TOML key is the same
+// name in lower case, the flag is that with dashes) and how to apply a value.
+struct Setting {
+  std::string name;
+  std::string help;
+  // Applies `value` to `config`; returns an error message when invalid.
+  std::function<std::optional<std::string>(Config &, const std::string &value)> apply;
+};
+
+// Every setting usher knows, in the order of docs/configuration.md.
+const std::vector<Setting> &settings();
+
+// "DATABASE_URL" -> "--database-url".
+std::string flag_name(const std::string &setting_name);
+
+struct Sources {
+  std::optional<std::string> file;              // path given by --config
+  std::function<const char *(const char *)> env; // getenv-like
+  std::map<std::string, std::string> flags;      // setting name -> value
+};
+
+// Builds the configuration from `sources`; the error names the variable.
+Result<Config> load(const Sources &sources);
+
+} // namespace usher::config

@@ -1,0 +1,127 @@
+// Admin endpoints: the kill switch and the health log.
+#include <usher/http/api.hpp>
+
+#include <charconv>
+#include <regex>
+
+#include <usher/health/health_log.hpp>
+
+namespace usher::http {
+namespace {
+
+constexpr std::initializer_list<auth::Role> k_admin = {auth::Role::admin};
+constexpr int k_default_log_limit = 50;
+constexpr int k_max_log_limit = 500;
+
+Error bad_param(const char *name, const std::string &why) {
+  return Error{ErrorKind::invalid, "query_invalid", std::string(name) + " " + why, name};
+}
+
+std::optional<long long> parse_positive(std::string_view text, long long max) {
+  long long value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || ptr != text.data() + text.size() || value < 1 || value > max) {
+    return std::nullopt;
+  }
+  return value;
+}
+
+Result<health::Filter> parse_log_filter(std::string_view query_text) {
+  auto query =
+      restinio::try_parse_query<restinio::parse_query_traits::relaxed>(query_text);
+  if (!query) return tl::unexpected(bad_param("query", "is not a valid query string"));
+  health::Filter filter;
+  filter.limit = k_default_log_limit;
+  for (const auto &[name_view, value_view] : *query) {
+    const std::string name(name_view);
+    const std::string value(value_view);
+    if (name == "type") {
+      filter.type = health::parse_event_type(value);
+      if (!filter.type) {
+        return tl::unexpected(bad_param("type", "must be INFO, WARNING, ERROR, SWITCH or CRITICAL"));
+      }
+    } else if (name == "since") {
+      static const std::regex k_iso(R"(\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?Z?)?)");
+      if (!std::regex_match(value, k_iso)) {
+        return tl::unexpected(bad_param("since", "must be an ISO 8601 UTC time"));
+      }
+      filter.since = value;
+    } else if (name == "limit") {
+      auto limit = parse_positive(value, k_max_log_limit);
+      if (!limit) return tl::unexpected(bad_param("limit", "must be 1 to 500"));
+      filter.limit = static_cast<int>(*limit);
+    } else if (name == "before_id") {
+      auto before = parse_positive(value, std::numeric_limits<long long>::max());
+      if (!before) return tl::unexpected(bad_param("before_id", "must be a positive id"));
+      filter.before_id = *before;
+    } else {
+      return tl::unexpected(Error{ErrorKind::invalid, "unknown_field",
+                                  "unknown query parameter", "query"});
+    }
+  }
+  return filter;
+}
+
+} // namespace
+
+nlohmann::json Api::mode_json(const system::ModeState &state) {
+  return {{"mode", system::to_string(state.mode)},
+          // Without a job queue (a later issue) every request is provisioned inline.
+          {"effective_mode", system::to_string(system::SystemMode::sync_direct)},
+          {"version", state.version},
+          {"updated_at", state.updated_at},
+          {"updated_by", state.updated_by},
+          {"queue", queue_status()}};
+}
+
+void Api::get_mode(const Request &req, const restinio::router::route_params_t &) {
+  authenticate(req, k_admin, [this, req](const auth::Principal &) {
+    on_pool(req, [this, req](soci::session &sql) {
+      const auto state = system::load_mode(sql);
+      m_deps.mode.set(state);
+      reply(req, json_response(200, mode_json(state)));
+    });
+  });
+}
+
+void Api::put_mode(const Request &req, const restinio::router::route_params_t &) {
+  with_json_body(req, k_admin, [this, req](const auth::Principal &principal, nlohmann::json body) {
+    auto change = system::parse_mode_change(body);
+    if (!change) return reply_error(req, change.error());
+    change->actor = principal.actor();
+    change->instance = m_deps.config.instance;
+    auto result = std::make_shared<system::ModeChangeResult>();
+    on_writer(
+        req,
+        [result, change = std::move(*change)](soci::session &sql) {
+          *result = system::set_mode(sql, change);
+        },
+        [this, req, result](const Result<void> &written) {
+          if (!written) return reply_error(req, written.error());
+          // Takes effect at once on this instance.
+          m_deps.mode.set(result->state);
+          auto answer = mode_json(result->state);
+          answer["changed"] = result->changed;
+          reply(req, json_response(200, answer));
+        });
+  });
+}
+
+void Api::health_logs(const Request &req, const restinio::router::route_params_t &) {
+  authenticate(req, k_admin, [this, req](const auth::Principal &) {
+    auto filter = parse_log_filter(req->header().query());
+    if (!filter) return reply_error(req, filter.error());
+    on_pool(req, [this, req, filter = *filter](soci::session &sql) {
+      const auto events = health::list(sql, filter);
+      nlohmann::json items = nlohmann::json::array();
+      for (const auto &e : events) items.push_back(health::to_json(e));
+      nlohmann::json next = nullptr;
+      if (static_cast<int>(events.size()) == filter.limit && !events.empty()) {
+        next = events.back().id;
+      }
+      reply(req, json_response(200, {{"events", items}, {"next_before_id", next}}));
+    });
+  });
+}
+
+} // namespace usher::http

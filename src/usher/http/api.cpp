@@ -1,0 +1,188 @@
+#include <usher/http/api.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <usher/http/problem.hpp>
+#include <usher/util/crypto.hpp>
+#include <usher/util/text.hpp>
+
+namespace usher::http {
+namespace {
+
+Error unavailable() {
+  return Error{ErrorKind::unavailable, "unavailable",
+               "usher cannot take this request right now; retry shortly", ""};
+}
+
+bool is_json_media_type(std::string_view content_type) {
+  const auto semicolon = content_type.find(';');
+  return text::iequals(text::trim(content_type.substr(0, semicolon)), "application/json");
+}
+
+} // namespace
+
+Response json_response(int status, const nlohmann::json &body) {
+  return Response{status, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                  "application/json",
+                  {}};
+}
+
+Response problem_response(const Error &error) {
+  Response response{status_for(error.kind), problem_body(error), "application/problem+json", {}};
+  if (response.status == 503) response.headers.emplace_back("Retry-After", "1");
+  if (response.status == 401) response.headers.emplace_back("WWW-Authenticate", "Bearer");
+  return response;
+}
+
+Api::Api(ApiDeps deps) : m_deps(std::move(deps)) {}
+
+std::unique_ptr<Router> Api::make_router() {
+  auto router = std::make_unique<Router>();
+  router->http_get("/healthz", route(&Api::healthz));
+  router->http_get("/readyz", route(&Api::readyz));
+  router->http_post("/api/v1/users", route(&Api::create_user));
+  router->http_get("/api/v1/users", route(&Api::find_user_by_email));
+  router->http_get(R"(/api/v1/users/:id(\d{1,18}))", route(&Api::get_user));
+  router->http_post("/api/v1/auth/activate", route(&Api::activate));
+  router->http_post("/api/v1/auth/login", route(&Api::login));
+  router->http_get("/api/v1/admin/system/mode", route(&Api::get_mode));
+  router->add_handler(restinio::http_method_put(), "/api/v1/admin/system/mode",
+                      route(&Api::put_mode));
+  router->http_get("/api/v1/admin/health/logs", route(&Api::health_logs));
+  router->non_matched_request_handler([this](Request req) {
+    ++m_in_flight;
+    reply_error(req, Error{ErrorKind::not_found, "not_found", "no such resource or method", ""});
+    return restinio::request_accepted();
+  });
+  return router;
+}
+
+Router::actual_request_handler_t Api::route(Handler handler) {
+  return [this, handler](Request req, restinio::router::route_params_t params) {
+    ++m_in_flight;
+    if (m_draining.load()) {
+      reply_error(req, Error{ErrorKind::unavailable, "shutting_down", "usher is shutting down", ""});
+      return restinio::request_accepted();
+    }
+    try {
+      (this->*handler)(req, params);
+    } catch (const std::exception &e) {
+      // A bug: the request gets a 500 and the process goes on.
+      spdlog::error("handler for {} failed: {}", req->header().path(), e.what());
+      reply_error(req, Error{ErrorKind::internal, "internal", "internal error", ""});
+    }
+    return restinio::request_accepted();
+  };
+}
+
+void Api::reply(const Request &req, Response response) {
+  auto builder = req->create_response(restinio::http_status_line_t{
+      restinio::http_status_code_t{static_cast<std::uint16_t>(response.status)},
+      reason_phrase(response.status)});
+  builder.append_header(restinio::http_field::content_type, std::move(response.content_type));
+  for (auto &[name, value] : response.headers) builder.append_header(name, std::move(value));
+  builder.set_body(std::move(response.body));
+  builder.done();
+  --m_in_flight;
+}
+
+void Api::reply_error(const Request &req, const Error &error) {
+  if (error.kind == ErrorKind::internal) spdlog::error("internal error: {}", error.detail);
+  reply(req, problem_response(error));
+}
+
+void Api::authenticate(const Request &req, std::initializer_list<auth::Role> roles,
+                       WithPrincipal next) {
+  const auto header = req->header().try_get_field(restinio::http_field::authorization);
+  const auto token = header ? auth::bearer_token(*header) : std::nullopt;
+  if (!token) {
+    return reply_error(req, Error{ErrorKind::unauthenticated, "unauthorized",
+                                  "an Authorization: Bearer token is required", ""});
+  }
+  std::vector<auth::Role> allowed(roles);
+  auto check = [this, req, allowed = std::move(allowed),
+                next = std::move(next)](const std::optional<auth::Principal> &principal) {
+    if (!principal) {
+      return reply_error(req, Error{ErrorKind::unauthenticated, "unauthorized",
+                                    "the token is not valid", ""});
+    }
+    if (std::find(allowed.begin(), allowed.end(), principal->role) == allowed.end()) {
+      return reply_error(req, Error{ErrorKind::forbidden, "forbidden",
+                                    "this token's role may not do this", ""});
+    }
+    next(*principal);
+  };
+  const std::string hash = crypto::sha256_hex(*token);
+  if (auto principal = m_deps.tokens.find(hash); principal || !m_deps.tokens.reload_due()) {
+    return check(principal);
+  }
+  // Maybe a token created since the last load: reload once, off the I/O thread.
+  on_pool(req, [this, hash, check](soci::session &sql) {
+    if (m_deps.tokens.reload_due()) m_deps.tokens.reload(sql);
+    check(m_deps.tokens.find(hash));
+  });
+}
+
+void Api::with_json_body(const Request &req, std::initializer_list<auth::Role> roles,
+                         WithBody next) {
+  if (req->body().size() > k_max_body) {
+    return reply_error(req, Error{ErrorKind::too_large, "payload_too_large",
+                                  "the request body is larger than 64 KiB", ""});
+  }
+  auto parse = [this, req, next = std::move(next)](const auth::Principal &principal) {
+    const auto content_type = req->header().get_field_or(restinio::http_field::content_type, "");
+    if (!is_json_media_type(content_type)) {
+      return reply_error(req, Error{ErrorKind::unsupported_media, "unsupported_media_type",
+                                    "the body must be application/json", ""});
+    }
+    auto body = nlohmann::json::parse(req->body(), nullptr, /*allow_exceptions=*/false);
+    if (body.is_discarded()) {
+      return reply_error(req, Error{ErrorKind::invalid, "malformed_json",
+                                    "the body is not valid JSON (UTF-8)", ""});
+    }
+    next(principal, std::move(body));
+  };
+  if (roles.size() == 0) return parse(auth::Principal{});
+  authenticate(req, roles, std::move(parse));
+}
+
+void Api::on_pool(const Request &req, store::BlockingPool::Task task) {
+  const bool queued =
+      m_deps.pool.submit(std::move(task), [this, req] { reply_error(req, unavailable()); });
+  if (!queued) reply_error(req, unavailable());
+}
+
+void Api::on_writer(const Request &req, store::WriteBatcher::Apply apply,
+                    store::WriteBatcher::Done done) {
+  if (!m_deps.writer.submit(std::move(apply), std::move(done))) reply_error(req, unavailable());
+}
+
+nlohmann::json Api::queue_status() const {
+  // No job queue is wired in yet: every request is provisioned inline.
+  return {{"backend", "none"}, {"healthy", false}, {"circuit", "none"}};
+}
+
+void Api::healthz(const Request &req, const restinio::router::route_params_t &) {
+  reply(req, Response{200, R"({"status":"ok"})", "application/json", {}});
+}
+
+void Api::readyz(const Request &req, const restinio::router::route_params_t &) {
+  const bool queued = m_deps.pool.submit(
+      [this, req](soci::session &sql) {
+        int one = 0;
+        sql << "SELECT 1", soci::into(one);
+        reply(req, json_response(200, {{"status", "ready"},
+                                       {"database", {{"ok", true}}},
+                                       {"queue", queue_status()}}));
+      },
+      [this, req] {
+        auto response = json_response(503, {{"status", "not_ready"},
+                                            {"database", {{"ok", false}}},
+                                            {"queue", queue_status()}});
+        response.headers.emplace_back("Retry-After", "1");
+        reply(req, std::move(response));
+      });
+  if (!queued) reply_error(req, unavailable());
+}
+
+} // namespace usher::http

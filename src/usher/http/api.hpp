@@ -1,0 +1,110 @@
+// The HTTP API (SPEC §3): routes, authentication and the translation between
+// requests and the domain. Handlers run on the I/O thread only to parse and
+// validate; database work goes to the BlockingPool (reads, hashing) or the
+// WriteBatcher (writes), which answer the request when they are done.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <restinio/all.hpp>
+
+#include <usher/auth/api_tokens.hpp>
+#include <usher/config/config.hpp>
+#include <usher/idempotency/idempotency.hpp>
+#include <usher/store/blocking_pool.hpp>
+#include <usher/store/write_batcher.hpp>
+#include <usher/system/mode_cache.hpp>
+#include <usher/util/error.hpp>
+
+namespace usher::http {
+
+using Request = restinio::request_handle_t;
+using Router = restinio::router::express_router_t<>;
+
+struct Response {
+  int status = 200;
+  std::string body;
+  std::string content_type = "application/json";
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+Response json_response(int status, const nlohmann::json &body);
+Response problem_response(const Error &error);
+
+inline constexpr std::size_t k_max_body = 64 * 1024;
+
+// Everything the handlers need, built once in main and passed in.
+struct ApiDeps {
+  const config::Config &config;
+  store::BlockingPool &pool;
+  store::WriteBatcher &writer;
+  auth::TokenRegistry &tokens;
+  system::ModeCache &mode;
+  idempotency::InFlight &idempotency;
+  // A hash verified when a login names no account, so both cost the same.
+  std::string dummy_password_hash;
+};
+
+class Api {
+public:
+  explicit Api(ApiDeps deps);
+
+  std::unique_ptr<Router> make_router();
+
+  // From now on new requests get 503; requests already accepted finish.
+  void begin_drain() { m_draining.store(true); }
+  int in_flight() const { return m_in_flight.load(); }
+
+private:
+  using Handler = void (Api::*)(const Request &, const restinio::router::route_params_t &);
+  using WithPrincipal = std::function<void(const auth::Principal &)>;
+  using WithBody = std::function<void(const auth::Principal &, nlohmann::json)>;
+
+  // Wraps a handler: drain check, in-flight count, exceptions to 500.
+  Router::actual_request_handler_t route(Handler handler);
+
+  // Answers exactly once per request.
+  void reply(const Request &req, Response response);
+  void reply_error(const Request &req, const Error &error);
+
+  // Resolves the bearer token (from memory; a miss may reload the registry
+  // on the pool) and checks its role; answers 401/403 itself.
+  void authenticate(const Request &req, std::initializer_list<auth::Role> roles, WithPrincipal next);
+
+  // Body size (413), then the token when `roles` is not empty (401/403),
+  // then the media type (415), then the JSON (400).
+  void with_json_body(const Request &req, std::initializer_list<auth::Role> roles, WithBody next);
+
+  // Runs `task` on the pool; 503 when the pool is full or the database fails.
+  void on_pool(const Request &req, store::BlockingPool::Task task);
+  // Queues a write; `done` answers. 503 when the write queue is full.
+  void on_writer(const Request &req, store::WriteBatcher::Apply apply,
+                 store::WriteBatcher::Done done);
+
+  nlohmann::json queue_status() const;
+  nlohmann::json mode_json(const system::ModeState &state);
+
+  void healthz(const Request &req, const restinio::router::route_params_t &);
+  void readyz(const Request &req, const restinio::router::route_params_t &);
+  void create_user(const Request &req, const restinio::router::route_params_t &);
+  void find_user_by_email(const Request &req, const restinio::router::route_params_t &);
+  void get_user(const Request &req, const restinio::router::route_params_t &params);
+  void activate(const Request &req, const restinio::router::route_params_t &);
+  void login(const Request &req, const restinio::router::route_params_t &);
+  void get_mode(const Request &req, const restinio::router::route_params_t &);
+  void put_mode(const Request &req, const restinio::router::route_params_t &);
+  void health_logs(const Request &req, const restinio::router::route_params_t &);
+
+  ApiDeps m_deps;
+  std::atomic<int> m_in_flight{0};
+  std::atomic<bool> m_draining{false};
+};
+
+} // namespace usher::http

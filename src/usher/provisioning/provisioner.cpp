@@ -1,0 +1,122 @@
+#include <usher/provisioning/provisioner.hpp>
+
+#include <usher/auth/activation.hpp>
+#include <usher/util/clock.hpp>
+
+namespace usher::provisioning {
+namespace {
+
+constexpr const char *k_insert_account =
+    "INSERT INTO accounts (email, email_normalized, created_at) VALUES (:email, :norm, :now) "
+    "ON CONFLICT DO NOTHING RETURNING id";
+
+constexpr const char *k_insert_profile =
+    "INSERT INTO tripwire_users (user_id, full_name, phone, product, created_by, "
+    "created_by_token_id, created_at) "
+    "VALUES (:user_id, :full_name, :phone, :product, :created_by, :token_id, :now) "
+    "ON CONFLICT DO NOTHING";
+
+constexpr const char *k_insert_done_job =
+    "INSERT INTO jobs (email, email_normalized, payload, status, attempts, user_id, "
+    "created_by_token_id, run_after, created_at, updated_at) "
+    "VALUES (:email, :norm, :payload, 'succeeded', 1, :user_id, :token_id, :now, :now2, :now3) "
+    "ON CONFLICT DO NOTHING RETURNING id";
+
+constexpr const char *k_select_user =
+    "SELECT a.id, a.email, a.created_at, a.activated_at, t.full_name, t.phone, t.product, "
+    "t.created_by FROM accounts a LEFT JOIN tripwire_users t ON t.user_id = a.id ";
+
+tl::unexpected<Error> user_exists(const std::string &email) {
+  return fail(ErrorKind::conflict, "user_exists",
+              "an account or a pending request already exists for " + email, "email");
+}
+
+template <typename Key>
+std::optional<UserRecord> find_user(soci::session &sql, const std::string &where, const Key &key) {
+  UserRecord r;
+  long long id = 0;
+  std::string activated_at, full_name, phone, product, created_by;
+  soci::indicator i_act = soci::i_null, i_name = soci::i_null, i_phone = soci::i_null,
+                  i_product = soci::i_null, i_by = soci::i_null;
+  soci::statement st = (sql.prepare << std::string(k_select_user) + where, soci::use(key), soci::into(id),
+                        soci::into(r.email), soci::into(r.created_at),
+                        soci::into(activated_at, i_act), soci::into(full_name, i_name),
+                        soci::into(phone, i_phone), soci::into(product, i_product),
+                        soci::into(created_by, i_by));
+  st.execute(true);
+  if (!sql.got_data()) return std::nullopt;
+  r.id = id;
+  auto opt = [](soci::indicator ind, std::string &value) {
+    return ind == soci::i_ok ? std::optional<std::string>(std::move(value)) : std::nullopt;
+  };
+  r.activated_at = opt(i_act, activated_at);
+  r.full_name = opt(i_name, full_name);
+  r.phone = opt(i_phone, phone);
+  r.product = opt(i_product, product);
+  r.created_by = opt(i_by, created_by);
+  return r;
+}
+
+} // namespace
+
+Result<CreatedUser> create_user_inline(soci::session &sql, const NewUser &user,
+                                       const Creator &creator, std::chrono::hours activation_ttl) {
+  const std::string now = clock::now_iso8601();
+  long long user_id = 0;
+  sql << k_insert_account, soci::use(user.email), soci::use(user.email), soci::use(now),
+      soci::into(user_id);
+  if (!sql.got_data()) return user_exists(user.email);
+
+  const long long token_id = creator.token_id;
+  const std::string phone = user.phone.value_or("");
+  const std::string product = user.product.value_or("");
+  soci::indicator i_phone = user.phone ? soci::i_ok : soci::i_null;
+  soci::indicator i_product = user.product ? soci::i_ok : soci::i_null;
+  sql << k_insert_profile, soci::use(user_id), soci::use(user.full_name), soci::use(phone, i_phone),
+      soci::use(product, i_product), soci::use(creator.actor), soci::use(token_id), soci::use(now);
+
+  // A queued or running job for this email (async intake) also means "exists".
+  const std::string payload = user.to_json().dump();
+  long long job_id = 0;
+  sql << k_insert_done_job, soci::use(user.email), soci::use(user.email), soci::use(payload),
+      soci::use(user_id), soci::use(token_id), soci::use(now), soci::use(now), soci::use(now),
+      soci::into(job_id);
+  if (!sql.got_data()) return user_exists(user.email);
+
+  CreatedUser created;
+  created.user_id = user_id;
+  created.job_id = job_id;
+  created.activation_token = auth::create_activation_token(sql, user_id, activation_ttl);
+  return created;
+}
+
+std::optional<UserRecord> find_user_by_email(soci::session &sql,
+                                             const std::string &email_normalized) {
+  return find_user(sql, "WHERE a.email_normalized = :email", email_normalized);
+}
+
+std::optional<UserRecord> find_user_by_id(soci::session &sql, std::int64_t id) {
+  const long long key = id;
+  return find_user(sql, "WHERE a.id = :id", key);
+}
+
+nlohmann::json UserRecord::to_json() const {
+  auto nullable = [](const std::optional<std::string> &v) -> nlohmann::json {
+    return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+  };
+  nlohmann::json profile = nullptr;
+  if (full_name) {
+    profile = {{"full_name", *full_name},
+               {"phone", nullable(phone)},
+               {"product", nullable(product)},
+               {"created_by", nullable(created_by)}};
+  }
+  return {{"id", id},
+          {"email", email},
+          {"created_at", created_at},
+          {"activated", activated_at.has_value()},
+          {"activated_at", nullable(activated_at)},
+          {"profile", profile}};
+}
+
+} // namespace usher::provisioning

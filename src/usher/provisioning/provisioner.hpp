@@ -1,0 +1,53 @@
+// Creating a customer: the account (identity), its tripwire_users profile,
+// its activation token and the job row that records the request, all in the
+// caller's transaction. The normalised-email unique constraints decide who
+// wins a race, never a read-then-write.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+#include <soci/soci.h>
+
+#include <usher/provisioning/new_user.hpp>
+#include <usher/util/error.hpp>
+
+namespace usher::provisioning {
+
+// Who asked for the account.
+struct Creator {
+  std::int64_t token_id = 0;
+  std::string actor; // "NAME (token ID)"
+};
+
+struct CreatedUser {
+  std::int64_t user_id = 0;
+  std::int64_t job_id = 0;
+  std::string activation_token; // clear: returned once, never stored or logged
+};
+
+// Provisions `user` inline and records a succeeded job. On user_exists
+// (409) the caller must roll back: an account may already have been written.
+Result<CreatedUser> create_user_inline(soci::session &sql, const NewUser &user,
+                                       const Creator &creator, std::chrono::hours activation_ttl);
+
+struct UserRecord {
+  std::int64_t id = 0;
+  std::string email;
+  std::string created_at;
+  std::optional<std::string> activated_at;
+  std::optional<std::string> full_name; // the profile; unset if it does not exist yet
+  std::optional<std::string> phone;
+  std::optional<std::string> product;
+  std::optional<std::string> created_by;
+
+  nlohmann::json to_json() const;
+};
+
+std::optional<UserRecord> find_user_by_email(soci::session &sql, const std::string &email_normalized);
+std::optional<UserRecord> find_user_by_id(soci::session &sql, std::int64_t id);
+
+} // namespace usher::provisioning

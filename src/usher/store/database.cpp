@@ -1,0 +1,58 @@
+#include <usher/store/database.hpp>
+
+#include <filesystem>
+#include <stdexcept>
+
+#include <fmt/format.h>
+#include <soci/postgresql/soci-postgresql.h>
+#include <soci/sqlite3/soci-sqlite3.h>
+
+namespace usher::store {
+
+Database::Database(std::string url, std::chrono::milliseconds busy_timeout)
+    : m_url(std::move(url)), m_busy_timeout(busy_timeout) {
+  if (m_url.rfind("sqlite:", 0) == 0) {
+    m_dialect = Dialect::sqlite;
+    const std::string path = m_url.substr(7);
+    const auto parent = std::filesystem::path(path).parent_path();
+    if (!parent.empty()) std::filesystem::create_directories(parent);
+    // SOCI's sqlite3 backend takes "db=PATH"; quoting allows spaces.
+    m_connect_string = fmt::format("db=\"{}\" timeout={}", path,
+                                   std::max<long long>(1, busy_timeout.count() / 1000));
+  } else if (m_url.rfind("postgresql://", 0) == 0 || m_url.rfind("postgres://", 0) == 0) {
+    m_dialect = Dialect::postgresql;
+    m_connect_string = m_url;
+  } else {
+    throw std::runtime_error("DATABASE_URL must start with sqlite: or postgresql://");
+  }
+}
+
+std::unique_ptr<soci::session> Database::connect(bool for_writer) const {
+  std::unique_ptr<soci::session> sql;
+  if (m_dialect == Dialect::sqlite) {
+    sql = std::make_unique<soci::session>(*soci::factory_sqlite3(), m_connect_string);
+    *sql << fmt::format("PRAGMA busy_timeout = {}", m_busy_timeout.count());
+    *sql << "PRAGMA journal_mode = WAL";
+    // FULL: a commit is on disk before any 2xx; group commit makes it cheap.
+    *sql << "PRAGMA synchronous = FULL";
+    *sql << "PRAGMA foreign_keys = ON";
+    if (for_writer) *sql << "PRAGMA wal_autocheckpoint = 0";
+  } else {
+    sql = std::make_unique<soci::session>(*soci::factory_postgresql(), m_connect_string);
+    *sql << fmt::format("SET statement_timeout = {}", m_busy_timeout.count());
+  }
+  return sql;
+}
+
+void execute_script(soci::session &sql, const std::string &script) {
+  std::size_t start = 0;
+  while (start < script.size()) {
+    auto end = script.find(';', start);
+    if (end == std::string::npos) end = script.size();
+    const std::string statement = script.substr(start, end - start);
+    if (statement.find_first_not_of(" \t\r\n") != std::string::npos) sql << statement;
+    start = end + 1;
+  }
+}
+
+} // namespace usher::store

@@ -1,0 +1,168 @@
+#include <usher/store/migrations.hpp>
+
+#include <string>
+#include <vector>
+
+#include <usher/util/clock.hpp>
+
+namespace usher::store {
+namespace {
+
+// `{ID}` is the auto-increment primary key column type of each dialect.
+// Unique constraints are named: the code maps violations by constraint name.
+const std::vector<std::string> k_migrations = {
+    // 1: the whole schema of SPEC §4.
+    R"SQL(
+CREATE TABLE accounts (
+  id {ID},
+  email TEXT NOT NULL,
+  email_normalized TEXT NOT NULL,
+  password_hash TEXT,
+  created_at TEXT NOT NULL,
+  activated_at TEXT,
+  CONSTRAINT accounts_email_normalized_key UNIQUE (email_normalized)
+);
+CREATE TABLE tripwire_users (
+  id {ID},
+  user_id BIGINT NOT NULL REFERENCES accounts (id),
+  full_name TEXT NOT NULL,
+  phone TEXT,
+  product TEXT,
+  created_by TEXT NOT NULL,
+  created_by_token_id BIGINT,
+  created_at TEXT NOT NULL,
+  CONSTRAINT tripwire_users_user_id_key UNIQUE (user_id)
+);
+CREATE TABLE activation_tokens (
+  id {ID},
+  account_id BIGINT NOT NULL REFERENCES accounts (id),
+  token_hash TEXT NOT NULL,
+  expires_at TEXT NOT NULL,
+  used_at TEXT,
+  created_at TEXT NOT NULL,
+  CONSTRAINT activation_tokens_token_hash_key UNIQUE (token_hash)
+);
+CREATE TABLE sessions (
+  id {ID},
+  account_id BIGINT NOT NULL REFERENCES accounts (id),
+  token_hash TEXT NOT NULL,
+  expires_at TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  CONSTRAINT sessions_token_hash_key UNIQUE (token_hash)
+);
+CREATE TABLE jobs (
+  id {ID},
+  email TEXT NOT NULL,
+  email_normalized TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'succeeded', 'dead')),
+  attempts INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT,
+  user_id BIGINT REFERENCES accounts (id),
+  created_by_token_id BIGINT,
+  lease_owner TEXT,
+  lease_expires_at TEXT,
+  run_after TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
+CREATE UNIQUE INDEX jobs_active_email_key ON jobs (email_normalized)
+  WHERE status IN ('queued', 'running', 'succeeded');
+CREATE INDEX jobs_status_run_after ON jobs (status, run_after);
+CREATE TABLE idempotency_keys (
+  id {ID},
+  token_id BIGINT NOT NULL,
+  idempotency_key TEXT NOT NULL,
+  fingerprint TEXT NOT NULL,
+  status_code INTEGER NOT NULL,
+  response_body TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  CONSTRAINT idempotency_keys_token_key UNIQUE (token_id, idempotency_key)
+);
+CREATE INDEX idempotency_keys_created_at ON idempotency_keys (created_at);
+CREATE TABLE api_tokens (
+  id {ID},
+  name TEXT NOT NULL,
+  role TEXT NOT NULL CHECK (role IN ('admin', 'sales_manager')),
+  token_hash TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  revoked_at TEXT,
+  CONSTRAINT api_tokens_token_hash_key UNIQUE (token_hash)
+);
+CREATE TABLE system_config (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL,
+  version BIGINT NOT NULL,
+  updated_at TEXT NOT NULL,
+  updated_by TEXT NOT NULL
+);
+INSERT INTO system_config (key, value, version, updated_at, updated_by)
+  VALUES ('system_mode', 'async_queue', 1, '{NOW}', 'migration');
+CREATE TABLE system_health_logs (
+  id {ID},
+  event_type TEXT NOT NULL
+    CHECK (event_type IN ('INFO', 'WARNING', 'ERROR', 'SWITCH', 'CRITICAL')),
+  message TEXT NOT NULL,
+  metadata TEXT NOT NULL DEFAULT '{}',
+  instance TEXT NOT NULL DEFAULT '',
+  repeat_count INTEGER NOT NULL DEFAULT 1,
+  created_at TEXT NOT NULL
+);
+CREATE INDEX system_health_logs_type_id ON system_health_logs (event_type, id);
+CREATE TABLE alert_outbox (
+  id {ID},
+  health_log_id BIGINT REFERENCES system_health_logs (id),
+  chat_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  text TEXT NOT NULL,
+  status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'failed')),
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at TEXT NOT NULL,
+  last_error TEXT,
+  created_at TEXT NOT NULL,
+  sent_at TEXT
+);
+CREATE INDEX alert_outbox_status_next ON alert_outbox (status, next_attempt_at)
+)SQL",
+};
+
+std::string replace_all(std::string s, const std::string &from, const std::string &to) {
+  for (auto pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos + to.size())) {
+    s.replace(pos, from.size(), to);
+  }
+  return s;
+}
+
+} // namespace
+
+int latest_migration() { return static_cast<int>(k_migrations.size()); }
+
+int migrate(soci::session &sql, Dialect dialect) {
+  sql << "CREATE TABLE IF NOT EXISTS schema_migrations ("
+         "version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)";
+  int applied = 0;
+  for (int version = 1; version <= latest_migration(); ++version) {
+    soci::transaction tr(sql);
+    int present = 0;
+    sql << "SELECT COUNT(*) FROM schema_migrations WHERE version = :v", soci::use(version),
+        soci::into(present);
+    if (present != 0) {
+      tr.commit();
+      continue;
+    }
+    std::string script = k_migrations[static_cast<std::size_t>(version - 1)];
+    script = replace_all(script, "{ID}",
+                         dialect == Dialect::sqlite ? "INTEGER PRIMARY KEY"
+                                                    : "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY");
+    const std::string now = clock::now_iso8601();
+    script = replace_all(script, "{NOW}", now);
+    execute_script(sql, script);
+    sql << "INSERT INTO schema_migrations (version, applied_at) VALUES (:v, :t)", soci::use(version),
+        soci::use(now);
+    tr.commit();
+    ++applied;
+  }
+  return applied;
+}
+
+} // namespace usher::store

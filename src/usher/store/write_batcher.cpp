@@ -1,0 +1,102 @@
+#include <usher/store/write_batcher.hpp>
+
+#include <spdlog/spdlog.h>
+
+namespace usher::store {
+
+WriteBatcher::WriteBatcher(const Database &db, std::size_t queue_limit, std::size_t max_batch)
+    : m_db(db), m_queue_limit(queue_limit), m_max_batch(max_batch) {
+  m_thread = std::thread([this] { run(); });
+}
+
+WriteBatcher::~WriteBatcher() { stop(); }
+
+bool WriteBatcher::submit(Apply apply, Done done) {
+  {
+    std::lock_guard lock(m_mutex);
+    if (m_stopping || m_queue.size() >= m_queue_limit) return false;
+    m_queue.push_back(Item{std::move(apply), std::move(done)});
+  }
+  m_wake.notify_one();
+  return true;
+}
+
+void WriteBatcher::stop() {
+  {
+    std::lock_guard lock(m_mutex);
+    m_stopping = true;
+  }
+  m_wake.notify_one();
+  if (m_thread.joinable()) m_thread.join();
+}
+
+std::size_t WriteBatcher::pending() const {
+  std::lock_guard lock(m_mutex);
+  return m_queue.size();
+}
+
+void WriteBatcher::run() {
+  std::deque<Item> batch;
+  for (;;) {
+    {
+      std::unique_lock lock(m_mutex);
+      m_wake.wait(lock, [&] { return m_stopping || !m_queue.empty(); });
+      if (m_queue.empty()) return; // stopping and drained
+      while (!m_queue.empty() && batch.size() < m_max_batch) {
+        batch.push_back(std::move(m_queue.front()));
+        m_queue.pop_front();
+      }
+    }
+    run_batch(batch);
+    batch.clear();
+  }
+}
+
+void WriteBatcher::run_batch(std::deque<Item> &batch) {
+  std::vector<Result<void>> outcomes(batch.size());
+  try {
+    if (!m_sql) m_sql = m_db.connect(/*for_writer=*/true);
+    soci::session &sql = *m_sql;
+    sql.begin();
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      sql << "SAVEPOINT usher_write";
+      try {
+        batch[i].apply(sql);
+        sql << "RELEASE SAVEPOINT usher_write";
+      } catch (const AbortWrite &e) {
+        sql << "ROLLBACK TO SAVEPOINT usher_write";
+        sql << "RELEASE SAVEPOINT usher_write";
+        outcomes[i] = tl::unexpected(e.error);
+      } catch (const std::exception &e) {
+        sql << "ROLLBACK TO SAVEPOINT usher_write";
+        sql << "RELEASE SAVEPOINT usher_write";
+        spdlog::error("write rolled back: {}", e.what());
+        outcomes[i] = fail(ErrorKind::internal, "internal", "the write failed and was rolled back");
+      }
+    }
+    sql.commit();
+  } catch (const std::exception &e) {
+    spdlog::error("database write batch of {} failed: {}", batch.size(), e.what());
+    if (m_sql) {
+      try {
+        m_sql->rollback();
+      } catch (const std::exception &) {
+        // The connection is broken: reconnect on the next batch.
+      }
+    }
+    m_sql.reset();
+    for (auto &outcome : outcomes) {
+      outcome = fail(ErrorKind::unavailable, "database_unavailable",
+                     "the database did not accept the write; retry shortly");
+    }
+  }
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    try {
+      batch[i].done(outcomes[i]);
+    } catch (const std::exception &e) {
+      spdlog::error("write completion threw: {}", e.what());
+    }
+  }
+}
+
+} // namespace usher::store
