@@ -105,7 +105,7 @@ int serve(const config::Config &config) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  store::Database db(config.database_url, config.db_busy_timeout);
+  store::Database db(config.database_url, config.db_busy_timeout, config.sqlite_synchronous_full);
   auth::TokenRegistry tokens;
   {
     auto sql = db.connect();

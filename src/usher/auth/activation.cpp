@@ -26,10 +26,6 @@ constexpr const char *k_insert_session =
     "INSERT INTO sessions (account_id, token_hash, expires_at, created_at) "
     "VALUES (:account_id, :hash, :expires_at, :created_at)";
 
-constexpr const char *k_insert_activation =
-    "INSERT INTO activation_tokens (account_id, token_hash, expires_at, created_at) "
-    "VALUES (:account_id, :hash, :expires_at, :created_at)";
-
 constexpr std::size_t k_min_password = 8;
 constexpr std::size_t k_max_password = 128;
 
@@ -109,16 +105,11 @@ Session create_session(soci::session &sql, std::int64_t account_id, std::chrono:
   return session;
 }
 
-std::string create_activation_token(soci::session &sql, std::int64_t account_id,
-                                    std::chrono::hours ttl) {
-  std::string token = crypto::random_token("usher_a_");
-  const std::string hash = crypto::sha256_hex(token);
-  const std::string expires_at = clock::iso8601(std::chrono::system_clock::now() + ttl);
-  const std::string now = clock::now_iso8601();
-  const long long id = account_id;
-  sql << k_insert_activation, soci::use(id), soci::use(hash), soci::use(expires_at),
-      soci::use(now);
-  return token;
+IssuedSecret issue_activation_token() {
+  IssuedSecret secret;
+  secret.token = crypto::random_token("usher_a_");
+  secret.hash = crypto::sha256_hex(secret.token);
+  return secret;
 }
 
 } // namespace usher::auth

@@ -55,9 +55,12 @@ struct Session {
 // Creates a session for `account_id` inside the caller's transaction.
 Session create_session(soci::session &sql, std::int64_t account_id, std::chrono::hours ttl);
 
-// Creates the activation token for a new account inside the caller's
-// transaction; returns the clear token.
-std::string create_activation_token(soci::session &sql, std::int64_t account_id,
-                                    std::chrono::hours ttl);
+struct IssuedSecret {
+  std::string token; // clear: returned once, never stored or logged
+  std::string hash;  // what is stored
+};
+
+// A new activation token for a new account (provisioning stores its hash).
+IssuedSecret issue_activation_token();
 
 } // namespace usher::auth

@@ -15,7 +15,7 @@ namespace {
 
 // A migrated session: every command works on a current schema.
 std::unique_ptr<soci::session> open(const config::Config &config, store::Dialect *dialect = nullptr) {
-  store::Database db(config.database_url, config.db_busy_timeout);
+  store::Database db(config.database_url, config.db_busy_timeout, config.sqlite_synchronous_full);
   auto sql = db.connect();
   store::migrate(*sql, db.dialect());
   if (dialect) *dialect = db.dialect();
@@ -30,7 +30,7 @@ std::string cli_actor() {
 } // namespace
 
 int migrate(const config::Config &config) {
-  store::Database db(config.database_url, config.db_busy_timeout);
+  store::Database db(config.database_url, config.db_busy_timeout, config.sqlite_synchronous_full);
   auto sql = db.connect();
   const int applied = store::migrate(*sql, db.dialect());
   fmt::print("applied {} migrations; schema version {}\n", applied, store::latest_migration());

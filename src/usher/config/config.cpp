@@ -188,6 +188,12 @@ std::vector<Setting> make_settings() {
              &Config::http_read_timeout),
       number("DB_BUSY_TIMEOUT_MS", "how long a database call waits for a lock", 10, 600000,
              &Config::db_busy_timeout),
+      {"SQLITE_SYNCHRONOUS", "full (a commit survives power loss) or normal (survives a crash)",
+       [](Config &c, const std::string &v) -> std::optional<std::string> {
+         if (v != "full" && v != "normal") return fmt::format("must be full or normal, got \"{}\"", v);
+         c.sqlite_synchronous_full = v == "full";
+         return std::nullopt;
+       }},
       number("HTTP_THREADS", "I/O threads of the HTTP server", 1, 64, &Config::http_threads),
       number("BLOCKING_THREADS", "threads for database reads and password hashing", 1, 256,
              &Config::blocking_threads),

@@ -44,6 +44,7 @@ struct Config {
   std::chrono::hours session_ttl{24};
   std::chrono::milliseconds http_read_timeout{10000};
   std::chrono::milliseconds db_busy_timeout{5000};
+  bool sqlite_synchronous_full = true; // SQLITE_SYNCHRONOUS=full|normal
   unsigned http_threads = 1;
   unsigned blocking_threads = 4;
   std::size_t write_queue_limit = 20000;

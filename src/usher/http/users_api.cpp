@@ -40,7 +40,8 @@ void Api::create_user(const Request &req, const restinio::router::route_params_t
     const provisioning::Creator creator{principal.token_id, principal.actor()};
     const auto token_id = principal.token_id;
     auto apply = [this, outcome, user = std::move(*user), key, fingerprint, creator,
-                  token_id](soci::session &sql) {
+                  token_id](store::WriteContext &context) {
+      soci::session &sql = context.sql();
       if (key) {
         auto stored = idempotency::find(sql, token_id, *key, fingerprint);
         if (!stored) {
@@ -53,8 +54,8 @@ void Api::create_user(const Request &req, const restinio::router::route_params_t
           return;
         }
       }
-      auto created =
-          provisioning::create_user_inline(sql, user, creator, m_deps.config.activation_ttl);
+      auto created = context.prepared<provisioning::ProvisioningStatements>().create_user_inline(
+          user, creator, m_deps.config.activation_ttl);
       if (!created) throw store::AbortWrite(created.error());
       nlohmann::json response = {{"status", "created"},
                                  {"user_id", created->user_id},

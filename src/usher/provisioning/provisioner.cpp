@@ -26,6 +26,10 @@ constexpr const char *k_select_user =
     "SELECT a.id, a.email, a.created_at, a.activated_at, t.full_name, t.phone, t.product, "
     "t.created_by FROM accounts a LEFT JOIN tripwire_users t ON t.user_id = a.id ";
 
+constexpr const char *k_insert_activation =
+    "INSERT INTO activation_tokens (account_id, token_hash, expires_at, created_at) "
+    "VALUES (:account_id, :hash, :expires_at, :created_at)";
+
 tl::unexpected<Error> user_exists(const std::string &email) {
   return fail(ErrorKind::conflict, "user_exists",
               "an account or a pending request already exists for " + email, "email");
@@ -59,35 +63,68 @@ std::optional<UserRecord> find_user(soci::session &sql, const std::string &where
 
 } // namespace
 
-Result<CreatedUser> create_user_inline(soci::session &sql, const NewUser &user,
-                                       const Creator &creator, std::chrono::hours activation_ttl) {
-  const std::string now = clock::now_iso8601();
-  long long user_id = 0;
-  sql << k_insert_account, soci::use(user.email), soci::use(user.email), soci::use(now),
-      soci::into(user_id);
-  if (!sql.got_data()) return user_exists(user.email);
+ProvisioningStatements::ProvisioningStatements(soci::session &sql)
+    : m_insert_account((sql.prepare << k_insert_account, soci::use(m_email), soci::use(m_email),
+                        soci::use(m_now), soci::into(m_user_id))),
+      m_insert_profile((sql.prepare << k_insert_profile, soci::use(m_user_id),
+                        soci::use(m_full_name), soci::use(m_phone, m_phone_ind),
+                        soci::use(m_product, m_product_ind), soci::use(m_created_by),
+                        soci::use(m_token_id), soci::use(m_now))),
+      m_insert_job((sql.prepare << k_insert_done_job, soci::use(m_email), soci::use(m_email),
+                    soci::use(m_payload), soci::use(m_user_id), soci::use(m_token_id),
+                    soci::use(m_now), soci::use(m_now), soci::use(m_now), soci::into(m_job_id))),
+      m_insert_activation((sql.prepare << k_insert_activation, soci::use(m_user_id),
+                           soci::use(m_activation_hash), soci::use(m_activation_expires_at),
+                           soci::use(m_now))) {}
 
-  const long long token_id = creator.token_id;
-  const std::string phone = user.phone.value_or("");
-  const std::string product = user.product.value_or("");
-  soci::indicator i_phone = user.phone ? soci::i_ok : soci::i_null;
-  soci::indicator i_product = user.product ? soci::i_ok : soci::i_null;
-  sql << k_insert_profile, soci::use(user_id), soci::use(user.full_name), soci::use(phone, i_phone),
-      soci::use(product, i_product), soci::use(creator.actor), soci::use(token_id), soci::use(now);
+namespace {
+
+// Runs an INSERT ... RETURNING; true when it returned a row. The extra
+// fetch() finishes the statement so that SQLite can COMMIT afterwards.
+bool insert_returning(soci::statement &st) {
+  if (!st.execute(true)) return false;
+  st.fetch();
+  return true;
+}
+
+} // namespace
+
+Result<CreatedUser> ProvisioningStatements::create_user_inline(const NewUser &user,
+                                                               const Creator &creator,
+                                                               std::chrono::hours activation_ttl) {
+  const auto now = std::chrono::system_clock::now();
+  m_now = clock::iso8601(now);
+  m_email = user.email;
+  if (!insert_returning(m_insert_account)) return user_exists(user.email);
+
+  m_full_name = user.full_name;
+  m_phone = user.phone.value_or("");
+  m_phone_ind = user.phone ? soci::i_ok : soci::i_null;
+  m_product = user.product.value_or("");
+  m_product_ind = user.product ? soci::i_ok : soci::i_null;
+  m_created_by = creator.actor;
+  m_token_id = creator.token_id;
+  m_insert_profile.execute(true);
 
   // A queued or running job for this email (async intake) also means "exists".
-  const std::string payload = user.to_json().dump();
-  long long job_id = 0;
-  sql << k_insert_done_job, soci::use(user.email), soci::use(user.email), soci::use(payload),
-      soci::use(user_id), soci::use(token_id), soci::use(now), soci::use(now), soci::use(now),
-      soci::into(job_id);
-  if (!sql.got_data()) return user_exists(user.email);
+  m_payload = user.to_json().dump();
+  if (!insert_returning(m_insert_job)) return user_exists(user.email);
 
   CreatedUser created;
-  created.user_id = user_id;
-  created.job_id = job_id;
-  created.activation_token = auth::create_activation_token(sql, user_id, activation_ttl);
+  created.user_id = m_user_id;
+  created.job_id = m_job_id;
+  auto secret = auth::issue_activation_token();
+  m_activation_hash = std::move(secret.hash);
+  m_activation_expires_at = clock::iso8601(now + activation_ttl);
+  m_insert_activation.execute(true);
+  created.activation_token = std::move(secret.token);
   return created;
+}
+
+Result<CreatedUser> create_user_inline(soci::session &sql, const NewUser &user,
+                                       const Creator &creator, std::chrono::hours activation_ttl) {
+  ProvisioningStatements statements(sql);
+  return statements.create_user_inline(user, creator, activation_ttl);
 }
 
 std::optional<UserRecord> find_user_by_email(soci::session &sql,

@@ -29,8 +29,41 @@ struct CreatedUser {
   std::string activation_token; // clear: returned once, never stored or logged
 };
 
-// Provisions `user` inline and records a succeeded job. On user_exists
-// (409) the caller must roll back: an account may already have been written.
+// The statements of inline provisioning, prepared once per connection and
+// re-executed for every user (the writer's hot path).
+class ProvisioningStatements {
+public:
+  explicit ProvisioningStatements(soci::session &sql);
+
+  // Provisions `user` inline and records a succeeded job. On user_exists
+  // (409) the caller must roll back: an account may already have been written.
+  Result<CreatedUser> create_user_inline(const NewUser &user, const Creator &creator,
+                                         std::chrono::hours activation_ttl);
+
+private:
+  // Bound parameters: each statement reads them when it executes.
+  std::string m_email;
+  std::string m_full_name;
+  std::string m_phone;
+  soci::indicator m_phone_ind = soci::i_null;
+  std::string m_product;
+  soci::indicator m_product_ind = soci::i_null;
+  std::string m_created_by;
+  long long m_token_id = 0;
+  std::string m_payload;
+  std::string m_now;
+  std::string m_activation_hash;
+  std::string m_activation_expires_at;
+  long long m_user_id = 0;
+  long long m_job_id = 0;
+
+  soci::statement m_insert_account;
+  soci::statement m_insert_profile;
+  soci::statement m_insert_job;
+  soci::statement m_insert_activation;
+};
+
+// One-off form of ProvisioningStatements::create_user_inline.
 Result<CreatedUser> create_user_inline(soci::session &sql, const NewUser &user,
                                        const Creator &creator, std::chrono::hours activation_ttl);
 

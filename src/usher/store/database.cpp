@@ -9,8 +9,8 @@
 
 namespace usher::store {
 
-Database::Database(std::string url, std::chrono::milliseconds busy_timeout)
-    : m_url(std::move(url)), m_busy_timeout(busy_timeout) {
+Database::Database(std::string url, std::chrono::milliseconds busy_timeout, bool synchronous_full)
+    : m_url(std::move(url)), m_busy_timeout(busy_timeout), m_synchronous_full(synchronous_full) {
   if (m_url.rfind("sqlite:", 0) == 0) {
     m_dialect = Dialect::sqlite;
     const std::string path = m_url.substr(7);
@@ -33,8 +33,10 @@ std::unique_ptr<soci::session> Database::connect(bool for_writer) const {
     sql = std::make_unique<soci::session>(*soci::factory_sqlite3(), m_connect_string);
     *sql << fmt::format("PRAGMA busy_timeout = {}", m_busy_timeout.count());
     *sql << "PRAGMA journal_mode = WAL";
-    // FULL: a commit is on disk before any 2xx; group commit makes it cheap.
-    *sql << "PRAGMA synchronous = FULL";
+    // FULL: a commit is on disk before any 2xx; group commit amortises the
+    // fsync over every write in the batch. NORMAL (WAL): a commit survives
+    // a crash of usher, not of the machine.
+    *sql << (m_synchronous_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
     *sql << "PRAGMA foreign_keys = ON";
     if (for_writer) *sql << "PRAGMA wal_autocheckpoint = 0";
   } else {

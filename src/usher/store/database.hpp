@@ -16,7 +16,9 @@ class Database {
 public:
   // `url` is "sqlite:PATH" or "postgresql://..."; throws std::runtime_error
   // when the URL names neither.
-  Database(std::string url, std::chrono::milliseconds busy_timeout);
+  // `synchronous_full`: SQLite fsyncs every commit (survives power loss);
+  // otherwise commits survive a crash of the process but not of the machine.
+  Database(std::string url, std::chrono::milliseconds busy_timeout, bool synchronous_full = true);
 
   Dialect dialect() const { return m_dialect; }
 
@@ -31,6 +33,7 @@ private:
   std::string m_connect_string;
   Dialect m_dialect;
   std::chrono::milliseconds m_busy_timeout;
+  bool m_synchronous_full;
 };
 
 // Runs `sql` (several statements separated by ';') one statement at a time.

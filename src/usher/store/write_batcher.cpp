@@ -3,6 +3,20 @@
 #include <spdlog/spdlog.h>
 
 namespace usher::store {
+namespace {
+
+// The statements around every write, prepared once per connection.
+struct Savepoint {
+  explicit Savepoint(soci::session &sql)
+      : begin(sql.prepare << "SAVEPOINT usher_write"),
+        release(sql.prepare << "RELEASE SAVEPOINT usher_write"),
+        rollback(sql.prepare << "ROLLBACK TO SAVEPOINT usher_write") {}
+  soci::statement begin;
+  soci::statement release;
+  soci::statement rollback;
+};
+
+} // namespace
 
 WriteBatcher::WriteBatcher(const Database &db, std::size_t queue_limit, std::size_t max_batch)
     : m_db(db), m_queue_limit(queue_limit), m_max_batch(max_batch) {
@@ -55,21 +69,25 @@ void WriteBatcher::run() {
 void WriteBatcher::run_batch(std::deque<Item> &batch) {
   std::vector<Result<void>> outcomes(batch.size());
   try {
-    if (!m_sql) m_sql = m_db.connect(/*for_writer=*/true);
+    if (!m_sql) {
+      m_sql = m_db.connect(/*for_writer=*/true);
+      m_context = std::make_unique<WriteContext>(*m_sql);
+    }
     soci::session &sql = *m_sql;
+    auto &savepoint = m_context->prepared<Savepoint>();
     sql.begin();
     for (std::size_t i = 0; i < batch.size(); ++i) {
-      sql << "SAVEPOINT usher_write";
+      savepoint.begin.execute(true);
       try {
-        batch[i].apply(sql);
-        sql << "RELEASE SAVEPOINT usher_write";
+        batch[i].apply(*m_context);
+        savepoint.release.execute(true);
       } catch (const AbortWrite &e) {
-        sql << "ROLLBACK TO SAVEPOINT usher_write";
-        sql << "RELEASE SAVEPOINT usher_write";
+        savepoint.rollback.execute(true);
+        savepoint.release.execute(true);
         outcomes[i] = tl::unexpected(e.error);
       } catch (const std::exception &e) {
-        sql << "ROLLBACK TO SAVEPOINT usher_write";
-        sql << "RELEASE SAVEPOINT usher_write";
+        savepoint.rollback.execute(true);
+        savepoint.release.execute(true);
         spdlog::error("write rolled back: {}", e.what());
         outcomes[i] = fail(ErrorKind::internal, "internal", "the write failed and was rolled back");
       }
@@ -84,6 +102,7 @@ void WriteBatcher::run_batch(std::deque<Item> &batch) {
         // The connection is broken: reconnect on the next batch.
       }
     }
+    m_context.reset();
     m_sql.reset();
     for (auto &outcome : outcomes) {
       outcome = fail(ErrorKind::unavailable, "database_unavailable",

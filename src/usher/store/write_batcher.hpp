@@ -11,6 +11,8 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <typeindex>
+#include <unordered_map>
 
 #include <soci/soci.h>
 
@@ -27,10 +29,32 @@ struct AbortWrite : std::exception {
   Error error;
 };
 
+// What a write gets: the writer's session, and objects built once per
+// connection from it (prepared statements) that every later write reuses.
+// Converts to soci::session&, so a write may simply take the session.
+class WriteContext {
+public:
+  explicit WriteContext(soci::session &sql) : m_sql(sql) {}
+  soci::session &sql() { return m_sql; }
+  operator soci::session &() { return m_sql; }
+
+  // The connection's `T`, constructed as T(session) on first use.
+  template <typename T>
+  T &prepared() {
+    auto &slot = m_prepared[std::type_index(typeid(T))];
+    if (!slot) slot = std::make_shared<T>(m_sql);
+    return *static_cast<T *>(slot.get());
+  }
+
+private:
+  soci::session &m_sql;
+  std::unordered_map<std::type_index, std::shared_ptr<void>> m_prepared;
+};
+
 class WriteBatcher {
 public:
   // Runs inside the batch transaction; throw to roll back this write only.
-  using Apply = std::function<void(soci::session &)>;
+  using Apply = std::function<void(WriteContext &)>;
   // Called on the writer thread once the batch committed (an empty result)
   // or failed (the error); never called twice.
   using Done = std::function<void(const Result<void> &)>;
@@ -64,7 +88,10 @@ private:
   std::condition_variable m_wake;
   std::deque<Item> m_queue;
   bool m_stopping = false;
+  // The writer's connection and what was prepared on it; reset together
+  // after a failure so the next batch reconnects.
   std::unique_ptr<soci::session> m_sql;
+  std::unique_ptr<WriteContext> m_context;
   std::thread m_thread;
 };
 
