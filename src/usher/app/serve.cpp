@@ -17,6 +17,7 @@
 #include <usher/http/api.hpp>
 #include <usher/http/server.hpp>
 #include <usher/idempotency/idempotency.hpp>
+#include <usher/queue/embedded_queue.hpp>
 #include <usher/store/blocking_pool.hpp>
 #include <usher/store/database.hpp>
 #include <usher/store/migrations.hpp>
@@ -24,6 +25,7 @@
 #include <usher/system/mode_cache.hpp>
 #include <usher/util/clock.hpp>
 #include <usher/util/crypto.hpp>
+#include <usher/worker/worker.hpp>
 
 namespace usher::app {
 namespace {
@@ -94,27 +96,75 @@ Result<system::ModeState> load_mode_from(const store::Database &db) {
   }
 }
 
-} // namespace
-
-int serve(const config::Config &config) {
-  // Signals are taken by sigwait() below: block them before any thread starts
-  // so that every thread inherits the mask.
+// SIGTERM and SIGINT are taken by sigwait(): blocked before any thread
+// starts, so that every thread inherits the mask.
+sigset_t block_stop_signals() {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  return signals;
+}
+
+void wait_for_stop_signal(const sigset_t &signals) {
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  spdlog::info("received {}, shutting down", signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+worker::WorkerSettings worker_settings(const config::Config &config) {
+  worker::WorkerSettings settings;
+  settings.threads = config.worker_concurrency;
+  settings.claim_batch = static_cast<int>(config.job_claim_batch);
+  settings.lease = config.job_lease;
+  settings.backoff = config.job_backoff;
+  settings.max_attempts = static_cast<int>(config.job_max_attempts);
+  settings.instance = config.instance;
+  settings.fault_after = config.fault_after;
+  return settings;
+}
+
+void migrate_at_start(const store::Database &db) {
+  auto sql = db.connect();
+  const int applied = store::migrate(*sql, db.dialect());
+  if (applied > 0) spdlog::info("applied {} migrations", applied);
+}
+
+} // namespace
+
+int run_worker(const config::Config &config) {
+  const sigset_t signals = block_stop_signals();
+  store::Database db(config.database_url, config.db_busy_timeout, config.sqlite_synchronous_full);
+  migrate_at_start(db);
+  store::WriteBatcher writer(db, config.write_queue_limit);
+  queue::EmbeddedQueue queue(writer, config.queue_poll_interval);
+  worker::Worker worker(queue, writer, worker_settings(config));
+  worker.start();
+  std::printf("usher worker running (%u threads)\n", config.worker_concurrency);
+  std::fflush(stdout);
+  spdlog::info("usher {} worker running with {} threads", USHER_VERSION, config.worker_concurrency);
+  wait_for_stop_signal(signals);
+  worker.stop();
+  writer.stop();
+  spdlog::info("usher worker stopped after {} jobs", worker.succeeded());
+  return 0;
+}
+
+int serve(const config::Config &config) {
+  const sigset_t signals = block_stop_signals();
 
   store::Database db(config.database_url, config.db_busy_timeout, config.sqlite_synchronous_full);
+  migrate_at_start(db);
   auth::TokenRegistry tokens;
   {
     auto sql = db.connect();
-    const int applied = store::migrate(*sql, db.dialect());
-    if (applied > 0) spdlog::info("applied {} migrations", applied);
     tokens.reload(*sql);
   }
 
   store::WriteBatcher writer(db, config.write_queue_limit);
+  queue::EmbeddedQueue queue(writer, config.queue_poll_interval);
+  worker::Worker worker(queue, writer, worker_settings(config));
   store::BlockingPool pool(db, config.blocking_threads, k_pool_queue_limit);
   system::ModeCache mode(
       [&db] { return load_mode_from(db); }, config.config_cache_ttl,
@@ -132,11 +182,12 @@ int serve(const config::Config &config) {
     throw std::runtime_error("cannot read the system mode: " + primed.error().detail);
   }
   idempotency::InFlight in_flight;
-  http::Api api(http::ApiDeps{config, pool, writer, tokens, mode, in_flight,
+  http::Api api(http::ApiDeps{config, pool, writer, tokens, mode, in_flight, queue,
                               crypto::hash_password("usher-no-such-account", config.password_cost)});
   http::HttpServer server(api, config);
   const std::uint16_t port = server.start();
   Maintenance maintenance(db, config);
+  if (config.start_worker) worker.start();
 
   const std::string url = fmt::format("http://{}:{}", config.listen_host, port);
   std::printf("usher listening on %s\n", url.c_str());
@@ -144,9 +195,7 @@ int serve(const config::Config &config) {
   spdlog::info("usher {} listening on {} (database {})", USHER_VERSION, url,
                db.dialect() == store::Dialect::sqlite ? "sqlite" : "postgresql");
 
-  int signal_number = 0;
-  sigwait(&signals, &signal_number);
-  spdlog::info("received {}, shutting down", signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
+  wait_for_stop_signal(signals);
 
   // Refuse new requests, let accepted ones finish within the grace period.
   api.begin_drain();
@@ -156,6 +205,7 @@ int serve(const config::Config &config) {
   }
   if (api.in_flight() > 0) spdlog::warn("{} requests still in flight at exit", api.in_flight());
   server.stop();
+  worker.stop();
   maintenance.stop();
   pool.stop();
   writer.stop();

@@ -9,4 +9,7 @@ namespace usher::app {
 // Returns the process exit status.
 int serve(const config::Config &config);
 
+// `usher worker`: the worker alone, until SIGTERM/SIGINT.
+int run_worker(const config::Config &config);
+
 } // namespace usher::app

@@ -32,6 +32,7 @@ int run(int argc, char **argv) {
   }
 
   auto *serve = app.add_subcommand("serve", "HTTP API and worker in one process");
+  auto *worker = app.add_subcommand("worker", "the worker alone (scale-out)");
   auto *migrate = app.add_subcommand("migrate", "apply pending schema migrations and exit");
 
   auto *token = app.add_subcommand("token", "API tokens");
@@ -60,6 +61,15 @@ int run(int argc, char **argv) {
   int log_limit = 50;
   logs->add_option("--type", log_type, "INFO, WARNING, ERROR, SWITCH or CRITICAL");
   logs->add_option("--limit", log_limit, "how many events")->check(CLI::Range(1, 10000));
+
+  auto *jobs = app.add_subcommand("jobs", "list jobs, newest first; `jobs retry ID` re-queues a dead one");
+  std::optional<std::string> job_status;
+  int job_limit = 50;
+  jobs->add_option("--status", job_status, "queued, running, succeeded or dead");
+  jobs->add_option("--limit", job_limit, "how many jobs")->check(CLI::Range(1, 10000));
+  auto *jobs_retry = jobs->add_subcommand("retry", "re-queue a dead job");
+  std::int64_t retry_id = 0;
+  jobs_retry->add_option("id", retry_id, "the job id")->required()->check(CLI::PositiveNumber);
 
   auto *version = app.add_subcommand("version", "print the version");
 
@@ -93,6 +103,9 @@ int run(int argc, char **argv) {
     app::setup_logging(config->log_format, config->instance);
     crypto::initialise();
     if (serve->parsed()) return app::serve(*config);
+    if (worker->parsed()) return app::run_worker(*config);
+    if (jobs_retry->parsed()) return cli::retry_job(*config, retry_id);
+    if (jobs->parsed()) return cli::list_jobs(*config, job_status, job_limit);
     if (migrate->parsed()) return cli::migrate(*config);
     if (token_create->parsed()) {
       return create_token(*config, *auth::parse_role(role_text), token_name);

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <usher/health/health_log.hpp>
+#include <usher/jobs/job_store.hpp>
 #include <usher/store/database.hpp>
 #include <usher/store/migrations.hpp>
 
@@ -84,6 +85,32 @@ int logs(const config::Config &config, const std::optional<std::string> &type, i
                e.repeat_count > 1 ? fmt::format(" (x{})", e.repeat_count) : "",
                e.metadata.is_discarded() ? "{}" : e.metadata.dump());
   }
+  return 0;
+}
+
+int list_jobs(const config::Config &config, const std::optional<std::string> &status, int limit) {
+  jobs::ListFilter filter;
+  if (status) {
+    filter.status = jobs::parse_status(*status);
+    if (!filter.status) throw std::invalid_argument("--status must be queued, running, succeeded or dead");
+  }
+  filter.limit = limit;
+  auto sql = open(config);
+  for (const auto &job : jobs::list(*sql, filter)) {
+    fmt::print("{} {:<9} attempts={} {} created={} updated={}{}\n", job.id, jobs::to_string(job.status),
+               job.attempts, job.email, job.created_at, job.updated_at,
+               job.last_error ? " error=" + *job.last_error : "");
+  }
+  return 0;
+}
+
+int retry_job(const config::Config &config, std::int64_t id) {
+  auto sql = open(config);
+  soci::transaction tr(*sql);
+  auto job = jobs::retry_dead(*sql, id, cli_actor(), config.instance);
+  if (!job) throw std::runtime_error(job.error().detail);
+  tr.commit();
+  fmt::print("job {} re-queued\n", job->id);
   return 0;
 }
 

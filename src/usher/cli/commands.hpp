@@ -2,6 +2,7 @@
 // work while the API is down. Each prints its result on stdout.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -16,5 +17,7 @@ int create_token(const config::Config &config, auth::Role role, const std::strin
 int mode_get(const config::Config &config);
 int mode_set(const config::Config &config, system::SystemMode mode, const std::string &reason);
 int logs(const config::Config &config, const std::optional<std::string> &type, int limit);
+int list_jobs(const config::Config &config, const std::optional<std::string> &status, int limit);
+int retry_job(const config::Config &config, std::int64_t id);
 
 } // namespace usher::cli

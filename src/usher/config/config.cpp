@@ -1,6 +1,8 @@
 #include <usher/config/config.hpp>
 
+#include <algorithm>
 #include <charconv>
+#include <iterator>
 #include <limits>
 
 #include <unistd.h>
@@ -197,6 +199,22 @@ std::vector<Setting> make_settings() {
       number("HTTP_THREADS", "I/O threads of the HTTP server", 1, 64, &Config::http_threads),
       number("BLOCKING_THREADS", "threads for database reads and password hashing", 1, 256,
              &Config::blocking_threads),
+      number("JOB_LEASE_MS", "how long a worker holds a job before others may take it", 100,
+             k_day_ms, &Config::job_lease),
+      number("JOB_CLAIM_BATCH", "jobs one worker thread claims at once", 1, 10000,
+             &Config::job_claim_batch),
+      number("QUEUE_POLL_MS", "how often idle workers look for jobs queued elsewhere", 10, 60000,
+             &Config::queue_poll_interval),
+      {"USHER_FAULT_AFTER", "tests only: kill the process after this worker step",
+       [](Config &c, const std::string &v) -> std::optional<std::string> {
+         static const char *k_steps[] = {"", "claim", "account", "profile", "before_complete",
+                                         "after_commit"};
+         if (std::find(std::begin(k_steps), std::end(k_steps), v) == std::end(k_steps)) {
+           return "must be claim, account, profile, before_complete or after_commit";
+         }
+         c.fault_after = v;
+         return std::nullopt;
+       }},
       number("WRITE_QUEUE_LIMIT", "pending writes before requests get 503", 1, 10000000,
              &Config::write_queue_limit),
   };

@@ -48,6 +48,10 @@ struct Config {
   unsigned http_threads = 1;
   unsigned blocking_threads = 4;
   std::size_t write_queue_limit = 20000;
+  std::chrono::milliseconds job_lease{30000};
+  unsigned job_claim_batch = 64;
+  std::chrono::milliseconds queue_poll_interval{500};
+  std::string fault_after; // USHER_FAULT_AFTER, tests only
 };
 
 // One configurable setting: its environment name (the TOML key is the same

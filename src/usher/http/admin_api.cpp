@@ -66,12 +66,11 @@ Result<health::Filter> parse_log_filter(std::string_view query_text) {
 
 nlohmann::json Api::mode_json(const system::ModeState &state) {
   return {{"mode", system::to_string(state.mode)},
-          // Without a job queue (a later issue) every request is provisioned inline.
-          {"effective_mode", system::to_string(system::SystemMode::sync_direct)},
+          {"effective_mode", system::to_string(effective_mode(state.mode))},
           {"version", state.version},
           {"updated_at", state.updated_at},
           {"updated_by", state.updated_by},
-          {"queue", queue_status()}};
+          {"queue", m_deps.queue.health().to_json()}};
 }
 
 void Api::get_mode(const Request &req, const restinio::router::route_params_t &) {

@@ -49,6 +49,10 @@ std::unique_ptr<Router> Api::make_router() {
   router->add_handler(restinio::http_method_put(), "/api/v1/admin/system/mode",
                       route(&Api::put_mode));
   router->http_get("/api/v1/admin/health/logs", route(&Api::health_logs));
+  router->http_get(R"(/api/v1/jobs/:id(\d{1,18}))", route(&Api::get_job));
+  router->http_get("/api/v1/admin/jobs", route(&Api::list_jobs));
+  router->http_post(R"(/api/v1/admin/jobs/:id(\d{1,18})/retry)", route(&Api::retry_job));
+  router->http_get("/api/v1/admin/queue", route(&Api::queue_overview));
   router->non_matched_request_handler([this](Request req) {
     ++m_in_flight;
     reply_error(req, Error{ErrorKind::not_found, "not_found", "no such resource or method", ""});
@@ -157,9 +161,11 @@ void Api::on_writer(const Request &req, store::WriteBatcher::Apply apply,
   if (!m_deps.writer.submit(std::move(apply), std::move(done))) reply_error(req, unavailable());
 }
 
-nlohmann::json Api::queue_status() const {
-  // No job queue is wired in yet: every request is provisioned inline.
-  return {{"backend", "none"}, {"healthy", false}, {"circuit", "none"}};
+system::SystemMode Api::effective_mode(system::SystemMode configured) const {
+  if (configured == system::SystemMode::async_queue && m_deps.queue.health().healthy) {
+    return system::SystemMode::async_queue;
+  }
+  return system::SystemMode::sync_direct;
 }
 
 void Api::healthz(const Request &req, const restinio::router::route_params_t &) {
@@ -173,12 +179,12 @@ void Api::readyz(const Request &req, const restinio::router::route_params_t &) {
         sql << "SELECT 1", soci::into(one);
         reply(req, json_response(200, {{"status", "ready"},
                                        {"database", {{"ok", true}}},
-                                       {"queue", queue_status()}}));
+                                       {"queue", m_deps.queue.health().to_json()}}));
       },
       [this, req] {
         auto response = json_response(503, {{"status", "not_ready"},
                                             {"database", {{"ok", false}}},
-                                            {"queue", queue_status()}});
+                                            {"queue", m_deps.queue.health().to_json()}});
         response.headers.emplace_back("Retry-After", "1");
         reply(req, std::move(response));
       });

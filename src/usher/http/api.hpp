@@ -18,6 +18,7 @@
 #include <usher/auth/api_tokens.hpp>
 #include <usher/config/config.hpp>
 #include <usher/idempotency/idempotency.hpp>
+#include <usher/queue/job_queue.hpp>
 #include <usher/store/blocking_pool.hpp>
 #include <usher/store/write_batcher.hpp>
 #include <usher/system/mode_cache.hpp>
@@ -48,6 +49,7 @@ struct ApiDeps {
   auth::TokenRegistry &tokens;
   system::ModeCache &mode;
   idempotency::InFlight &idempotency;
+  queue::JobQueue &queue;
   // A hash verified when a login names no account, so both cost the same.
   std::string dummy_password_hash;
 };
@@ -88,8 +90,9 @@ private:
   void on_writer(const Request &req, store::WriteBatcher::Apply apply,
                  store::WriteBatcher::Done done);
 
-  nlohmann::json queue_status() const;
   nlohmann::json mode_json(const system::ModeState &state);
+  // The mode requests really get: async_queue only while the queue is healthy.
+  system::SystemMode effective_mode(system::SystemMode configured) const;
 
   void healthz(const Request &req, const restinio::router::route_params_t &);
   void readyz(const Request &req, const restinio::router::route_params_t &);
@@ -101,6 +104,10 @@ private:
   void get_mode(const Request &req, const restinio::router::route_params_t &);
   void put_mode(const Request &req, const restinio::router::route_params_t &);
   void health_logs(const Request &req, const restinio::router::route_params_t &);
+  void get_job(const Request &req, const restinio::router::route_params_t &params);
+  void list_jobs(const Request &req, const restinio::router::route_params_t &);
+  void retry_job(const Request &req, const restinio::router::route_params_t &params);
+  void queue_overview(const Request &req, const restinio::router::route_params_t &);
 
   ApiDeps m_deps;
   std::atomic<int> m_in_flight{0};

@@ -3,6 +3,7 @@
 
 #include <charconv>
 
+#include <usher/jobs/job_store.hpp>
 #include <usher/provisioning/provisioner.hpp>
 
 namespace usher::http {
@@ -10,6 +11,22 @@ namespace {
 
 constexpr std::initializer_list<auth::Role> k_user_roles = {auth::Role::sales_manager,
                                                             auth::Role::admin};
+
+// A 202 points at its job, also when it is replayed.
+Response with_location(Response response) {
+  if (response.status == 202) {
+    const auto body = nlohmann::json::parse(response.body, nullptr, false);
+    if (body.is_object() && body.contains("job_id")) {
+      response.headers.emplace_back("Location",
+                                    "/api/v1/jobs/" + body["job_id"].dump());
+    }
+  }
+  return response;
+}
+
+Response replay_response(const idempotency::StoredResponse &stored) {
+  return with_location(Response{stored.status, stored.body, "application/json", {}});
+}
 
 Error user_not_found() {
   return Error{ErrorKind::not_found, "user_not_found", "no account with that email or id", ""};
@@ -37,9 +54,10 @@ void Api::create_user(const Request &req, const restinio::router::route_params_t
     }
 
     auto outcome = std::make_shared<Result<Response>>();
+    auto dispatch_job = std::make_shared<std::int64_t>(0);
     const provisioning::Creator creator{principal.token_id, principal.actor()};
     const auto token_id = principal.token_id;
-    auto apply = [this, outcome, user = std::move(*user), key, fingerprint, creator,
+    auto apply = [this, outcome, dispatch_job, user = std::move(*user), key, fingerprint, creator,
                   token_id](store::WriteContext &context) {
       soci::session &sql = context.sql();
       if (key) {
@@ -50,32 +68,54 @@ void Api::create_user(const Request &req, const restinio::router::route_params_t
         }
         if (*stored) {
           // A replay: the first status and body, without the activation token.
-          *outcome = Response{(*stored)->status, std::move((*stored)->body), "application/json", {}};
+          *outcome = replay_response(**stored);
           return;
         }
       }
-      auto created = context.prepared<provisioning::ProvisioningStatements>().create_user_inline(
-          user, creator, m_deps.config.activation_ttl);
-      if (!created) throw store::AbortWrite(created.error());
-      nlohmann::json response = {{"status", "created"},
-                                 {"user_id", created->user_id},
-                                 {"job_id", created->job_id},
-                                 {"email", user.email},
-                                 {"mode", "sync_direct"},
-                                 {"fallback", false}};
-      if (key && !idempotency::store(sql, token_id, *key, fingerprint,
-                                     {201, response.dump()})) {
+      // The mode is read here, on the writer thread: a cache refresh may
+      // touch the database, which the I/O thread never does.
+      const auto mode = effective_mode(m_deps.mode.get());
+      nlohmann::json answer;
+      std::string activation_token;
+      int status = 0;
+      if (mode == system::SystemMode::async_queue) {
+        auto queued = context.prepared<jobs::IntakeStatements>().enqueue(
+            user, creator, m_deps.config.activation_ttl);
+        if (!queued) throw store::AbortWrite(queued.error());
+        status = 202;
+        answer = {{"status", "queued"},
+                {"job_id", queued->job_id},
+                {"email", user.email},
+                {"mode", "async_queue"}};
+        activation_token = std::move(queued->activation_token);
+        *dispatch_job = queued->job_id;
+      } else {
+        auto created = context.prepared<provisioning::ProvisioningStatements>().create_user_inline(
+            user, creator, m_deps.config.activation_ttl);
+        if (!created) throw store::AbortWrite(created.error());
+        status = 201;
+        answer = {{"status", "created"},
+                {"user_id", created->user_id},
+                {"job_id", created->job_id},
+                {"email", user.email},
+                {"mode", "sync_direct"},
+                {"fallback", false}};
+        activation_token = std::move(created->activation_token);
+      }
+      if (key && !idempotency::store(sql, token_id, *key, fingerprint, {status, answer.dump()})) {
         throw store::AbortWrite(Error{ErrorKind::conflict, "idempotency_key_in_flight",
                                       "a request with this Idempotency-Key is still in progress",
                                       "Idempotency-Key"});
       }
-      response["activation_token"] = created->activation_token;
-      *outcome = json_response(201, response);
+      answer["activation_token"] = std::move(activation_token);
+      *outcome = with_location(json_response(status, answer));
     };
-    auto done = [this, req, outcome, key, token_id](const Result<void> &written) {
+    auto done = [this, req, outcome, dispatch_job, key, token_id](const Result<void> &written) {
       if (key) m_deps.idempotency.end(token_id, *key);
       if (!written) return reply_error(req, written.error());
       if (!*outcome) return reply_error(req, outcome->error());
+      // The row is committed: now the queue may hand it to a worker.
+      if (*dispatch_job != 0) m_deps.queue.dispatch(*dispatch_job);
       reply(req, std::move(**outcome));
     };
     if (!m_deps.writer.submit(std::move(apply), std::move(done))) {

@@ -1,5 +1,7 @@
 #include <usher/provisioning/provisioner.hpp>
 
+#include <stdexcept>
+
 #include <usher/auth/activation.hpp>
 #include <usher/util/clock.hpp>
 
@@ -28,7 +30,19 @@ constexpr const char *k_select_user =
 
 constexpr const char *k_insert_activation =
     "INSERT INTO activation_tokens (account_id, token_hash, expires_at, created_at) "
-    "VALUES (:account_id, :hash, :expires_at, :created_at)";
+    "VALUES (:account_id, :hash, :expires_at, :created_at) ON CONFLICT DO NOTHING";
+
+constexpr const char *k_ensure_account =
+    "INSERT INTO accounts (email, email_normalized, created_at) VALUES (:email, :norm, :now) "
+    "ON CONFLICT DO NOTHING";
+
+constexpr const char *k_select_account_id =
+    "SELECT id FROM accounts WHERE email_normalized = :email";
+
+constexpr const char *k_complete_job =
+    "UPDATE jobs SET status = 'succeeded', user_id = :user_id, lease_owner = NULL, "
+    "lease_expires_at = NULL, last_error = NULL, updated_at = :now "
+    "WHERE id = :id AND status = 'running' AND lease_owner = :owner";
 
 tl::unexpected<Error> user_exists(const std::string &email) {
   return fail(ErrorKind::conflict, "user_exists",
@@ -75,7 +89,13 @@ ProvisioningStatements::ProvisioningStatements(soci::session &sql)
                     soci::use(m_now), soci::use(m_now), soci::use(m_now), soci::into(m_job_id))),
       m_insert_activation((sql.prepare << k_insert_activation, soci::use(m_user_id),
                            soci::use(m_activation_hash), soci::use(m_activation_expires_at),
-                           soci::use(m_now))) {}
+                           soci::use(m_now))),
+      m_ensure_account((sql.prepare << k_ensure_account, soci::use(m_email), soci::use(m_email),
+                        soci::use(m_now))),
+      m_select_account((sql.prepare << k_select_account_id, soci::use(m_email),
+                        soci::into(m_user_id))),
+      m_complete_job((sql.prepare << k_complete_job, soci::use(m_user_id), soci::use(m_now),
+                      soci::use(m_job_id), soci::use(m_owner))) {}
 
 namespace {
 
@@ -119,6 +139,43 @@ Result<CreatedUser> ProvisioningStatements::create_user_inline(const NewUser &us
   m_insert_activation.execute(true);
   created.activation_token = std::move(secret.token);
   return created;
+}
+
+Result<std::int64_t> ProvisioningStatements::provision_queued(
+    std::int64_t job_id, const std::string &owner, const NewUser &user, const Creator &creator,
+    const std::optional<std::string> &activation_hash,
+    const std::optional<std::string> &activation_expires_at,
+    const std::function<void(const char *step)> &checkpoint) {
+  m_now = clock::now_iso8601();
+  m_email = user.email;
+  m_ensure_account.execute(true);
+  if (!m_select_account.execute(true)) throw std::runtime_error("account vanished after insert");
+  checkpoint("account");
+
+  m_full_name = user.full_name;
+  m_phone = user.phone.value_or("");
+  m_phone_ind = user.phone ? soci::i_ok : soci::i_null;
+  m_product = user.product.value_or("");
+  m_product_ind = user.product ? soci::i_ok : soci::i_null;
+  m_created_by = creator.actor;
+  m_token_id = creator.token_id;
+  m_insert_profile.execute(true);
+  if (activation_hash && activation_expires_at) {
+    m_activation_hash = *activation_hash;
+    m_activation_expires_at = *activation_expires_at;
+    m_insert_activation.execute(true);
+  }
+  checkpoint("profile");
+
+  checkpoint("before_complete");
+  m_job_id = job_id;
+  m_owner = owner;
+  m_complete_job.execute(true);
+  if (m_complete_job.get_affected_rows() != 1) {
+    return fail(ErrorKind::conflict, "lease_lost",
+                "another worker holds this job now; its work is rolled back");
+  }
+  return m_user_id;
 }
 
 Result<CreatedUser> create_user_inline(soci::session &sql, const NewUser &user,

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -40,6 +41,19 @@ public:
   Result<CreatedUser> create_user_inline(const NewUser &user, const Creator &creator,
                                          std::chrono::hours activation_ttl);
 
+  // A queued job, provisioned by a worker holding its lease: account
+  // get-or-create by normalised email, profile and activation token
+  // insert-if-absent, then the job's running -> succeeded transition guarded
+  // by `owner`'s lease. Whatever ran before (a crash, a duplicate delivery)
+  // this ends in one account and one profile. `checkpoint` is called after
+  // each step (fault injection in tests). Fails with lease_lost (the caller
+  // rolls back) when another worker owns the job now.
+  Result<std::int64_t> provision_queued(std::int64_t job_id, const std::string &owner,
+                                        const NewUser &user, const Creator &creator,
+                                        const std::optional<std::string> &activation_hash,
+                                        const std::optional<std::string> &activation_expires_at,
+                                        const std::function<void(const char *step)> &checkpoint);
+
 private:
   // Bound parameters: each statement reads them when it executes.
   std::string m_email;
@@ -56,11 +70,15 @@ private:
   std::string m_activation_expires_at;
   long long m_user_id = 0;
   long long m_job_id = 0;
+  std::string m_owner;
 
   soci::statement m_insert_account;
   soci::statement m_insert_profile;
   soci::statement m_insert_job;
   soci::statement m_insert_activation;
+  soci::statement m_ensure_account;
+  soci::statement m_select_account;
+  soci::statement m_complete_job;
 };
 
 // One-off form of ProvisioningStatements::create_user_inline.

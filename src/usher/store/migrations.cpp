@@ -124,6 +124,15 @@ CREATE TABLE alert_outbox (
 );
 CREATE INDEX alert_outbox_status_next ON alert_outbox (status, next_attempt_at)
 )SQL",
+    // 2: asynchronous provisioning. The activation token is issued at intake
+    // (the 202 carries it), so its digest waits in the job row until the
+    // worker creates the account.
+    R"SQL(
+ALTER TABLE jobs ADD COLUMN activation_token_hash TEXT;
+ALTER TABLE jobs ADD COLUMN activation_expires_at TEXT;
+CREATE INDEX jobs_lease ON jobs (status, lease_expires_at);
+CREATE INDEX jobs_status_updated ON jobs (status, updated_at)
+)SQL",
 };
 
 std::string replace_all(std::string s, const std::string &from, const std::string &to) {

@@ -1,5 +1,6 @@
 #include <usher/util/clock.hpp>
 
+#include <cstdio>
 #include <ctime>
 
 #include <fmt/format.h>
@@ -13,6 +14,23 @@ std::string iso8601(WallTime t) {
   gmtime_r(&secs, &tm);
   return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1,
                      tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms.count() % 1000);
+}
+
+std::optional<WallTime> parse_iso8601(const std::string &text) {
+  std::tm tm{};
+  int millis = 0;
+  int consumed = 0;
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6) {
+    return std::nullopt;
+  }
+  if (text.size() > static_cast<std::size_t>(consumed) && text[static_cast<std::size_t>(consumed)] == '.') {
+    std::sscanf(text.c_str() + consumed, ".%3d", &millis);
+  }
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  const std::time_t secs = timegm(&tm);
+  return WallTime(std::chrono::seconds(secs) + std::chrono::milliseconds(millis));
 }
 
 } // namespace usher::clock

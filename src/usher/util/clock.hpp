@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
 
 namespace usher::clock {
@@ -12,5 +13,8 @@ using WallTime = std::chrono::system_clock::time_point;
 
 std::string iso8601(WallTime t);
 inline std::string now_iso8601() { return iso8601(std::chrono::system_clock::now()); }
+
+// Parses what iso8601() writes (milliseconds optional); nullopt otherwise.
+std::optional<WallTime> parse_iso8601(const std::string &text);
 
 } // namespace usher::clock

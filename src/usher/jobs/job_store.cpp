@@ -1,0 +1,346 @@
+#include <usher/jobs/job_store.hpp>
+
+#include <fmt/format.h>
+
+#include <usher/auth/activation.hpp>
+#include <usher/health/health_log.hpp>
+#include <usher/util/clock.hpp>
+
+namespace usher::jobs {
+namespace {
+
+constexpr const char *k_insert_queued =
+    "INSERT INTO jobs (email, email_normalized, payload, status, attempts, created_by_token_id, "
+    "run_after, created_at, updated_at, activation_token_hash, activation_expires_at) "
+    "VALUES (:email, :norm, :payload, 'queued', 0, :token_id, :now, :now2, :now3, :hash, :exp) "
+    "ON CONFLICT DO NOTHING RETURNING id";
+
+constexpr const char *k_claim =
+    "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_owner = :owner, "
+    "lease_expires_at = :lease, updated_at = :now "
+    "WHERE id IN (SELECT id FROM jobs WHERE status = 'queued' AND run_after <= :now2 "
+    "ORDER BY id LIMIT :max) "
+    "RETURNING id, attempts, payload, created_by_token_id, activation_token_hash, "
+    "activation_expires_at";
+
+constexpr const char *k_extend =
+    "UPDATE jobs SET lease_expires_at = :lease WHERE id = :id AND status = 'running' "
+    "AND lease_owner = :owner";
+
+constexpr const char *k_fail =
+    "UPDATE jobs SET status = CASE WHEN attempts >= :max THEN 'dead' ELSE 'queued' END, "
+    "last_error = :error, run_after = :retry_at, lease_owner = NULL, lease_expires_at = NULL, "
+    "updated_at = :now WHERE id = :id AND status = 'running' AND lease_owner = :owner "
+    "RETURNING status, email, attempts";
+
+constexpr const char *k_recover =
+    "UPDATE jobs SET status = CASE WHEN attempts >= :max THEN 'dead' ELSE 'queued' END, "
+    "last_error = 'the worker holding the lease stopped or crashed', run_after = :now, "
+    "lease_owner = NULL, lease_expires_at = NULL, updated_at = :now2 "
+    "WHERE status = 'running' AND lease_expires_at < :now3 "
+    "RETURNING id, status, email, attempts";
+
+constexpr const char *k_release =
+    "UPDATE jobs SET status = 'queued', attempts = attempts - 1, lease_owner = NULL, "
+    "lease_expires_at = NULL, updated_at = :now WHERE status = 'running' AND lease_owner = :owner";
+
+constexpr const char *k_select_job =
+    "SELECT id, email, status, attempts, last_error, user_id, created_by_token_id, created_at, "
+    "updated_at FROM jobs ";
+
+constexpr const char *k_retry =
+    "UPDATE jobs SET status = 'queued', attempts = 0, run_after = :now, last_error = NULL, "
+    "updated_at = :now2 WHERE id = :id AND status = 'dead' AND NOT EXISTS ("
+    "SELECT 1 FROM jobs other WHERE other.email_normalized = jobs.email_normalized "
+    "AND other.status IN ('queued', 'running', 'succeeded'))";
+
+void record_dead(soci::session &sql, long long id, const std::string &email, int attempts,
+                 const std::string &error, const std::string &instance) {
+  health::record(sql, health::EventType::error,
+                 fmt::format("job {} for {} is dead after {} attempts: the customer has no account",
+                             id, email, attempts),
+                 {{"job_id", id}, {"email", email}, {"attempts", attempts}, {"last_error", error}},
+                 instance);
+}
+
+// Reads the rows of a prepared k_select_job statement.
+struct JobRow {
+  long long id = 0;
+  std::string email, status, last_error, created_at, updated_at;
+  int attempts = 0;
+  long long user_id = 0, token_id = 0;
+  soci::indicator i_error = soci::i_null, i_user = soci::i_null, i_token = soci::i_null;
+
+  template <typename Statement>
+  void bind(Statement &st) {
+    st.exchange(soci::into(id));
+    st.exchange(soci::into(email));
+    st.exchange(soci::into(status));
+    st.exchange(soci::into(attempts));
+    st.exchange(soci::into(last_error, i_error));
+    st.exchange(soci::into(user_id, i_user));
+    st.exchange(soci::into(token_id, i_token));
+    st.exchange(soci::into(created_at));
+    st.exchange(soci::into(updated_at));
+  }
+
+  Job job() const {
+    Job j;
+    j.id = id;
+    j.email = email;
+    j.status = parse_status(status).value_or(JobStatus::queued);
+    j.attempts = attempts;
+    if (i_error == soci::i_ok) j.last_error = last_error;
+    if (i_user == soci::i_ok) j.user_id = user_id;
+    if (i_token == soci::i_ok) j.created_by_token_id = token_id;
+    j.created_at = created_at;
+    j.updated_at = updated_at;
+    return j;
+  }
+};
+
+} // namespace
+
+const char *to_string(JobStatus status) {
+  switch (status) {
+  case JobStatus::queued: return "queued";
+  case JobStatus::running: return "running";
+  case JobStatus::succeeded: return "succeeded";
+  case JobStatus::dead: return "dead";
+  }
+  return "queued";
+}
+
+std::optional<JobStatus> parse_status(std::string_view text) {
+  for (auto s : {JobStatus::queued, JobStatus::running, JobStatus::succeeded, JobStatus::dead}) {
+    if (text == to_string(s)) return s;
+  }
+  return std::nullopt;
+}
+
+nlohmann::json Job::to_json() const {
+  return {{"id", id},
+          {"email", email},
+          {"status", to_string(status)},
+          {"attempts", attempts},
+          {"last_error", last_error ? nlohmann::json(*last_error) : nlohmann::json(nullptr)},
+          {"user_id", user_id ? nlohmann::json(*user_id) : nlohmann::json(nullptr)},
+          {"created_at", created_at},
+          {"updated_at", updated_at}};
+}
+
+IntakeStatements::IntakeStatements(soci::session &sql)
+    : m_insert((sql.prepare << k_insert_queued, soci::use(m_email), soci::use(m_email),
+                soci::use(m_payload), soci::use(m_token_id), soci::use(m_now), soci::use(m_now),
+                soci::use(m_now), soci::use(m_activation_hash), soci::use(m_activation_expires_at),
+                soci::into(m_job_id))) {}
+
+Result<QueuedJob> IntakeStatements::enqueue(const provisioning::NewUser &user,
+                                            const provisioning::Creator &creator,
+                                            std::chrono::hours activation_ttl) {
+  const auto now = std::chrono::system_clock::now();
+  m_now = clock::iso8601(now);
+  m_email = user.email;
+  auto payload = user.to_json();
+  payload["created_by"] = creator.actor;
+  m_payload = payload.dump();
+  m_token_id = creator.token_id;
+  auto secret = auth::issue_activation_token();
+  m_activation_hash = std::move(secret.hash);
+  m_activation_expires_at = clock::iso8601(now + activation_ttl);
+  if (!m_insert.execute(true)) {
+    return fail(ErrorKind::conflict, "user_exists",
+                "an account or a pending request already exists for " + user.email, "email");
+  }
+  m_insert.fetch(); // finish the RETURNING statement so that COMMIT can run
+  return QueuedJob{m_job_id, std::move(secret.token)};
+}
+
+std::vector<ClaimedJob> claim(soci::session &sql, const std::string &owner, int max,
+                              const std::string &lease_until) {
+  const std::string now = clock::now_iso8601();
+  long long id = 0, token_id = 0;
+  int attempts = 0;
+  std::string payload, hash, expires;
+  soci::indicator i_token = soci::i_null, i_hash = soci::i_null, i_expires = soci::i_null;
+  soci::statement st = (sql.prepare << k_claim, soci::use(owner), soci::use(lease_until),
+                        soci::use(now), soci::use(now), soci::use(max), soci::into(id),
+                        soci::into(attempts), soci::into(payload), soci::into(token_id, i_token),
+                        soci::into(hash, i_hash), soci::into(expires, i_expires));
+  st.execute();
+  std::vector<ClaimedJob> claimed;
+  while (st.fetch()) {
+    ClaimedJob job;
+    job.id = id;
+    job.attempts = attempts;
+    const auto body = nlohmann::json::parse(payload, nullptr, false);
+    if (body.is_object()) {
+      job.user.email = body.value("email", "");
+      job.user.full_name = body.value("full_name", "");
+      if (body.contains("phone")) job.user.phone = body.value("phone", "");
+      if (body.contains("product")) job.user.product = body.value("product", "");
+      job.creator.actor = body.value("created_by", "");
+    }
+    if (i_token == soci::i_ok) job.creator.token_id = token_id;
+    if (i_hash == soci::i_ok) job.activation_hash = hash;
+    if (i_expires == soci::i_ok) job.activation_expires_at = expires;
+    claimed.push_back(std::move(job));
+  }
+  return claimed;
+}
+
+bool extend_lease(soci::session &sql, std::int64_t job_id, const std::string &owner,
+                  const std::string &lease_until) {
+  const long long id = job_id;
+  soci::statement st = (sql.prepare << k_extend, soci::use(lease_until), soci::use(id),
+                        soci::use(owner));
+  st.execute(true);
+  return st.get_affected_rows() == 1;
+}
+
+std::optional<JobStatus> fail_attempt(soci::session &sql, std::int64_t job_id,
+                                      const std::string &owner, const std::string &error,
+                                      const std::string &retry_at, int max_attempts,
+                                      const std::string &instance) {
+  const long long id = job_id;
+  const std::string now = clock::now_iso8601();
+  std::string status, email;
+  int attempts = 0;
+  sql << k_fail, soci::use(max_attempts), soci::use(error), soci::use(retry_at), soci::use(now),
+      soci::use(id), soci::use(owner), soci::into(status), soci::into(email), soci::into(attempts);
+  if (!sql.got_data()) return std::nullopt;
+  const auto result = parse_status(status);
+  if (result == JobStatus::dead) record_dead(sql, id, email, attempts, error, instance);
+  return result;
+}
+
+std::vector<std::int64_t> recover_expired_leases(soci::session &sql, int max_attempts,
+                                                 const std::string &instance) {
+  const std::string now = clock::now_iso8601();
+  long long id = 0;
+  std::string status, email;
+  int attempts = 0;
+  soci::statement st = (sql.prepare << k_recover, soci::use(max_attempts), soci::use(now),
+                        soci::use(now), soci::use(now), soci::into(id), soci::into(status),
+                        soci::into(email), soci::into(attempts));
+  st.execute();
+  std::vector<std::int64_t> requeued;
+  std::vector<std::tuple<long long, std::string, int>> dead;
+  while (st.fetch()) {
+    if (status == "dead") {
+      dead.emplace_back(id, email, attempts);
+    } else {
+      requeued.push_back(id);
+    }
+  }
+  for (const auto &[dead_id, dead_email, dead_attempts] : dead) {
+    record_dead(sql, dead_id, dead_email, dead_attempts,
+                "the worker holding the lease stopped or crashed", instance);
+  }
+  return requeued;
+}
+
+int release_leases(soci::session &sql, const std::string &owner) {
+  const std::string now = clock::now_iso8601();
+  soci::statement st = (sql.prepare << k_release, soci::use(now), soci::use(owner));
+  st.execute(true);
+  return static_cast<int>(st.get_affected_rows());
+}
+
+std::optional<Job> find(soci::session &sql, std::int64_t id) {
+  const long long key = id;
+  JobRow row;
+  soci::statement st(sql);
+  row.bind(st);
+  st.exchange(soci::use(key));
+  st.alloc();
+  st.prepare(std::string(k_select_job) + "WHERE id = :id");
+  st.define_and_bind();
+  if (!st.execute(true)) return std::nullopt;
+  return row.job();
+}
+
+std::vector<Job> list(soci::session &sql, const ListFilter &filter) {
+  const std::string status = filter.status ? to_string(*filter.status) : "";
+  const long long before = filter.before_id.value_or(std::numeric_limits<long long>::max());
+  const int limit = filter.limit;
+  JobRow row;
+  soci::statement st(sql);
+  row.bind(st);
+  st.exchange(soci::use(status));
+  st.exchange(soci::use(status));
+  st.exchange(soci::use(before));
+  st.exchange(soci::use(limit));
+  st.alloc();
+  st.prepare(std::string(k_select_job) +
+             "WHERE (:status = '' OR status = :status2) AND id < :before ORDER BY id DESC "
+             "LIMIT :limit");
+  st.define_and_bind();
+  st.execute();
+  std::vector<Job> jobs;
+  while (st.fetch()) jobs.push_back(row.job());
+  return jobs;
+}
+
+Result<Job> retry_dead(soci::session &sql, std::int64_t id, const std::string &actor,
+                       const std::string &instance) {
+  auto job = find(sql, id);
+  if (!job) return fail(ErrorKind::not_found, "job_not_found", "no job with that id");
+  if (job->status != JobStatus::dead) {
+    return fail(ErrorKind::conflict, "job_not_dead",
+                fmt::format("job {} is {}, only dead jobs can be retried", id, to_string(job->status)));
+  }
+  const std::string now = clock::now_iso8601();
+  const long long key = id;
+  soci::statement st = (sql.prepare << k_retry, soci::use(now), soci::use(now), soci::use(key));
+  st.execute(true);
+  if (st.get_affected_rows() != 1) {
+    return fail(ErrorKind::conflict, "user_exists",
+                "another request for this email is queued, running or done", "email");
+  }
+  health::record(sql, health::EventType::info,
+                 fmt::format("dead job {} for {} re-queued by {}", id, job->email, actor),
+                 {{"job_id", id}, {"email", job->email}, {"by", actor}}, instance);
+  return *find(sql, id);
+}
+
+QueueStats stats(soci::session &sql) {
+  QueueStats s;
+  std::string status;
+  long long count = 0;
+  soci::statement st =
+      (sql.prepare << "SELECT status, COUNT(*) FROM jobs GROUP BY status", soci::into(status),
+       soci::into(count));
+  st.execute();
+  while (st.fetch()) {
+    if (status == "queued") s.queued = count;
+    if (status == "running") s.running = count;
+    if (status == "succeeded") s.succeeded = count;
+    if (status == "dead") s.dead = count;
+  }
+  const auto now = std::chrono::system_clock::now();
+  std::string oldest;
+  soci::indicator i_oldest = soci::i_null;
+  sql << "SELECT MIN(created_at) FROM jobs WHERE status = 'queued'", soci::into(oldest, i_oldest);
+  if (i_oldest == soci::i_ok) {
+    if (auto t = clock::parse_iso8601(oldest)) {
+      s.oldest_waiting_seconds = std::chrono::duration<double>(now - *t).count();
+    }
+  }
+  const std::string minute_ago = clock::iso8601(now - std::chrono::minutes(1));
+  long long recent = 0;
+  sql << "SELECT COUNT(*) FROM jobs WHERE status = 'succeeded' AND updated_at >= :since",
+      soci::use(minute_ago), soci::into(recent);
+  s.jobs_per_second_last_minute = static_cast<double>(recent) / 60.0;
+  return s;
+}
+
+nlohmann::json QueueStats::to_json() const {
+  return {{"counts",
+           {{"queued", queued}, {"running", running}, {"succeeded", succeeded}, {"dead", dead}}},
+          {"oldest_waiting_seconds",
+           oldest_waiting_seconds ? nlohmann::json(*oldest_waiting_seconds) : nlohmann::json(nullptr)},
+          {"jobs_per_second_last_minute", jobs_per_second_last_minute}};
+}
+
+} // namespace usher::jobs

@@ -1,0 +1,129 @@
+// Provisioning jobs in the database: the durable record of every request
+// and, for the embedded queue, the queue itself. Every transition is guarded
+// by the current state (and the lease owner), so a duplicate delivery or a
+// late worker changes nothing.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <soci/soci.h>
+
+#include <usher/provisioning/new_user.hpp>
+#include <usher/provisioning/provisioner.hpp>
+#include <usher/util/error.hpp>
+
+namespace usher::jobs {
+
+enum class JobStatus { queued, running, succeeded, dead };
+
+const char *to_string(JobStatus status);
+std::optional<JobStatus> parse_status(std::string_view text);
+
+struct Job {
+  std::int64_t id = 0;
+  std::string email;
+  JobStatus status = JobStatus::queued;
+  int attempts = 0;
+  std::optional<std::string> last_error;
+  std::optional<std::int64_t> user_id;
+  std::optional<std::int64_t> created_by_token_id;
+  std::string created_at;
+  std::string updated_at;
+
+  nlohmann::json to_json() const;
+};
+
+// A job a worker holds a lease on: everything needed to provision it.
+struct ClaimedJob {
+  std::int64_t id = 0;
+  int attempts = 0; // including this one
+  provisioning::NewUser user;
+  provisioning::Creator creator;
+  std::optional<std::string> activation_hash;
+  std::optional<std::string> activation_expires_at;
+};
+
+struct QueuedJob {
+  std::int64_t job_id = 0;
+  std::string activation_token; // clear: returned once in the 202
+};
+
+// Durable intake, prepared once per writer connection.
+class IntakeStatements {
+public:
+  explicit IntakeStatements(soci::session &sql);
+
+  // Records a queued job in the caller's transaction; user_exists (409) when
+  // the email already has a queued, running or succeeded job.
+  Result<QueuedJob> enqueue(const provisioning::NewUser &user, const provisioning::Creator &creator,
+                            std::chrono::hours activation_ttl);
+
+private:
+  std::string m_email;
+  std::string m_payload;
+  long long m_token_id = 0;
+  std::string m_now;
+  std::string m_activation_hash;
+  std::string m_activation_expires_at;
+  long long m_job_id = 0;
+  soci::statement m_insert;
+};
+
+// Takes up to `max` runnable queued jobs (oldest first) for `owner` until
+// `lease_until`, counting an attempt each.
+std::vector<ClaimedJob> claim(soci::session &sql, const std::string &owner, int max,
+                              const std::string &lease_until);
+
+// Extends `owner`'s lease on `job_id`; false when the lease was lost.
+bool extend_lease(soci::session &sql, std::int64_t job_id, const std::string &owner,
+                  const std::string &lease_until);
+
+// Ends a failed attempt: queued again at `retry_at`, or dead after
+// `max_attempts` (with an ERROR event). Returns the new status, or nullopt
+// when `owner` no longer held the lease.
+std::optional<JobStatus> fail_attempt(soci::session &sql, std::int64_t job_id,
+                                      const std::string &owner, const std::string &error,
+                                      const std::string &retry_at, int max_attempts,
+                                      const std::string &instance);
+
+// Jobs whose lease expired (their worker died) go back to queued, or to
+// dead when they used up their attempts. Returns the ids put back.
+std::vector<std::int64_t> recover_expired_leases(soci::session &sql, int max_attempts,
+                                                 const std::string &instance);
+
+// Gives back `owner`'s leases at shutdown without counting the attempt.
+int release_leases(soci::session &sql, const std::string &owner);
+
+std::optional<Job> find(soci::session &sql, std::int64_t id);
+
+struct ListFilter {
+  std::optional<JobStatus> status;
+  std::optional<std::int64_t> before_id;
+  int limit = 50;
+};
+std::vector<Job> list(soci::session &sql, const ListFilter &filter);
+
+// Re-queues a dead job: not_found, or conflict when it is not dead or when
+// another request for the same email is active.
+Result<Job> retry_dead(soci::session &sql, std::int64_t id, const std::string &actor,
+                       const std::string &instance);
+
+struct QueueStats {
+  long long queued = 0;
+  long long running = 0;
+  long long succeeded = 0;
+  long long dead = 0;
+  std::optional<double> oldest_waiting_seconds;
+  double jobs_per_second_last_minute = 0;
+
+  nlohmann::json to_json() const;
+};
+QueueStats stats(soci::session &sql);
+
+} // namespace usher::jobs

@@ -1,0 +1,38 @@
+// The embedded, database-backed job queue: the jobs table is the queue. A
+// claim is one guarded UPDATE (queued and due -> running with a lease) that
+// goes through the process's WriteBatcher like every other write; dispatch
+// only wakes local workers, and other processes find the row by polling.
+#pragma once
+
+#include <condition_variable>
+#include <mutex>
+
+#include <usher/queue/job_queue.hpp>
+#include <usher/store/write_batcher.hpp>
+
+namespace usher::queue {
+
+class EmbeddedQueue final : public JobQueue {
+public:
+  // `poll_interval` bounds how long a job queued by another process, or due
+  // for a retry, waits for a claim.
+  EmbeddedQueue(store::WriteBatcher &writer, std::chrono::milliseconds poll_interval);
+
+  Result<void> dispatch(std::int64_t job_id) override;
+  std::vector<jobs::ClaimedJob> claim(const std::string &owner, int max,
+                                      std::chrono::milliseconds lease,
+                                      std::chrono::milliseconds wait) override;
+  void acknowledge(std::int64_t) override {}
+  void interrupt() override;
+  QueueHealth health() const override { return QueueHealth{"embedded", true, "closed"}; }
+
+private:
+  store::WriteBatcher &m_writer;
+  std::chrono::milliseconds m_poll_interval;
+  std::mutex m_mutex;
+  std::condition_variable m_wake;
+  std::uint64_t m_dispatched = 0; // bumped by dispatch(): there may be work
+  bool m_interrupted = false;
+};
+
+} // namespace usher::queue

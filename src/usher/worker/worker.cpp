@@ -1,0 +1,212 @@
+#include <usher/worker/worker.hpp>
+
+#include <algorithm>
+#include <csignal>
+#include <future>
+#include <memory>
+#include <random>
+
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <usher/provisioning/provisioner.hpp>
+#include <usher/util/clock.hpp>
+#include <usher/util/crypto.hpp>
+
+namespace usher::worker {
+namespace {
+
+constexpr auto k_claim_wait = std::chrono::milliseconds(500);
+constexpr auto k_batch_timeout = std::chrono::seconds(60);
+constexpr auto k_max_backoff = std::chrono::hours(1);
+
+struct JobOutcome {
+  std::int64_t id = 0;
+  int attempts = 0;
+  Result<void> result;
+};
+
+} // namespace
+
+std::chrono::milliseconds backoff_delay(std::chrono::milliseconds base, int attempts,
+                                        double jitter01) {
+  const int exponent = std::clamp(attempts - 1, 0, 30);
+  const double full = std::min(static_cast<double>(base.count()) * static_cast<double>(1LL << exponent),
+                               static_cast<double>(std::chrono::milliseconds(k_max_backoff).count()));
+  return std::chrono::milliseconds(static_cast<long long>(full * (0.5 + 0.5 * jitter01)));
+}
+
+Worker::Worker(queue::JobQueue &queue, store::WriteBatcher &writer, WorkerSettings settings)
+    : m_queue(queue), m_writer(writer), m_settings(std::move(settings)),
+      m_owner_prefix(fmt::format("{}:{}:{}", m_settings.instance, getpid(),
+                                 crypto::random_token("", 6))) {}
+
+Worker::~Worker() { stop(); }
+
+void Worker::start() {
+  for (unsigned i = 0; i < m_settings.threads; ++i) m_threads.emplace_back([this, i] { run(i); });
+}
+
+void Worker::stop() {
+  if (m_threads.empty()) return;
+  m_stopping.store(true);
+  m_queue.interrupt();
+  for (auto &t : m_threads) {
+    if (t.joinable()) t.join();
+  }
+  m_threads.clear();
+  // Anything still leased by this process goes back without counting an attempt.
+  for (unsigned i = 0; i < m_settings.threads; ++i) {
+    const std::string owner = fmt::format("{}:{}", m_owner_prefix, i);
+    write_and_wait([owner](store::WriteContext &context) { jobs::release_leases(context.sql(), owner); },
+                   std::chrono::seconds(10));
+  }
+}
+
+void Worker::checkpoint(const char *step) const {
+  if (!m_settings.fault_after.empty() && m_settings.fault_after == step) {
+    spdlog::critical("fault injection: killing the process after step {}", step);
+    std::raise(SIGKILL);
+  }
+}
+
+bool Worker::write_and_wait(store::WriteBatcher::Apply apply, std::chrono::milliseconds timeout) {
+  auto done = std::make_shared<std::promise<bool>>();
+  auto finished = done->get_future();
+  if (!m_writer.submit(std::move(apply),
+                       [done](const Result<void> &written) { done->set_value(written.has_value()); })) {
+    return false;
+  }
+  return finished.wait_for(timeout) == std::future_status::ready && finished.get();
+}
+
+void Worker::run(unsigned index) {
+  const std::string owner = fmt::format("{}:{}", m_owner_prefix, index);
+  auto next_recovery = std::chrono::steady_clock::now();
+  while (!m_stopping.load()) {
+    if (index == 0 && std::chrono::steady_clock::now() >= next_recovery) {
+      recover_expired();
+      next_recovery = std::chrono::steady_clock::now() +
+                      std::max<std::chrono::milliseconds>(m_settings.lease / 4, std::chrono::milliseconds(100));
+    }
+    try {
+      auto batch = m_queue.claim(owner, m_settings.claim_batch, m_settings.lease, k_claim_wait);
+      if (batch.empty()) continue;
+      checkpoint("claim");
+      process(owner, std::move(batch));
+    } catch (const std::exception &e) {
+      // A job boundary: one failure never takes the worker down.
+      spdlog::error("worker {} failed: {}", owner, e.what());
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+  }
+}
+
+void Worker::recover_expired() {
+  auto requeued = std::make_shared<std::vector<std::int64_t>>();
+  const int max_attempts = m_settings.max_attempts;
+  const std::string instance = m_settings.instance;
+  if (write_and_wait(
+          [requeued, max_attempts, instance](store::WriteContext &context) {
+            *requeued = jobs::recover_expired_leases(context.sql(), max_attempts, instance);
+          },
+          std::chrono::seconds(30))) {
+    if (!requeued->empty()) {
+      spdlog::warn("recovered {} jobs whose worker stopped or crashed", requeued->size());
+      for (auto id : *requeued) m_queue.dispatch(id);
+    }
+  }
+}
+
+void Worker::process(const std::string &owner, std::vector<jobs::ClaimedJob> batch) {
+  // One write per job, so that one failing job does not fail the others;
+  // the batcher still commits them together.
+  struct Shared {
+    std::mutex mutex;
+    std::condition_variable all_done;
+    std::size_t remaining = 0;
+    std::vector<JobOutcome> outcomes;
+  };
+  auto shared = std::make_shared<Shared>();
+  shared->remaining = batch.size();
+  shared->outcomes.resize(batch.size());
+  auto finish = [shared](std::size_t i, Result<void> result) {
+    std::lock_guard lock(shared->mutex);
+    shared->outcomes[i].result = std::move(result);
+    if (--shared->remaining == 0) shared->all_done.notify_one();
+  };
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    shared->outcomes[i].id = batch[i].id;
+    shared->outcomes[i].attempts = batch[i].attempts;
+    auto job = std::make_shared<jobs::ClaimedJob>(std::move(batch[i]));
+    auto step = [this](const char *name) { checkpoint(name); };
+    const bool queued = m_writer.submit(
+        [job, owner, step](store::WriteContext &context) {
+          auto provisioned = context.prepared<provisioning::ProvisioningStatements>().provision_queued(
+              job->id, owner, job->user, job->creator, job->activation_hash,
+              job->activation_expires_at, step);
+          if (!provisioned) throw store::AbortWrite(provisioned.error());
+        },
+        [finish, i](const Result<void> &written) { finish(i, written); });
+    if (!queued) {
+      finish(i, fail(ErrorKind::unavailable, "write_queue_full", "the write queue is full"));
+    }
+  }
+
+  // Wait for the commit, extending the leases of a batch that takes long.
+  {
+    std::unique_lock lock(shared->mutex);
+    const auto deadline = std::chrono::steady_clock::now() + k_batch_timeout;
+    const auto slice = std::max<std::chrono::milliseconds>(m_settings.lease / 3, std::chrono::milliseconds(10));
+    while (shared->remaining > 0 && std::chrono::steady_clock::now() < deadline) {
+      if (shared->all_done.wait_for(lock, slice, [&] { return shared->remaining == 0; })) break;
+      std::vector<std::int64_t> pending;
+      for (const auto &o : shared->outcomes) pending.push_back(o.id);
+      const std::string lease_until =
+          clock::iso8601(std::chrono::system_clock::now() + m_settings.lease);
+      lock.unlock();
+      m_writer.submit(
+          [pending, owner, lease_until](store::WriteContext &context) {
+            for (auto id : pending) jobs::extend_lease(context.sql(), id, owner, lease_until);
+          },
+          [](const Result<void> &) {});
+      lock.lock();
+    }
+    if (shared->remaining > 0) {
+      // The writer is stuck: leave the leases to expire and be recovered.
+      spdlog::error("worker {}: a batch did not commit within {} s", owner,
+                    std::chrono::duration_cast<std::chrono::seconds>(k_batch_timeout).count());
+      return;
+    }
+  }
+  checkpoint("after_commit");
+
+  static thread_local std::mt19937_64 random{std::random_device{}()};
+  std::uniform_real_distribution<double> jitter(0.0, 1.0);
+  for (const auto &outcome : shared->outcomes) {
+    if (outcome.result) {
+      m_succeeded.fetch_add(1);
+      m_queue.acknowledge(outcome.id);
+      continue;
+    }
+    if (outcome.result.error().code == "lease_lost") continue; // another worker has it
+    const std::string error = outcome.result.error().detail;
+    const std::string retry_at = clock::iso8601(
+        std::chrono::system_clock::now() +
+        backoff_delay(m_settings.backoff, outcome.attempts, jitter(random)));
+    const auto id = outcome.id;
+    const int max_attempts = m_settings.max_attempts;
+    const std::string instance = m_settings.instance;
+    spdlog::warn("job {} attempt {} failed: {}", id, outcome.attempts, error);
+    write_and_wait(
+        [id, owner, error, retry_at, max_attempts, instance](store::WriteContext &context) {
+          jobs::fail_attempt(context.sql(), id, owner, error, retry_at, max_attempts, instance);
+        },
+        std::chrono::seconds(30));
+    m_queue.acknowledge(id);
+  }
+}
+
+} // namespace usher::worker
