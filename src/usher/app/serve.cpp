@@ -122,6 +122,7 @@ worker::WorkerSettings worker_settings(const config::Config &config) {
   settings.max_attempts = static_cast<int>(config.job_max_attempts);
   settings.instance = config.instance;
   settings.fault_after = config.fault_after;
+  settings.fault_throws = config.fault_throws;
   return settings;
 }
 

@@ -215,6 +215,12 @@ std::vector<Setting> make_settings() {
          c.fault_after = v;
          return std::nullopt;
        }},
+      {"USHER_FAULT_MODE", "tests only: kill (default) or throw at USHER_FAULT_AFTER",
+       [](Config &c, const std::string &v) -> std::optional<std::string> {
+         if (v != "kill" && v != "throw") return "must be kill or throw";
+         c.fault_throws = v == "throw";
+         return std::nullopt;
+       }},
       number("WRITE_QUEUE_LIMIT", "pending writes before requests get 503", 1, 10000000,
              &Config::write_queue_limit),
   };

@@ -51,7 +51,8 @@ struct Config {
   std::chrono::milliseconds job_lease{30000};
   unsigned job_claim_batch = 64;
   std::chrono::milliseconds queue_poll_interval{500};
-  std::string fault_after; // USHER_FAULT_AFTER, tests only
+  std::string fault_after;           // USHER_FAULT_AFTER, tests only
+  bool fault_throws = false;         // USHER_FAULT_MODE=throw: fail the attempt instead
 };
 
 // One configurable setting: its environment name (the TOML key is the same

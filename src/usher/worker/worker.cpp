@@ -5,6 +5,7 @@
 #include <future>
 #include <memory>
 #include <random>
+#include <stdexcept>
 
 #include <unistd.h>
 
@@ -66,10 +67,12 @@ void Worker::stop() {
 }
 
 void Worker::checkpoint(const char *step) const {
-  if (!m_settings.fault_after.empty() && m_settings.fault_after == step) {
-    spdlog::critical("fault injection: killing the process after step {}", step);
-    std::raise(SIGKILL);
+  if (m_settings.fault_after.empty() || m_settings.fault_after != step) return;
+  if (m_settings.fault_throws) {
+    throw std::runtime_error(fmt::format("injected fault after step {}", step));
   }
+  spdlog::critical("fault injection: killing the process after step {}", step);
+  std::raise(SIGKILL);
 }
 
 bool Worker::write_and_wait(store::WriteBatcher::Apply apply, std::chrono::milliseconds timeout) {

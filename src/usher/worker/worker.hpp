@@ -26,6 +26,7 @@ struct WorkerSettings {
   // Test-only fault injection: the process kills itself right after this
   // step (claim, account, profile, before_complete, after_commit).
   std::string fault_after;
+  bool fault_throws = false; // fail the attempt instead of killing the process
 };
 
 // Delay before attempt `attempts + 1`: base * 2^(attempts-1), capped at one
