@@ -107,8 +107,13 @@ std::optional<std::string> parse_chat_ids(Config &c, const std::string &v) {
                                                                      ? std::string::npos
                                                                      : comma - start)));
     if (!piece.empty()) {
-      const bool numeric_id = piece.find_first_not_of("-0123456789") == std::string::npos;
-      if (!numeric_id && piece.front() != '@') {
+      // A chat id is a whole number (groups and channels are negative) or @channel.
+      const std::string_view digits =
+          std::string_view(piece).substr(piece.front() == '-' ? 1 : 0);
+      const bool numeric_id =
+          !digits.empty() && digits.find_first_not_of("0123456789") == std::string_view::npos;
+      const bool channel = piece.size() > 1 && piece.front() == '@';
+      if (!numeric_id && !channel) {
         return fmt::format("must be chat ids (numbers or @channel) separated by commas, got \"{}\"",
                            piece);
       }

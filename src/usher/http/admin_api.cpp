@@ -26,6 +26,19 @@ std::optional<long long> parse_positive(std::string_view text, long long max) {
   return value;
 }
 
+// "2026-11-28", "2026-11-28T16:00:00Z" or with a fraction, rewritten to the
+// stored form "YYYY-MM-DDTHH:MM:SS.mmmZ" so that SQL's text comparison is a
+// time comparison (done on text: no overflow for far-away years).
+std::optional<std::string> normalise_since(const std::string &value) {
+  static const std::regex k_iso(R"((\d{4}-\d{2}-\d{2})(T(\d{2}:\d{2}:\d{2})(\.(\d{1,9}))?Z?)?)");
+  std::smatch m;
+  if (!std::regex_match(value, m, k_iso)) return std::nullopt;
+  std::string millis = m[5].matched ? m[5].str() : "";
+  millis = (millis + "000").substr(0, 3);
+  const std::string time = m[3].matched ? m[3].str() : "00:00:00";
+  return m[1].str() + "T" + time + "." + millis + "Z";
+}
+
 Result<health::Filter> parse_log_filter(std::string_view query_text) {
   auto query =
       restinio::try_parse_query<restinio::parse_query_traits::relaxed>(query_text);
@@ -41,11 +54,9 @@ Result<health::Filter> parse_log_filter(std::string_view query_text) {
         return tl::unexpected(bad_param("type", "must be INFO, WARNING, ERROR, SWITCH or CRITICAL"));
       }
     } else if (name == "since") {
-      static const std::regex k_iso(R"(\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?Z?)?)");
-      if (!std::regex_match(value, k_iso)) {
-        return tl::unexpected(bad_param("since", "must be an ISO 8601 UTC time"));
-      }
-      filter.since = value;
+      auto since = normalise_since(value);
+      if (!since) return tl::unexpected(bad_param("since", "must be an ISO 8601 UTC time"));
+      filter.since = std::move(*since);
     } else if (name == "limit") {
       auto limit = parse_positive(value, k_max_log_limit);
       if (!limit) return tl::unexpected(bad_param("limit", "must be 1 to 500"));

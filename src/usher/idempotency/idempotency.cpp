@@ -26,7 +26,7 @@ Result<std::string> parse_key(std::string_view header) {
   }
   for (const char c : header) {
     const auto b = static_cast<unsigned char>(c);
-    if (b < 0x20 || b > 0x7E) {
+    if (b < 0x21 || b > 0x7E) {
       return fail(ErrorKind::invalid, "idempotency_key_invalid",
                   "Idempotency-Key must be visible ASCII characters", "Idempotency-Key");
     }

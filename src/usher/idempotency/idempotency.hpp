@@ -21,7 +21,7 @@ namespace usher::idempotency {
 
 inline constexpr std::size_t k_max_key = 255;
 
-// Checks a header value: 1 to 255 visible ASCII characters.
+// Checks a header value: 1 to 255 visible ASCII characters (no spaces).
 Result<std::string> parse_key(std::string_view header);
 
 // A digest of the request body that ignores key order and whitespace.

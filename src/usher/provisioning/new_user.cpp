@@ -1,5 +1,7 @@
 #include <usher/provisioning/new_user.hpp>
 
+#include <limits>
+
 #include <fmt/format.h>
 
 #include <usher/util/json_fields.hpp>
@@ -81,14 +83,15 @@ Result<NewUser> parse_new_user(const nlohmann::json &body) {
   if (auto err = reader.check()) return tl::unexpected(*err);
 
   NewUser user;
-  // The raw email may carry surrounding spaces: its limit applies after trimming.
-  auto email = reader.required_text("email", 1, 4 * k_max_email);
+  auto email = reader.required_text("email", 0, std::numeric_limits<std::size_t>::max());
   if (!email) return tl::unexpected(email.error());
   auto normalized = normalise_email(*email);
   if (!normalized) return tl::unexpected(normalized.error());
   user.email = std::move(*normalized);
 
-  auto full_name = reader.required_text("full_name", 1, 4 * k_max_full_name);
+  // Raw values may carry surrounding spaces; the limits apply after trimming,
+  // and errors always quote the limits of SPEC §3.
+  auto full_name = reader.required_text("full_name", 0, std::numeric_limits<std::size_t>::max());
   if (!full_name) return tl::unexpected(full_name.error());
   user.full_name = std::string(text::trim(*full_name));
   if (auto err = json_fields::check_text(user.full_name, "full_name", 1, k_max_full_name)) {

@@ -43,11 +43,15 @@ void ModeCache::set(const ModeState &state) {
   }
 }
 
-void ModeCache::invalidate() { m_expires_ns.store(0, std::memory_order_release); }
+void ModeCache::invalidate() {
+  m_generation.fetch_add(1, std::memory_order_acq_rel);
+  m_expires_ns.store(0, std::memory_order_release);
+}
 
 void ModeCache::refresh(Clock::time_point now) {
   // Only the caller that flips the flag refreshes; the rest keep the old value.
   if (m_refreshing.exchange(true, std::memory_order_acq_rel)) return;
+  const auto generation = m_generation.load(std::memory_order_acquire);
   auto state = m_loader();
   if (state) {
     set(*state);
@@ -56,7 +60,9 @@ void ModeCache::refresh(Clock::time_point now) {
   }
   // Also after a failure: the stale value is kept for another TTL rather
   // than hammering a database that is down.
-  m_expires_ns.store((now + m_ttl).time_since_epoch().count(), std::memory_order_release);
+  if (m_generation.load(std::memory_order_acquire) == generation) {
+    m_expires_ns.store((now + m_ttl).time_since_epoch().count(), std::memory_order_release);
+  }
   m_refreshing.store(false, std::memory_order_release);
 }
 

@@ -54,6 +54,9 @@ private:
   std::atomic<std::uint64_t> m_packed{0};
   std::atomic<std::int64_t> m_expires_ns{0};
   std::atomic<bool> m_refreshing{false};
+  // Bumped by invalidate(): a refresh that started before it must not mark
+  // the cache fresh, or the invalidation would be lost for a whole TTL.
+  std::atomic<std::uint64_t> m_generation{0};
 };
 
 } // namespace usher::system

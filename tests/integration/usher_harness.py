@@ -1,0 +1,442 @@
+"""Shared helpers for usher's black-box integration tests.
+
+Python 3 standard library only. Every network call has a timeout, every
+subprocess wait has a timeout, and every server started here is killed when
+its owner stops it (tests call stop() in tearDown/tearDownClass; an atexit
+hook kills anything left over).
+
+The binary is taken from $USHER_BIN (ctest sets it), else build/usher.
+"""
+
+import atexit
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+USHER_BIN = os.environ.get("USHER_BIN") or str(ROOT / "build" / "usher")
+
+# Cheap argon2id so activation and login tests stay fast (valid config knobs).
+FAST_HASH_ENV = {"PASSWORD_HASH_MEMORY_KIB": "1024", "PASSWORD_HASH_ITERATIONS": "1"}
+
+# Every setting usher reads from the environment: cleared from the inherited
+# environment so a developer's shell cannot change what the tests see.
+SETTING_NAMES = [
+    "USHER_LISTEN", "DATABASE_URL", "REDIS_URL", "REDIS_HOST", "REDIS_PORT", "START_WORKER",
+    "WORKER_CONCURRENCY", "JOB_MAX_ATTEMPTS", "JOB_BACKOFF_MS", "CONFIG_CACHE_TTL_MS",
+    "TELEGRAM_BOT_TOKEN", "TELEGRAM_ADMIN_CHAT_ID", "TELEGRAM_API_URL", "ALERT_THROTTLE_MS",
+    "USHER_INSTANCE", "LOG_FORMAT", "ACTIVATION_TTL_HOURS", "PASSWORD_HASH_MEMORY_KIB",
+    "PASSWORD_HASH_ITERATIONS", "IDEMPOTENCY_TTL_HOURS", "SESSION_TTL_HOURS",
+    "HTTP_READ_TIMEOUT_MS", "DB_BUSY_TIMEOUT_MS", "HTTP_THREADS", "BLOCKING_THREADS",
+    "WRITE_QUEUE_LIMIT",
+]
+
+# Tables whose row counts prove that a rejected request wrote nothing.
+WRITE_TABLES = ("accounts", "tripwire_users", "jobs", "idempotency_keys", "activation_tokens")
+ALL_TABLES = ("accounts", "tripwire_users", "jobs", "idempotency_keys", "activation_tokens",
+              "sessions", "api_tokens", "system_config", "system_health_logs", "alert_outbox")
+
+HTTP_TIMEOUT = 15.0
+CLI_TIMEOUT = 30.0
+START_TIMEOUT = 20.0
+STOP_TIMEOUT = 15.0
+
+_live_processes = set()
+_live_lock = threading.Lock()
+
+
+def _kill_leftovers():
+    with _live_lock:
+        procs = list(_live_processes)
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+
+
+atexit.register(_kill_leftovers)
+
+
+def unique_email(prefix="user"):
+    """A fresh, valid, lower-case address."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}@example.com"
+
+
+def long_email(total, tag="x"):
+    """A valid address of exactly `total` characters (70 <= total <= 254 + a few):
+    a 64-character local part and a domain of labels of at most 63 characters."""
+    local = (tag + "a" * 64)[:64]
+    rest = total - len(local) - 1 - len(".com")
+    labels = []
+    while rest > 0:
+        take = min(63, rest)
+        if 0 < rest - take < 2:  # the next label needs a dot and one character
+            take -= 2
+        labels.append("d" * take)
+        rest -= take + 1
+    address = f"{local}@{'.'.join(labels)}.com"
+    assert len(address) == total, (len(address), total)
+    return address
+
+
+_setting_names_cache = []
+
+
+def setting_names():
+    """SETTING_NAMES plus every `[NAME]` that `usher --help` lists (settings added
+    later are then cleared from the inherited environment too)."""
+    if not _setting_names_cache:
+        names = set(SETTING_NAMES)
+        try:
+            out = subprocess.run([USHER_BIN, "--help"], stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL, text=True, timeout=CLI_TIMEOUT,
+                                 stdin=subprocess.DEVNULL).stdout
+            names.update(n for n in re.findall(r"\[([A-Z][A-Z0-9_]+)\]", out) if n != "OPTIONS")
+        except (OSError, subprocess.SubprocessError):
+            pass
+        _setting_names_cache.append(frozenset(names))
+    return _setting_names_cache[0]
+
+
+def base_env(extra=None):
+    """The inherited environment without any usher setting, plus `extra`."""
+    names = setting_names()
+    env = {k: v for k, v in os.environ.items() if k not in names}
+    env.update(FAST_HASH_ENV)
+    if extra:
+        env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def run_cli(args, env=None, timeout=CLI_TIMEOUT, cwd=None):
+    """Runs `usher ARGS...`; returns CompletedProcess with text stdout/stderr."""
+    return subprocess.run([USHER_BIN, *args], env=env if env is not None else base_env(),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          timeout=timeout, cwd=cwd, stdin=subprocess.DEVNULL)
+
+
+class Response:
+    """An HTTP answer: status, headers (lower-case names), raw body and parsed JSON."""
+
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.json = None
+        if body:
+            try:
+                self.json = json.loads(body.decode("utf-8"))
+            except (ValueError, UnicodeDecodeError):
+                self.json = None
+
+    @property
+    def content_type(self):
+        return self.headers.get("content-type", "")
+
+    @property
+    def code(self):
+        return self.json.get("code") if isinstance(self.json, dict) else None
+
+    def __repr__(self):
+        return f"<Response {self.status} {self.body[:300]!r}>"
+
+
+def http_request(port, method, path, body=None, headers=None, timeout=HTTP_TIMEOUT,
+                 host="127.0.0.1"):
+    """One request on a fresh connection. `body` may be bytes, str or a JSON-able
+    object (then Content-Type application/json is added unless given)."""
+    headers = dict(headers or {})
+    if body is not None and not isinstance(body, (bytes, str)):
+        body = json.dumps(body)
+        if not any(k.lower() == "content-type" for k in headers):
+            headers["Content-Type"] = "application/json"
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        try:
+            conn.request(method, path, body=body, headers=headers)
+        except (BrokenPipeError, ConnectionResetError):
+            # The server may answer (e.g. 413) and close before reading it all.
+            pass
+        resp = conn.getresponse()
+        data = resp.read()
+        hdrs = {k.lower(): v for k, v in resp.getheaders()}
+        return Response(resp.status, hdrs, data)
+    finally:
+        conn.close()
+
+
+def raw_exchange(port, payload, timeout=5.0, shutdown_write=False, host="127.0.0.1"):
+    """Sends raw bytes and reads until the server closes or `timeout` passes.
+    Returns (data, closed): closed is True when the server closed the connection
+    (EOF or reset) before the timeout."""
+    sock = socket.create_connection((host, port), timeout=timeout)
+    data = b""
+    closed = False
+    try:
+        try:
+            sock.sendall(payload)
+            if shutdown_write:
+                sock.shutdown(socket.SHUT_WR)
+        except (BrokenPipeError, ConnectionResetError):
+            closed = True
+        deadline = time.monotonic() + timeout
+        while not closed:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            sock.settimeout(left)
+            try:
+                chunk = sock.recv(65536)
+            except socket.timeout:
+                break
+            except (ConnectionResetError, ConnectionAbortedError):
+                closed = True
+                break
+            if not chunk:
+                closed = True
+                break
+            data += chunk
+    finally:
+        sock.close()
+    return data, closed
+
+
+def status_of_raw(data):
+    """The status code of the first HTTP response in `data`, or None."""
+    if not data.startswith(b"HTTP/"):
+        return None
+    try:
+        return int(data.split(b"\r\n", 1)[0].split(b" ")[1])
+    except (IndexError, ValueError):
+        return None
+
+
+class UsherServer:
+    """A temporary database and (once start() is called) `usher serve` on a free port.
+
+    Before start, the database is migrated, tokens are created through the CLI
+    (so the server loads them at start) and, unless mode is None, the kill
+    switch is set through the CLI (`sync_direct` makes POST /api/v1/users
+    provision inline, answering 201)."""
+
+    def __init__(self, name="it", mode="sync_direct", env=None,
+                 tokens=(("admin", "admin"), ("sales", "sales_manager"))):
+        self.name = name
+        self.dir = tempfile.mkdtemp(prefix=f"usher-{name}-")
+        self.db_path = os.path.join(self.dir, "usher.db")
+        self.env = base_env({
+            "DATABASE_URL": f"sqlite:{self.db_path}",
+            "USHER_LISTEN": "127.0.0.1:0",
+            "USHER_INSTANCE": f"itest-{name}",
+            **(env or {}),
+        })
+        self.proc = None
+        self.port = None
+        self.tokens = {}
+        self.stdout_path = os.path.join(self.dir, "stdout.log")
+        self.stderr_path = os.path.join(self.dir, "stderr.log")
+        self.cli_checked(["migrate"])
+        for label, role in tokens:
+            self.tokens[label] = self.create_token(role, f"{label}-token")
+        if mode is not None:
+            self.cli_checked(["mode", "set", mode, "--reason", "integration test setup"])
+
+    # --- command line -------------------------------------------------------
+    def cli(self, args, extra_env=None, timeout=CLI_TIMEOUT):
+        env = dict(self.env)
+        if extra_env:
+            env.update({k: str(v) for k, v in extra_env.items()})
+        return run_cli(args, env=env, timeout=timeout, cwd=self.dir)
+
+    def cli_checked(self, args, **kw):
+        result = self.cli(args, **kw)
+        if result.returncode != 0:
+            raise AssertionError(f"usher {' '.join(args)} failed ({result.returncode}): "
+                                 f"{result.stderr.strip()}")
+        return result
+
+    def create_token(self, role, name):
+        result = self.cli_checked(["token", "create", "--role", role, "--name", name])
+        lines = [l for l in result.stdout.splitlines() if l.strip()]
+        return lines[-1].strip()
+
+    # --- process ------------------------------------------------------------
+    def start(self, timeout=START_TIMEOUT):
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        out = open(self.stdout_path, "wb")
+        err = open(self.stderr_path, "ab")
+        try:
+            self.proc = subprocess.Popen([USHER_BIN, "serve"], env=self.env, stdout=out,
+                                         stderr=err, stdin=subprocess.DEVNULL, cwd=self.dir)
+        finally:
+            out.close()
+            err.close()
+        with _live_lock:
+            _live_processes.add(self.proc)
+        deadline = time.monotonic() + timeout
+        prefix = "usher listening on http://"
+        while time.monotonic() < deadline:
+            with open(self.stdout_path, "rb") as f:
+                first = f.readline().decode("utf-8", "replace")
+            if first.endswith("\n") and first.startswith(prefix):
+                self.port = int(first.strip().rsplit(":", 1)[1])
+                return self
+            if first.endswith("\n"):
+                self.kill()
+                raise AssertionError(f"unexpected first stdout line: {first!r}")
+            if self.proc.poll() is not None:
+                raise AssertionError(f"usher serve exited with {self.proc.returncode}: "
+                                     f"{self.stderr_tail()}")
+            time.sleep(0.02)
+        self.kill()
+        raise AssertionError(f"usher serve did not print its URL within {timeout} s: "
+                             f"{self.stderr_tail()}")
+
+    def stderr_tail(self, n=2000):
+        try:
+            with open(self.stderr_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")[-n:]
+        except OSError:
+            return ""
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout):
+        """Exit code, or None if still running after `timeout` seconds."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+
+    def stop(self, timeout=STOP_TIMEOUT):
+        """SIGTERM, then SIGKILL after `timeout`. Returns the SIGTERM exit code
+        (None if it had to be killed)."""
+        code = None
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            code = self.wait(timeout)
+            if code is None:
+                self.kill()
+        elif self.proc is not None:
+            code = self.proc.returncode
+        return code
+
+    def close(self):
+        """Stops the server (if any) and removes the temporary directory."""
+        try:
+            self.stop()
+        finally:
+            with _live_lock:
+                _live_processes.discard(self.proc)
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    # --- HTTP ---------------------------------------------------------------
+    def auth(self, label):
+        return {"Authorization": f"Bearer {self.tokens[label]}"}
+
+    def request(self, method, path, body=None, headers=None, token=None, timeout=HTTP_TIMEOUT):
+        """`token` is a label of self.tokens ("admin", "sales") or None."""
+        hdrs = dict(headers or {})
+        if token is not None:
+            hdrs.update(self.auth(token))
+        return http_request(self.port, method, path, body=body, headers=hdrs, timeout=timeout)
+
+    def get(self, path, token=None, **kw):
+        return self.request("GET", path, token=token, **kw)
+
+    def create_user(self, email=None, full_name="Test Buyer", token="sales", headers=None, **fields):
+        body = {"email": email or unique_email(), "full_name": full_name, **fields}
+        return self.request("POST", "/api/v1/users", body=body, token=token, headers=headers)
+
+    def healthz(self, timeout=5.0):
+        return http_request(self.port, "GET", "/healthz", timeout=timeout)
+
+    def raw(self, payload, timeout=5.0, shutdown_write=False):
+        return raw_exchange(self.port, payload, timeout=timeout, shutdown_write=shutdown_write)
+
+    # --- database -----------------------------------------------------------
+    def db(self):
+        conn = sqlite3.connect(self.db_path, timeout=10)
+        return conn
+
+    def query(self, sql, params=()):
+        conn = self.db()
+        try:
+            return conn.execute(sql, params).fetchall()
+        finally:
+            conn.close()
+
+    def counts(self, tables=WRITE_TABLES):
+        conn = self.db()
+        try:
+            return {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables}
+        finally:
+            conn.close()
+
+
+def parallel(n, fn, timeout=60.0):
+    """Runs fn(i) on n threads released together; returns the results in order.
+    An exception in a thread is returned in place of its result."""
+    barrier = threading.Barrier(n, timeout=timeout)
+    results = [None] * n
+
+    def worker(i):
+        try:
+            barrier.wait()
+            results[i] = fn(i)
+        except Exception as e:  # noqa: BLE001 - reported to the caller
+            results[i] = e
+
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(n)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + timeout
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    if any(t.is_alive() for t in threads):
+        raise AssertionError(f"parallel requests did not finish within {timeout} s")
+    return results
+
+
+class ProblemAssertions:
+    """Mixin for unittest.TestCase: checks of RFC 9457 problem answers."""
+
+    def assertProblem(self, resp, status, code, field=None):
+        self.assertEqual(resp.status, status, f"expected {status} {code}, got {resp!r}")
+        self.assertTrue(resp.content_type.lower().startswith("application/problem+json"),
+                        f"content type {resp.content_type!r} for {resp!r}")
+        self.assertIsInstance(resp.json, dict, resp)
+        for key in ("type", "title", "status", "detail", "code"):
+            self.assertIn(key, resp.json, f"problem lacks {key}: {resp!r}")
+        self.assertEqual(resp.json["status"], status, resp)
+        self.assertEqual(resp.json["code"], code, resp)
+        if field is not None:
+            self.assertEqual(resp.json.get("field"), field, resp)

@@ -1,0 +1,255 @@
+// Unit tests for provisioning/create_user_inline against a migrated temporary SQLite database.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <future>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include <usher/provisioning/provisioner.hpp>
+#include <usher/store/database.hpp>
+#include <usher/store/migrations.hpp>
+#include <usher/store/write_batcher.hpp>
+#include <usher/util/crypto.hpp>
+
+namespace usher::provisioning {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr std::chrono::hours k_activation_ttl{24 * 7};
+
+// A migrated SQLite database file of its own, removed with its WAL files
+// when the test ends.
+class ProvisionerTest : public ::testing::Test {
+protected:
+  ProvisionerTest() : m_path(unique_path()), m_db("sqlite:" + m_path.string(), 5000ms) {}
+
+  void SetUp() override {
+    crypto::initialise();
+    m_sql = m_db.connect();
+    store::migrate(*m_sql, m_db.dialect());
+  }
+
+  void TearDown() override {
+    m_sql.reset();
+    for (const char *suffix : {"", "-wal", "-shm", "-journal"}) {
+      std::error_code ignored;
+      std::filesystem::remove(m_path.string() + suffix, ignored);
+    }
+  }
+
+  // create_user_inline in its own transaction, committed only on success.
+  Result<CreatedUser> create(const NewUser &user) {
+    soci::transaction transaction(*m_sql);
+    auto created = create_user_inline(*m_sql, user, m_creator, k_activation_ttl);
+    if (created) transaction.commit();
+    return created;
+  }
+
+  long long count(const std::string &sql_text, const std::string &bound) {
+    long long n = -1;
+    *m_sql << sql_text, soci::use(bound), soci::into(n);
+    return n;
+  }
+
+  static NewUser buyer(const std::string &email) {
+    NewUser user;
+    user.email = email;
+    user.full_name = "J\xC3\xBCrgen O'Neil";
+    user.phone = "+49 30 1234567";
+    user.product = "Tripwire Pro";
+    return user;
+  }
+
+  static std::filesystem::path unique_path() {
+    static std::atomic<int> counter{0};
+    return std::filesystem::temp_directory_path() /
+           ("usher_unit_provisioner_" + std::to_string(getpid()) + "_" + std::to_string(counter++) +
+            "_" + std::to_string(std::random_device{}()) + ".db");
+  }
+
+  std::filesystem::path m_path;
+  store::Database m_db;
+  std::unique_ptr<soci::session> m_sql;
+  const Creator m_creator{7, "alice (token 7)"};
+};
+
+TEST_F(ProvisionerTest, CreatesAccountProfileJobAndActivationToken) {
+  const auto created = create(buyer("buyer@example.com"));
+  ASSERT_TRUE(created) << created.error().detail;
+  EXPECT_GT(created->user_id, 0);
+  EXPECT_GT(created->job_id, 0);
+  EXPECT_EQ(created->activation_token.rfind("usher_a_", 0), 0u) << created->activation_token;
+
+  const long long user_id = created->user_id;
+  std::string email, email_normalized;
+  soci::indicator password_indicator = soci::i_ok;
+  std::string password_hash;
+  *m_sql << "SELECT email, email_normalized, password_hash FROM accounts WHERE id = :id",
+      soci::use(user_id), soci::into(email), soci::into(email_normalized),
+      soci::into(password_hash, password_indicator);
+  ASSERT_TRUE(m_sql->got_data());
+  EXPECT_EQ(email, "buyer@example.com");
+  EXPECT_EQ(email_normalized, "buyer@example.com");
+  EXPECT_EQ(password_indicator, soci::i_null) << "not activated yet";
+
+  std::string full_name, phone, product, created_by;
+  long long token_id = 0;
+  *m_sql << "SELECT full_name, phone, product, created_by, created_by_token_id "
+            "FROM tripwire_users WHERE user_id = :id",
+      soci::use(user_id), soci::into(full_name), soci::into(phone), soci::into(product),
+      soci::into(created_by), soci::into(token_id);
+  ASSERT_TRUE(m_sql->got_data());
+  EXPECT_EQ(full_name, "J\xC3\xBCrgen O'Neil");
+  EXPECT_EQ(phone, "+49 30 1234567");
+  EXPECT_EQ(product, "Tripwire Pro");
+  EXPECT_EQ(created_by, "alice (token 7)");
+  EXPECT_EQ(token_id, 7);
+
+  const long long job_id = created->job_id;
+  std::string status, payload;
+  long long job_user_id = 0;
+  int attempts = 0;
+  *m_sql << "SELECT status, user_id, attempts, payload FROM jobs WHERE id = :id", soci::use(job_id),
+      soci::into(status), soci::into(job_user_id), soci::into(attempts), soci::into(payload);
+  ASSERT_TRUE(m_sql->got_data());
+  EXPECT_EQ(status, "succeeded");
+  EXPECT_EQ(job_user_id, user_id);
+  EXPECT_EQ(attempts, 1);
+  EXPECT_EQ(nlohmann::json::parse(payload), buyer("buyer@example.com").to_json());
+
+  // Only the digest of the activation token is stored.
+  EXPECT_EQ(count("SELECT COUNT(*) FROM activation_tokens WHERE token_hash = :h",
+                  crypto::sha256_hex(created->activation_token)),
+            1);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM activation_tokens WHERE token_hash = :h",
+                  created->activation_token),
+            0);
+}
+
+TEST_F(ProvisionerTest, OptionalFieldsAreStoredAsNull) {
+  NewUser user = buyer("minimal@example.com");
+  user.phone.reset();
+  user.product.reset();
+  const auto created = create(user);
+  ASSERT_TRUE(created) << created.error().detail;
+
+  const auto record = find_user_by_id(*m_sql, created->user_id);
+  ASSERT_TRUE(record.has_value());
+  EXPECT_EQ(record->email, "minimal@example.com");
+  EXPECT_EQ(record->full_name, std::optional<std::string>("J\xC3\xBCrgen O'Neil"));
+  EXPECT_EQ(record->phone, std::nullopt);
+  EXPECT_EQ(record->product, std::nullopt);
+  EXPECT_EQ(record->activated_at, std::nullopt);
+}
+
+TEST_F(ProvisionerTest, SecondCallForTheSameEmailIsUserExists) {
+  ASSERT_TRUE(create(buyer("twice@example.com")));
+  const auto second = create(buyer("twice@example.com"));
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.error().kind, ErrorKind::conflict);
+  EXPECT_EQ(second.error().code, "user_exists");
+  EXPECT_EQ(second.error().field, "email");
+
+  const std::string email = "twice@example.com";
+  EXPECT_EQ(count("SELECT COUNT(*) FROM accounts WHERE email_normalized = :e", email), 1);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM jobs WHERE email_normalized = :e", email), 1);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM tripwire_users t JOIN accounts a ON a.id = t.user_id "
+                  "WHERE a.email_normalized = :e",
+                  email),
+            1);
+}
+
+TEST_F(ProvisionerTest, AQueuedJobForTheEmailAlsoMeansUserExists) {
+  // An async request recorded the email first; the inline path must not
+  // provision it a second time.
+  const std::string email = "queued@example.com";
+  *m_sql << "INSERT INTO jobs (email, email_normalized, payload, status, run_after, created_at, "
+            "updated_at) VALUES (:e, :n, '{}', 'queued', 'now', 'now', 'now')",
+      soci::use(email), soci::use(email);
+  const auto created = create(buyer(email));
+  ASSERT_FALSE(created);
+  EXPECT_EQ(created.error().code, "user_exists");
+  EXPECT_EQ(count("SELECT COUNT(*) FROM accounts WHERE email_normalized = :e", email), 0)
+      << "the caller's rollback removes the account written before the conflict";
+}
+
+TEST_F(ProvisionerTest, DifferentEmailsGetDifferentAccounts) {
+  const auto first = create(buyer("first@example.com"));
+  const auto second = create(buyer("second@example.com"));
+  ASSERT_TRUE(first);
+  ASSERT_TRUE(second);
+  EXPECT_NE(first->user_id, second->user_id);
+  EXPECT_NE(first->activation_token, second->activation_token);
+
+  const auto found = find_user_by_email(*m_sql, "second@example.com");
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->id, second->user_id);
+  EXPECT_EQ(found->created_by, std::optional<std::string>("alice (token 7)"));
+  EXPECT_EQ(find_user_by_email(*m_sql, "nobody@example.com"), std::nullopt);
+}
+
+TEST_F(ProvisionerTest, WriterProvisionsWithPreparedStatementsAcrossBatches) {
+  // The writer's hot path: one ProvisioningStatements per connection,
+  // re-executed for every user, also after a write that was rolled back.
+  const std::vector<std::string> emails = {"p1@example.com", "p2@example.com", "p1@example.com",
+                                           "p3@example.com"};
+  std::vector<std::promise<Result<void>>> done(emails.size() + 1);
+  std::vector<CreatedUser> created(emails.size() + 1);
+  store::WriteBatcher batcher(m_db, 100);
+  auto provision = [&](std::size_t i, const std::string &email) {
+    return batcher.submit(
+        [&, i, email](store::WriteContext &context) {
+          auto result = context.prepared<ProvisioningStatements>().create_user_inline(
+              buyer(email), m_creator, k_activation_ttl);
+          if (!result) throw store::AbortWrite(result.error());
+          created[i] = *result;
+        },
+        [&done, i](const Result<void> &result) { done[i].set_value(result); });
+  };
+  auto outcome = [&](std::size_t i) -> Result<void> {
+    auto future = done[i].get_future();
+    if (future.wait_for(30s) != std::future_status::ready) {
+      return fail(ErrorKind::timeout, "test_timeout", "the write never finished");
+    }
+    return future.get();
+  };
+
+  for (std::size_t i = 0; i < emails.size(); ++i) ASSERT_TRUE(provision(i, emails[i]));
+  std::vector<Result<void>> results;
+  for (std::size_t i = 0; i < emails.size(); ++i) results.push_back(outcome(i));
+  // A later batch on the same connection and statements.
+  ASSERT_TRUE(provision(emails.size(), "p4@example.com"));
+  results.push_back(outcome(emails.size()));
+  batcher.stop();
+
+  for (const std::size_t i : {0u, 1u, 3u, 4u}) {
+    ASSERT_TRUE(results[i]) << i << ": " << results[i].error().detail;
+    EXPECT_GT(created[i].user_id, 0) << i;
+    EXPECT_FALSE(created[i].activation_token.empty()) << i;
+  }
+  ASSERT_FALSE(results[2]);
+  EXPECT_EQ(results[2].error().code, "user_exists");
+  EXPECT_EQ(results[2].error().kind, ErrorKind::conflict);
+
+  const std::string any;
+  EXPECT_EQ(count("SELECT COUNT(*) FROM accounts WHERE email_normalized <> :x", any), 4);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM tripwire_users WHERE created_by <> :x", any), 4);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM jobs WHERE status = 'succeeded' AND email <> :x", any), 4);
+  EXPECT_EQ(
+      count("SELECT COUNT(DISTINCT token_hash) FROM activation_tokens WHERE token_hash <> :x", any),
+      4);
+  const auto p4 = find_user_by_email(*m_sql, "p4@example.com");
+  ASSERT_TRUE(p4.has_value());
+  EXPECT_EQ(p4->id, created[4].user_id);
+  EXPECT_EQ(p4->full_name, std::optional<std::string>("J\xC3\xBCrgen O'Neil"));
+}
+
+} // namespace
+} // namespace usher::provisioning

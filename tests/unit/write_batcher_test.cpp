@@ -1,0 +1,420 @@
+// Unit tests for store/: migrations and the group-commit WriteBatcher on a temporary SQLite file.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <unistd.h>
+
+#include <usher/store/database.hpp>
+#include <usher/store/migrations.hpp>
+#include <usher/store/write_batcher.hpp>
+
+namespace usher::store {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Upper bound on every wait, so that a bug fails the test instead of hanging it.
+constexpr auto k_max_wait = 30s;
+
+// A SQLite database file of its own under the temporary directory, removed
+// (with its WAL files) when the test ends.
+class TempDatabase {
+public:
+  TempDatabase()
+      : m_path(unique_path()), m_db("sqlite:" + m_path.string(), std::chrono::milliseconds(5000)) {}
+  ~TempDatabase() {
+    for (const char *suffix : {"", "-wal", "-shm", "-journal"}) {
+      std::error_code ignored;
+      std::filesystem::remove(m_path.string() + suffix, ignored);
+    }
+  }
+  TempDatabase(const TempDatabase &) = delete;
+  TempDatabase &operator=(const TempDatabase &) = delete;
+
+  const Database &db() const { return m_db; }
+
+  long long count(const std::string &sql_text) const {
+    auto sql = m_db.connect();
+    long long n = -1;
+    *sql << sql_text, soci::into(n);
+    return n;
+  }
+
+private:
+  static std::filesystem::path unique_path() {
+    static std::atomic<int> counter{0};
+    return std::filesystem::temp_directory_path() /
+           ("usher_unit_" + std::to_string(getpid()) + "_" + std::to_string(counter++) + "_" +
+            std::to_string(std::random_device{}()) + ".db");
+  }
+
+  std::filesystem::path m_path;
+  Database m_db;
+};
+
+// Collects the outcomes passed to Done callbacks, by index.
+class Outcomes {
+public:
+  explicit Outcomes(std::size_t size) : m_results(size) {}
+
+  WriteBatcher::Done done(std::size_t index) {
+    return [this, index](const Result<void> &result) {
+      std::lock_guard lock(m_mutex);
+      m_results[index] = result;
+      ++m_calls;
+      m_changed.notify_all();
+    };
+  }
+
+  // True once `count` Done calls have arrived (waits at most k_max_wait).
+  bool wait_for(std::size_t count) {
+    std::unique_lock lock(m_mutex);
+    return m_changed.wait_for(lock, k_max_wait, [&] { return m_calls >= count; });
+  }
+
+  std::size_t calls() const {
+    std::lock_guard lock(m_mutex);
+    return m_calls;
+  }
+
+  std::optional<Result<void>> at(std::size_t index) const {
+    std::lock_guard lock(m_mutex);
+    return m_results[index];
+  }
+
+private:
+  mutable std::mutex m_mutex;
+  std::condition_variable m_changed;
+  std::vector<std::optional<Result<void>>> m_results;
+  std::size_t m_calls = 0;
+};
+
+// A write that holds the writer thread until opened, so that tests can line
+// up the next batch. Opens itself when destroyed so no test can hang.
+class Gate {
+public:
+  Gate() : m_state(std::make_shared<State>()) {}
+  ~Gate() { open(); }
+  Gate(const Gate &) = delete;
+  Gate &operator=(const Gate &) = delete;
+
+  WriteBatcher::Apply blocking_write() {
+    return [state = m_state](soci::session &) {
+      std::unique_lock lock(state->mutex);
+      state->entered = true;
+      state->changed.notify_all();
+      state->changed.wait_for(lock, k_max_wait, [&] { return state->open; });
+    };
+  }
+
+  // True once the writer thread is inside blocking_write().
+  bool wait_entered() {
+    std::unique_lock lock(m_state->mutex);
+    return m_state->changed.wait_for(lock, k_max_wait, [&] { return m_state->entered; });
+  }
+
+  void open() {
+    std::lock_guard lock(m_state->mutex);
+    m_state->open = true;
+    m_state->changed.notify_all();
+  }
+
+private:
+  struct State {
+    std::mutex mutex;
+    std::condition_variable changed;
+    bool entered = false;
+    bool open = false;
+  };
+  std::shared_ptr<State> m_state;
+};
+
+void create_items_table(const Database &db) {
+  auto sql = db.connect();
+  *sql << "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)";
+}
+
+WriteBatcher::Apply insert_item(std::string name) {
+  return [name = std::move(name)](soci::session &sql) {
+    sql << "INSERT INTO items (name) VALUES (:name)", soci::use(name);
+  };
+}
+
+// A prepared INSERT the writer builds through WriteContext::prepared(),
+// counting how often it is built.
+struct CountedInsert {
+  explicit CountedInsert(soci::session &sql)
+      : statement((sql.prepare << "INSERT INTO items (name) VALUES (:name)", soci::use(name))) {
+    ++constructions;
+  }
+  static inline std::atomic<int> constructions{0};
+  std::string name; // declared before `statement`, which binds it
+  soci::statement statement;
+};
+
+TEST(Migrations, SecondRunAppliesNothing) {
+  TempDatabase temp;
+  auto sql = temp.db().connect();
+  EXPECT_EQ(migrate(*sql, temp.db().dialect()), latest_migration());
+  EXPECT_GE(latest_migration(), 1);
+  EXPECT_EQ(migrate(*sql, temp.db().dialect()), 0);
+  EXPECT_EQ(temp.count("SELECT COUNT(*) FROM schema_migrations"), latest_migration());
+  EXPECT_EQ(temp.count("SELECT COUNT(*) FROM system_config WHERE key = 'system_mode'"), 1);
+}
+
+TEST(Migrations, CreateTheSpecTables) {
+  TempDatabase temp;
+  auto sql = temp.db().connect();
+  migrate(*sql, temp.db().dialect());
+  for (const char *table : {"accounts", "tripwire_users", "jobs", "idempotency_keys", "api_tokens",
+                            "system_config", "system_health_logs", "alert_outbox"}) {
+    EXPECT_EQ(temp.count(std::string("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' "
+                                     "AND name = '") +
+                         table + "'"),
+              1)
+        << table;
+  }
+}
+
+TEST(Database, RejectsAnUnknownUrlScheme) {
+  EXPECT_THROW(Database("mysql://x", std::chrono::milliseconds(100)), std::runtime_error);
+}
+
+TEST(Database, ExecuteScriptRunsEveryStatement) {
+  TempDatabase temp;
+  auto sql = temp.db().connect();
+  execute_script(*sql, "CREATE TABLE a (x INTEGER);\n INSERT INTO a VALUES (1);"
+                       "INSERT INTO a VALUES (2);\n  ;  ");
+  EXPECT_EQ(temp.count("SELECT SUM(x) FROM a"), 3);
+}
+
+TEST(WriteBatcher, ConcurrentSubmitsAllCommit) {
+  constexpr std::size_t k_threads = 8;
+  constexpr std::size_t k_per_thread = 25;
+  constexpr std::size_t k_writes = k_threads * k_per_thread;
+  TempDatabase temp;
+  create_items_table(temp.db());
+  Outcomes outcomes(k_writes); // outlives the batcher, whose thread calls into it
+  WriteBatcher batcher(temp.db(), 10000);
+  std::atomic<int> refused{0};
+
+  std::vector<std::thread> submitters;
+  for (std::size_t t = 0; t < k_threads; ++t) {
+    submitters.emplace_back([&, t] {
+      for (std::size_t i = 0; i < k_per_thread; ++i) {
+        const std::size_t index = t * k_per_thread + i;
+        if (!batcher.submit(insert_item("item-" + std::to_string(index)), outcomes.done(index))) {
+          ++refused;
+        }
+      }
+    });
+  }
+  for (auto &submitter : submitters) submitter.join();
+
+  EXPECT_EQ(refused, 0);
+  ASSERT_TRUE(outcomes.wait_for(k_writes)) << outcomes.calls() << " of " << k_writes << " done";
+  for (std::size_t i = 0; i < k_writes; ++i) {
+    const auto outcome = outcomes.at(i);
+    ASSERT_TRUE(outcome.has_value()) << i;
+    EXPECT_TRUE(outcome->has_value()) << i << ": " << outcome->error().detail;
+  }
+  // Visible to another connection once Done has been called.
+  EXPECT_EQ(temp.count("SELECT COUNT(*) FROM items"), static_cast<long long>(k_writes));
+  EXPECT_EQ(temp.count("SELECT COUNT(DISTINCT name) FROM items"), static_cast<long long>(k_writes));
+}
+
+TEST(WriteBatcher, AThrowingWriteIsRolledBackAloneAndTheRestOfItsBatchCommits) {
+  TempDatabase temp;
+  create_items_table(temp.db());
+  Outcomes outcomes(5);
+  WriteBatcher batcher(temp.db(), 100);
+  Gate gate; // destroyed (and so opened) before the batcher joins its thread
+
+  // Hold the writer so that the four writes below are taken as one batch.
+  ASSERT_TRUE(batcher.submit(gate.blocking_write(), outcomes.done(0)));
+  ASSERT_TRUE(gate.wait_entered());
+  ASSERT_TRUE(batcher.submit(insert_item("before"), outcomes.done(1)));
+  ASSERT_TRUE(batcher.submit(
+      [](soci::session &sql) {
+        sql << "INSERT INTO items (name) VALUES ('thrown away')";
+        throw std::runtime_error("a bug in this write");
+      },
+      outcomes.done(2)));
+  ASSERT_TRUE(batcher.submit(insert_item("after"), outcomes.done(3)));
+  // A database error inside a write is rolled back alone too.
+  ASSERT_TRUE(batcher.submit(insert_item("before"), outcomes.done(4)));
+  EXPECT_EQ(batcher.pending(), 4u);
+  gate.open();
+
+  ASSERT_TRUE(outcomes.wait_for(5));
+  EXPECT_TRUE(outcomes.at(0)->has_value());
+  EXPECT_TRUE(outcomes.at(1)->has_value());
+  EXPECT_TRUE(outcomes.at(3)->has_value());
+  const auto thrown = *outcomes.at(2);
+  ASSERT_FALSE(thrown.has_value());
+  EXPECT_EQ(thrown.error().kind, ErrorKind::internal);
+  EXPECT_EQ(thrown.error().code, "internal");
+  const auto duplicate = *outcomes.at(4);
+  ASSERT_FALSE(duplicate.has_value());
+  EXPECT_EQ(duplicate.error().kind, ErrorKind::internal);
+
+  EXPECT_EQ(temp.count("SELECT COUNT(*) FROM items"), 2);
+  EXPECT_EQ(temp.count("SELECT COUNT(*) FROM items WHERE name IN ('before', 'after')"), 2);
+  EXPECT_EQ(temp.count("SELECT COUNT(*) FROM items WHERE name = 'thrown away'"), 0);
+}
+
+TEST(WriteBatcher, AbortWriteReportsExactlyItsErrorAndRollsBackItsChanges) {
+  TempDatabase temp;
+  create_items_table(temp.db());
+  const Error conflict{ErrorKind::conflict, "user_exists", "an account already exists", "email"};
+  Outcomes outcomes(4);
+  WriteBatcher batcher(temp.db(), 100);
+  Gate gate;
+
+  ASSERT_TRUE(batcher.submit(gate.blocking_write(), outcomes.done(0)));
+  ASSERT_TRUE(gate.wait_entered());
+  ASSERT_TRUE(batcher.submit(insert_item("kept-1"), outcomes.done(1)));
+  ASSERT_TRUE(batcher.submit(
+      [&conflict](soci::session &sql) {
+        sql << "INSERT INTO items (name) VALUES ('aborted')";
+        throw AbortWrite(conflict);
+      },
+      outcomes.done(2)));
+  ASSERT_TRUE(batcher.submit(insert_item("kept-2"), outcomes.done(3)));
+  gate.open();
+
+  ASSERT_TRUE(outcomes.wait_for(4));
+  const auto aborted = *outcomes.at(2);
+  ASSERT_FALSE(aborted.has_value());
+  EXPECT_EQ(aborted.error().kind, conflict.kind);
+  EXPECT_EQ(aborted.error().code, conflict.code);
+  EXPECT_EQ(aborted.error().detail, conflict.detail);
+  EXPECT_EQ(aborted.error().field, conflict.field);
+  EXPECT_TRUE(outcomes.at(1)->has_value());
+  EXPECT_TRUE(outcomes.at(3)->has_value());
+  EXPECT_EQ(temp.count("SELECT COUNT(*) FROM items WHERE name = 'aborted'"), 0);
+  EXPECT_EQ(temp.count("SELECT COUNT(*) FROM items WHERE name IN ('kept-1', 'kept-2')"), 2);
+}
+
+TEST(WriteBatcher, StopFinishesQueuedWritesAndLaterSubmitsAreRefused) {
+  TempDatabase temp;
+  create_items_table(temp.db());
+  Outcomes outcomes(20);
+  WriteBatcher batcher(temp.db(), 100);
+  for (std::size_t i = 0; i < 20; ++i) {
+    ASSERT_TRUE(batcher.submit(insert_item("queued-" + std::to_string(i)), outcomes.done(i)));
+  }
+  batcher.stop();
+  EXPECT_EQ(outcomes.calls(), 20u) << "stop() returned before the queue was drained";
+  EXPECT_EQ(temp.count("SELECT COUNT(*) FROM items"), 20);
+
+  bool applied = false;
+  bool done = false;
+  EXPECT_FALSE(batcher.submit([&](soci::session &) { applied = true; },
+                              [&](const Result<void> &) { done = true; }));
+  batcher.stop(); // idempotent
+  EXPECT_FALSE(applied);
+  EXPECT_FALSE(done);
+  EXPECT_EQ(batcher.pending(), 0u);
+}
+
+TEST(WriteBatcher, QueueLimitIsEnforced) {
+  TempDatabase temp;
+  create_items_table(temp.db());
+  Outcomes outcomes(5);
+  std::atomic<bool> refused_called{false};
+  WriteBatcher batcher(temp.db(), 3);
+  Gate gate;
+
+  ASSERT_TRUE(batcher.submit(gate.blocking_write(), outcomes.done(0)));
+  ASSERT_TRUE(gate.wait_entered()); // the queue is empty again, the writer is busy
+  for (std::size_t i = 1; i <= 3; ++i) {
+    EXPECT_TRUE(batcher.submit(insert_item("q" + std::to_string(i)), outcomes.done(i))) << i;
+  }
+  EXPECT_EQ(batcher.pending(), 3u);
+  EXPECT_FALSE(batcher.submit(insert_item("overflow"),
+                              [&](const Result<void> &) { refused_called = true; }));
+  EXPECT_EQ(batcher.pending(), 3u);
+
+  gate.open();
+  ASSERT_TRUE(outcomes.wait_for(4));
+  EXPECT_FALSE(refused_called);
+  // Room again once the batch is taken.
+  EXPECT_TRUE(batcher.submit(insert_item("q4"), outcomes.done(4)));
+  ASSERT_TRUE(outcomes.wait_for(5));
+  EXPECT_EQ(temp.count("SELECT COUNT(*) FROM items WHERE name = 'overflow'"), 0);
+  EXPECT_EQ(temp.count("SELECT COUNT(*) FROM items"), 4);
+}
+
+TEST(WriteBatcher, AThrowingDoneDoesNotStopTheWriter) {
+  TempDatabase temp;
+  create_items_table(temp.db());
+  Outcomes outcomes(1);
+  WriteBatcher batcher(temp.db(), 100);
+  ASSERT_TRUE(batcher.submit(insert_item("first"), [](const Result<void> &) {
+    throw std::runtime_error("callback bug");
+  }));
+  ASSERT_TRUE(batcher.submit(insert_item("second"), outcomes.done(0)));
+  ASSERT_TRUE(outcomes.wait_for(1));
+  EXPECT_TRUE(outcomes.at(0)->has_value());
+  EXPECT_EQ(temp.count("SELECT COUNT(*) FROM items"), 2);
+}
+
+TEST(WriteBatcher, PreparedObjectsAreBuiltOncePerConnectionAndReused) {
+  TempDatabase temp;
+  create_items_table(temp.db());
+  Outcomes outcomes(3);
+  WriteBatcher batcher(temp.db(), 100);
+  CountedInsert::constructions = 0;
+  // Three writes in three separate batches: each waits for the one before.
+  for (std::size_t i = 0; i < 3; ++i) {
+    ASSERT_TRUE(batcher.submit(
+        [i](WriteContext &context) {
+          auto &insert = context.prepared<CountedInsert>();
+          insert.name = "prepared-" + std::to_string(i);
+          insert.statement.execute(true);
+        },
+        outcomes.done(i)));
+    ASSERT_TRUE(outcomes.wait_for(i + 1));
+    EXPECT_TRUE(outcomes.at(i)->has_value()) << i;
+  }
+  EXPECT_EQ(CountedInsert::constructions, 1);
+  EXPECT_EQ(temp.count("SELECT COUNT(*) FROM items WHERE name LIKE 'prepared-%'"), 3);
+}
+
+TEST(WriteBatcher, PreparedObjectsStillWorkAfterAWriteWasRolledBack) {
+  TempDatabase temp;
+  create_items_table(temp.db());
+  Outcomes outcomes(3);
+  WriteBatcher batcher(temp.db(), 100);
+  auto insert_prepared = [](std::string name) {
+    return [name = std::move(name)](WriteContext &context) {
+      auto &insert = context.prepared<CountedInsert>();
+      insert.name = name;
+      insert.statement.execute(true); // throws on the duplicate
+    };
+  };
+  ASSERT_TRUE(batcher.submit(insert_prepared("same"), outcomes.done(0)));
+  ASSERT_TRUE(batcher.submit(insert_prepared("same"), outcomes.done(1)));
+  ASSERT_TRUE(outcomes.wait_for(2));
+  ASSERT_TRUE(batcher.submit(insert_prepared("later"), outcomes.done(2)));
+  ASSERT_TRUE(outcomes.wait_for(3));
+  EXPECT_TRUE(outcomes.at(0)->has_value());
+  EXPECT_FALSE(outcomes.at(1)->has_value());
+  EXPECT_TRUE(outcomes.at(2)->has_value()) << outcomes.at(2)->error().detail;
+  EXPECT_EQ(temp.count("SELECT COUNT(*) FROM items"), 2);
+}
+
+} // namespace
+} // namespace usher::store
