@@ -91,7 +91,11 @@ void Api::reply(const Request &req, Response response) {
 }
 
 void Api::reply_error(const Request &req, const Error &error) {
-  if (error.kind == ErrorKind::internal) spdlog::error("internal error: {}", error.detail);
+  if (error.kind == ErrorKind::internal) {
+    // The details of a bug are for the log, not for the client.
+    spdlog::error("internal error: {}", error.detail);
+    return reply(req, problem_response(Error{ErrorKind::internal, "internal", "internal error", ""}));
+  }
   reply(req, problem_response(error));
 }
 

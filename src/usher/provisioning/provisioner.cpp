@@ -99,9 +99,11 @@ ProvisioningStatements::ProvisioningStatements(soci::session &sql)
 
 namespace {
 
-// Runs an INSERT ... RETURNING; true when it returned a row. The extra
-// fetch() finishes the statement so that SQLite can COMMIT afterwards.
-bool insert_returning(soci::statement &st) {
+// Runs a reused statement that returns at most one row; true when it did.
+// The extra fetch() finishes the statement: a SQLite statement left open
+// keeps its transaction (COMMIT fails) or its read snapshot (the connection
+// stops seeing other connections' commits).
+bool fetch_one(soci::statement &st) {
   if (!st.execute(true)) return false;
   st.fetch();
   return true;
@@ -115,7 +117,7 @@ Result<CreatedUser> ProvisioningStatements::create_user_inline(const NewUser &us
   const auto now = std::chrono::system_clock::now();
   m_now = clock::iso8601(now);
   m_email = user.email;
-  if (!insert_returning(m_insert_account)) return user_exists(user.email);
+  if (!fetch_one(m_insert_account)) return user_exists(user.email);
 
   m_full_name = user.full_name;
   m_phone = user.phone.value_or("");
@@ -128,7 +130,7 @@ Result<CreatedUser> ProvisioningStatements::create_user_inline(const NewUser &us
 
   // A queued or running job for this email (async intake) also means "exists".
   m_payload = user.to_json().dump();
-  if (!insert_returning(m_insert_job)) return user_exists(user.email);
+  if (!fetch_one(m_insert_job)) return user_exists(user.email);
 
   CreatedUser created;
   created.user_id = m_user_id;
@@ -149,7 +151,7 @@ Result<std::int64_t> ProvisioningStatements::provision_queued(
   m_now = clock::now_iso8601();
   m_email = user.email;
   m_ensure_account.execute(true);
-  if (!m_select_account.execute(true)) throw std::runtime_error("account vanished after insert");
+  if (!fetch_one(m_select_account)) throw std::runtime_error("account vanished after insert");
   checkpoint("account");
 
   m_full_name = user.full_name;

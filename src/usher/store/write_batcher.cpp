@@ -89,7 +89,7 @@ void WriteBatcher::run_batch(std::deque<Item> &batch) {
         savepoint.rollback.execute(true);
         savepoint.release.execute(true);
         spdlog::error("write rolled back: {}", e.what());
-        outcomes[i] = fail(ErrorKind::internal, "internal", "the write failed and was rolled back");
+        outcomes[i] = fail(ErrorKind::internal, "internal", e.what());
       }
     }
     sql.commit();
