@@ -85,6 +85,10 @@ void WriteBatcher::run_batch(std::deque<Item> &batch) {
         savepoint.rollback.execute(true);
         savepoint.release.execute(true);
         outcomes[i] = tl::unexpected(e.error);
+      } catch (const soci::soci_error &) {
+        // The database itself failed (locked, gone, full): the whole batch
+        // fails with 503 rather than every write waiting out its own timeout.
+        throw;
       } catch (const std::exception &e) {
         savepoint.rollback.execute(true);
         savepoint.release.execute(true);
