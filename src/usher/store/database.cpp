@@ -38,6 +38,8 @@ std::unique_ptr<soci::session> Database::connect(bool for_writer) const {
     // a crash of usher, not of the machine.
     *sql << (m_synchronous_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
     *sql << "PRAGMA foreign_keys = ON";
+    // Savepoint journals stay in memory (every group-commit write has one).
+    *sql << "PRAGMA temp_store = MEMORY";
     if (for_writer) *sql << "PRAGMA wal_autocheckpoint = 0";
   } else {
     sql = std::make_unique<soci::session>(*soci::factory_postgresql(), m_connect_string);
