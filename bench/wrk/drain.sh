@@ -29,7 +29,11 @@ count() { /usr/bin/python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.arg
 
 for round in $(seq "$rounds"); do
   before=$(count "select count(*) from accounts")
-  LIMIT="$n" wrk -t1 -c32 -d600s -s bench/wrk/post_users.lua "$url" >"$dir/wrk.out"
+  # Intake in 3 s slices until at least N jobs wait (wrk has no request count).
+  : >"$dir/wrk.out"
+  while [ "$(count "select count(*) from jobs where status='queued'")" -lt "$n" ]; do
+    wrk -t1 -c32 -d3s -s bench/wrk/post_users.lua "$url" >>"$dir/wrk.out"
+  done
   queued=$(count "select count(*) from jobs where status='queued'")
   start=$(date +%s.%N)
   "$bin" worker >/dev/null 2>"$dir/worker.err" &
@@ -38,6 +42,6 @@ for round in $(seq "$rounds"); do
   end=$(date +%s.%N)
   kill "$worker_pid"; wait "$worker_pid" || true; worker_pid=""
   after=$(count "select count(*) from accounts")
-  /usr/bin/python3 -c "import sys; q,b,a,s,e=map(float,sys.argv[1:]); print(f'round {int(sys.argv[6])}: {int(q)} jobs drained in {e-s:.2f} s = {q/(e-s):.0f} users/s (accounts {int(b)} -> {int(a)})')" "$queued" "$before" "$after" "$start" "$end" "$round"
+  /usr/bin/python3 -c "import sys; q,b,a,s,e=map(float,sys.argv[1:6]); print(f'round {int(sys.argv[6])}: {int(q)} jobs drained in {e-s:.2f} s = {q/(e-s):.0f} users/s (accounts {int(b)} -> {int(a)})')" "$queued" "$before" "$after" "$start" "$end" "$round"
   grep -E 'Requests/sec' "$dir/wrk.out" | sed 's/^/  intake /'
 done

@@ -1,10 +1,7 @@
 -- wrk script: POST /api/v1/users with a unique email per request.
 -- Usage: TOKEN=... wrk -t1 -c32 -d10s -s bench/wrk/post_users.lua http://127.0.0.1:PORT
 local counter = 0
-local answered = 0
 local prefix = ""
--- LIMIT (optional): each thread stops after this many answers.
-local limit = tonumber(os.getenv("LIMIT") or "0")
 
 function init(args)
   -- A per-thread random prefix keeps emails unique across threads and runs.
@@ -25,8 +22,6 @@ end
 local statuses = {}
 function response(status, headers, body)
   statuses[status] = (statuses[status] or 0) + 1
-  answered = answered + 1
-  if limit > 0 and answered >= limit then wrk.thread:stop() end
 end
 
 function done(summary, latency, requests)
