@@ -1,9 +1,12 @@
+// `usher serve` and `usher worker`: every part built from the configuration,
+// run until SIGTERM/SIGINT, then stopped in order (docs/architecture.md).
 #include <usher/app/serve.hpp>
 
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -12,6 +15,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <usher/alerts/policy.hpp>
+#include <usher/alerts/sender.hpp>
 #include <usher/auth/api_tokens.hpp>
 #include <usher/health/health_log.hpp>
 #include <usher/http/api.hpp>
@@ -34,10 +39,12 @@ constexpr auto k_grace_period = std::chrono::seconds(10);
 constexpr auto k_checkpoint_interval = std::chrono::milliseconds(500);
 constexpr auto k_prune_interval = std::chrono::minutes(10);
 constexpr std::size_t k_pool_queue_limit = 10000;
+// Settled alerts (sent or failed) are kept this long for inspection.
+constexpr auto k_alert_retention = std::chrono::hours(24 * 30);
 
 // Periodic housekeeping on its own thread and connection: SQLite WAL
 // checkpoints (kept off the writer's path) and pruning of expired
-// idempotency keys and sessions.
+// idempotency keys, sessions and settled alerts.
 class Maintenance {
 public:
   Maintenance(const store::Database &db, const config::Config &config)
@@ -68,6 +75,10 @@ private:
           const long long pruned = idempotency::prune(*sql, clock::iso8601(now - m_config.idempotency_ttl));
           const std::string now_text = clock::iso8601(now);
           *sql << "DELETE FROM sessions WHERE expires_at < :now", soci::use(now_text);
+          const std::string alerts_before = clock::iso8601(now - k_alert_retention);
+          *sql << "DELETE FROM alert_outbox WHERE status IN ('sent', 'failed') "
+                  "AND created_at < :before",
+              soci::use(alerts_before);
           if (pruned > 0) spdlog::info("pruned {} expired idempotency keys", pruned);
           next_prune = std::chrono::steady_clock::now() + k_prune_interval;
         }
@@ -113,8 +124,10 @@ void wait_for_stop_signal(const sigset_t &signals) {
   spdlog::info("received {}, shutting down", signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
-worker::WorkerSettings worker_settings(const config::Config &config) {
+worker::WorkerSettings worker_settings(const config::Config &config,
+                                       const alerts::AlertPolicy &alert_policy) {
   worker::WorkerSettings settings;
+  settings.alerts = &alert_policy;
   settings.threads = config.worker_concurrency;
   settings.claim_batch = static_cast<int>(config.job_claim_batch);
   settings.lease = config.job_lease;
@@ -132,21 +145,60 @@ void migrate_at_start(const store::Database &db) {
   if (applied > 0) spdlog::info("applied {} migrations", applied);
 }
 
+// Says at start-up, in the log and as a WARNING event, when alerts cannot
+// reach anyone. Written before the process reports that it runs, so the
+// event precedes everything the process does.
+void warn_when_alerts_are_off(const store::Database &db, const config::Config &config,
+                              const alerts::AlertPolicy &policy) {
+  std::string why;
+  if (config.telegram_bot_token.empty()) {
+    why = "TELEGRAM_BOT_TOKEN is not set";
+  } else if (policy.kinds.empty()) {
+    why = "ALERT_KINDS is empty";
+  } else {
+    return;
+  }
+  const std::string message = "Telegram alerts are off: " + why + " (docs/alerts.md)";
+  spdlog::warn("{}", message);
+  try {
+    auto sql = db.connect();
+    health::record(*sql, health::EventType::warning, message, {{"reason", why}}, config.instance);
+  } catch (const std::exception &e) {
+    spdlog::warn("could not record that alerts are off: {}", e.what());
+  }
+}
+
+// The sender when alerts are on; it runs until stopped.
+std::unique_ptr<alerts::AlertSender> start_alert_sender(const store::Database &db,
+                                                        store::WriteBatcher &writer,
+                                                        const config::Config &config,
+                                                        const alerts::AlertPolicy &policy) {
+  if (!policy.enabled()) return nullptr;
+  auto sender =
+      std::make_unique<alerts::AlertSender>(db, writer, policy, alerts::sender_settings(config));
+  sender->start();
+  return sender;
+}
+
 } // namespace
 
 int run_worker(const config::Config &config) {
   const sigset_t signals = block_stop_signals();
   store::Database db(config.database_url, config.db_busy_timeout, config.sqlite_synchronous_full);
   migrate_at_start(db);
+  const alerts::AlertPolicy alert_policy = alerts::policy_from(config);
+  warn_when_alerts_are_off(db, config, alert_policy);
   store::WriteBatcher writer(db, config.write_queue_limit);
   queue::EmbeddedQueue queue(writer, config.queue_poll_interval);
-  worker::Worker worker(queue, writer, worker_settings(config));
+  worker::Worker worker(queue, writer, worker_settings(config, alert_policy));
   worker.start();
+  auto alert_sender = start_alert_sender(db, writer, config, alert_policy);
   std::printf("usher worker running (%u threads)\n", config.worker_concurrency);
   std::fflush(stdout);
   spdlog::info("usher {} worker running with {} threads", USHER_VERSION, config.worker_concurrency);
   wait_for_stop_signal(signals);
   worker.stop();
+  if (alert_sender) alert_sender->stop();
   writer.stop();
   spdlog::info("usher worker stopped after {} jobs", worker.succeeded());
   return 0;
@@ -157,6 +209,8 @@ int serve(const config::Config &config) {
 
   store::Database db(config.database_url, config.db_busy_timeout, config.sqlite_synchronous_full);
   migrate_at_start(db);
+  const alerts::AlertPolicy alert_policy = alerts::policy_from(config);
+  warn_when_alerts_are_off(db, config, alert_policy);
   auth::TokenRegistry tokens;
   {
     auto sql = db.connect();
@@ -165,7 +219,7 @@ int serve(const config::Config &config) {
 
   store::WriteBatcher writer(db, config.write_queue_limit);
   queue::EmbeddedQueue queue(writer, config.queue_poll_interval);
-  worker::Worker worker(queue, writer, worker_settings(config));
+  worker::Worker worker(queue, writer, worker_settings(config, alert_policy));
   store::BlockingPool pool(db, config.blocking_threads, k_pool_queue_limit);
   system::ModeCache mode(
       [&db] { return load_mode_from(db); }, config.config_cache_ttl,
@@ -184,11 +238,13 @@ int serve(const config::Config &config) {
   }
   idempotency::InFlight in_flight;
   http::Api api(http::ApiDeps{config, pool, writer, tokens, mode, in_flight, queue,
-                              crypto::hash_password("usher-no-such-account", config.password_cost)});
+                              crypto::hash_password("usher-no-such-account", config.password_cost),
+                              &alert_policy});
   http::HttpServer server(api, config);
   const std::uint16_t port = server.start();
   Maintenance maintenance(db, config);
   if (config.start_worker) worker.start();
+  auto alert_sender = start_alert_sender(db, writer, config, alert_policy);
 
   const std::string url = fmt::format("http://{}:{}", config.listen_host, port);
   std::printf("usher listening on %s\n", url.c_str());
@@ -207,6 +263,7 @@ int serve(const config::Config &config) {
   if (api.in_flight() > 0) spdlog::warn("{} requests still in flight at exit", api.in_flight());
   server.stop();
   worker.stop();
+  if (alert_sender) alert_sender->stop();
   maintenance.stop();
   pool.stop();
   writer.stop();

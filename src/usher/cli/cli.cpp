@@ -1,3 +1,5 @@
+// `usher`'s command line: the commands, their options and the settings flags,
+// parsed with CLI11, then the configuration loaded and the command run.
 #include <usher/cli/cli.hpp>
 
 #include <cstdio>
@@ -8,6 +10,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <usher/alerts/telegram.hpp>
 #include <usher/app/logging.hpp>
 #include <usher/app/serve.hpp>
 #include <usher/cli/commands.hpp>
@@ -71,6 +74,11 @@ int run(int argc, char **argv) {
   std::int64_t retry_id = 0;
   jobs_retry->add_option("id", retry_id, "the job id")->required()->check(CLI::PositiveNumber);
 
+  auto *alerts_cmd = app.add_subcommand("alerts", "Telegram alerts");
+  alerts_cmd->require_subcommand(1);
+  auto *alerts_test = alerts_cmd->add_subcommand(
+      "test", "send a test message to every TELEGRAM_ADMIN_CHAT_ID now; fails with Telegram's answer");
+
   auto *version = app.add_subcommand("version", "print the version");
 
   try {
@@ -102,6 +110,7 @@ int run(int argc, char **argv) {
   try {
     app::setup_logging(config->log_format, config->instance);
     crypto::initialise();
+    alerts::initialise_http();
     if (serve->parsed()) return app::serve(*config);
     if (worker->parsed()) return app::run_worker(*config);
     if (jobs_retry->parsed()) return cli::retry_job(*config, retry_id);
@@ -113,6 +122,7 @@ int run(int argc, char **argv) {
     if (mode_get->parsed()) return cli::mode_get(*config);
     if (mode_set->parsed()) return cli::mode_set(*config, *system::parse_mode(mode_text), reason);
     if (logs->parsed()) return cli::logs(*config, log_type, log_limit);
+    if (alerts_test->parsed()) return cli::alerts_test(*config);
   } catch (const std::exception &e) {
     std::fprintf(stderr, "usher: %s\n", e.what());
     return 1;

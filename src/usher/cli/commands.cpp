@@ -1,3 +1,5 @@
+// The administrative commands (see commands.hpp): each opens its own database
+// session, or for `alerts test` talks to the Bot API directly.
 #include <usher/cli/commands.hpp>
 
 #include <cstdio>
@@ -6,10 +8,15 @@
 
 #include <fmt/format.h>
 
+#include <usher/alerts/message.hpp>
+#include <usher/alerts/policy.hpp>
+#include <usher/alerts/sender.hpp>
+#include <usher/alerts/telegram.hpp>
 #include <usher/health/health_log.hpp>
 #include <usher/jobs/job_store.hpp>
 #include <usher/store/database.hpp>
 #include <usher/store/migrations.hpp>
+#include <usher/util/clock.hpp>
 
 namespace usher::cli {
 namespace {
@@ -57,10 +64,13 @@ int mode_get(const config::Config &config) {
 }
 
 int mode_set(const config::Config &config, system::SystemMode mode, const std::string &reason) {
+  // The same SWITCH alert as the API: written to the outbox here, delivered
+  // by a running serve or worker (or the next one to start).
+  const alerts::AlertPolicy alert_policy = alerts::policy_from(config);
   auto sql = open(config);
   soci::transaction tr(*sql);
-  const auto result =
-      system::set_mode(*sql, system::ModeChange{mode, reason, cli_actor(), config.instance});
+  const auto result = system::set_mode(
+      *sql, system::ModeChange{mode, reason, cli_actor(), config.instance, &alert_policy});
   tr.commit();
   if (result.changed) {
     fmt::print("{}\nswitched; version {}\n", system::to_string(result.state.mode),
@@ -111,6 +121,44 @@ int retry_job(const config::Config &config, std::int64_t id) {
   if (!job) throw std::runtime_error(job.error().detail);
   tr.commit();
   fmt::print("job {} re-queued\n", job->id);
+  return 0;
+}
+
+int alerts_test(const config::Config &config) {
+  if (config.telegram_bot_token.empty() || config.telegram_admin_chat_ids.empty()) {
+    throw std::runtime_error("alerts are not configured: set TELEGRAM_BOT_TOKEN and "
+                             "TELEGRAM_ADMIN_CHAT_ID (docs/alerts.md)");
+  }
+  alerts::TelegramClient client(alerts::sender_settings(config).telegram);
+  const std::string text = alerts::format_test(clock::now_iso8601(), config.instance);
+  std::string failures;
+  for (const auto &chat : config.telegram_admin_chat_ids) {
+    const auto result = client.send_message(chat, text);
+    std::string failure;
+    switch (result.outcome) {
+    case alerts::SendResult::Outcome::delivered:
+      fmt::print("test message sent to chat {}\n", chat);
+      continue;
+    case alerts::SendResult::Outcome::migrated:
+      failure = fmt::format("{} (the group is now the supergroup {}: set TELEGRAM_ADMIN_CHAT_ID "
+                            "to it)",
+                            result.description, result.migrate_to_chat_id);
+      break;
+    case alerts::SendResult::Outcome::rate_limited:
+      failure = fmt::format("{} (retry after {} s)", result.description,
+                            result.retry_after.count());
+      break;
+    default:
+      failure = result.description;
+      break;
+    }
+    if (result.http_status > 0) failure += fmt::format(" [HTTP {}]", result.http_status);
+    failures += fmt::format("{}chat {}: {}", failures.empty() ? "" : "; ", chat, failure);
+  }
+  if (!failures.empty()) {
+    throw std::runtime_error("the test message was not delivered: " +
+                             alerts::mask(failures, config.telegram_bot_token));
+  }
   return 0;
 }
 

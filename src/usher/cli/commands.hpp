@@ -20,4 +20,9 @@ int logs(const config::Config &config, const std::optional<std::string> &type, i
 int list_jobs(const config::Config &config, const std::optional<std::string> &status, int limit);
 int retry_job(const config::Config &config, std::int64_t id);
 
+// `usher alerts test`: sends a test message to every TELEGRAM_ADMIN_CHAT_ID
+// at once (not through the outbox); throws with Telegram's description
+// when any chat did not get it, or when alerts are not configured.
+int alerts_test(const config::Config &config);
+
 } // namespace usher::cli

@@ -1,3 +1,5 @@
+// Every setting's parsing and validation, and the precedence of the sources
+// (see config.hpp).
 #include <usher/config/config.hpp>
 
 #include <algorithm>
@@ -125,6 +127,37 @@ std::optional<std::string> parse_chat_ids(Config &c, const std::string &v) {
   return std::nullopt;
 }
 
+// ALERT_KINDS: a comma-separated subset of CRITICAL, SWITCH, ERROR, RESOLVED
+// (any case); empty turns every alert off. WARNING and INFO never alert.
+std::optional<std::string> parse_alert_kinds(Config &c, const std::string &v) {
+  static const char *k_kinds[] = {"CRITICAL", "SWITCH", "ERROR", "RESOLVED"};
+  std::vector<std::string> kinds;
+  std::size_t start = 0;
+  while (start <= v.size()) {
+    const auto comma = v.find(',', start);
+    std::string piece(text::trim(std::string_view(v).substr(
+        start, comma == std::string::npos ? std::string::npos : comma - start)));
+    for (char &ch : piece) {
+      if (ch >= 'a' && ch <= 'z') ch = static_cast<char>(ch - 'a' + 'A');
+    }
+    if (!piece.empty()) {
+      if (piece == "WARNING" || piece == "INFO") {
+        return fmt::format("cannot include {}: WARNING and INFO events never alert", piece);
+      }
+      if (std::find(std::begin(k_kinds), std::end(k_kinds), piece) == std::end(k_kinds)) {
+        return fmt::format("must be kinds from CRITICAL, SWITCH, ERROR, RESOLVED separated by "
+                           "commas, got \"{}\"",
+                           piece);
+      }
+      if (std::find(kinds.begin(), kinds.end(), piece) == kinds.end()) kinds.push_back(piece);
+    }
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  c.alert_kinds = std::move(kinds);
+  return std::nullopt;
+}
+
 std::vector<Setting> make_settings() {
   constexpr unsigned long long k_day_ms = 24ULL * 3600 * 1000;
   return {
@@ -159,6 +192,18 @@ std::vector<Setting> make_settings() {
        }},
       number("ALERT_THROTTLE_MS", "window in which repeats of one alert are folded", 0, k_day_ms,
              &Config::alert_throttle),
+      {"ALERT_KINDS", "kinds that alert: CRITICAL,SWITCH,ERROR,RESOLVED (empty: none)",
+       parse_alert_kinds},
+      number("ALERT_GIVE_UP_MS", "how long an alert is retried before it is given up", 1000,
+             7 * k_day_ms, &Config::alert_give_up),
+      number("ALERT_BACKOFF_MS", "first delay between delivery attempts (doubles, at most 5 min)",
+             1, k_day_ms, &Config::alert_backoff),
+      number("ALERT_POLL_MS", "how often the sender looks for alerts to deliver", 10, 60000,
+             &Config::alert_poll_interval),
+      number("TELEGRAM_TIMEOUT_MS", "time allowed for one Bot API request", 100, 600000,
+             &Config::telegram_timeout),
+      number("TELEGRAM_CONNECT_TIMEOUT_MS", "time allowed to connect to the Bot API", 100, 600000,
+             &Config::telegram_connect_timeout),
       text_setting("USHER_INSTANCE", "instance name (default: the host name)", &Config::instance),
       {"LOG_FORMAT", "text or json",
        [](Config &c, const std::string &v) -> std::optional<std::string> {

@@ -51,6 +51,14 @@ struct Config {
   std::chrono::milliseconds job_lease{30000};
   unsigned job_claim_batch = 64;
   std::chrono::milliseconds queue_poll_interval{500};
+  // Alerts (docs/alerts.md): which kinds alert (names of alerts::AlertKind,
+  // validated here), how deliveries are timed and when they are given up.
+  std::vector<std::string> alert_kinds{"CRITICAL", "SWITCH", "ERROR", "RESOLVED"};
+  std::chrono::milliseconds alert_give_up{3600000};
+  std::chrono::milliseconds alert_backoff{1000};
+  std::chrono::milliseconds alert_poll_interval{200};
+  std::chrono::milliseconds telegram_timeout{5000};
+  std::chrono::milliseconds telegram_connect_timeout{3000};
   std::string fault_after;           // USHER_FAULT_AFTER, tests only
   bool fault_throws = false;         // USHER_FAULT_MODE=throw: fail the attempt instead
 };

@@ -1,5 +1,10 @@
+// The health log: writing events (with their alerts) and listing them.
 #include <usher/health/health_log.hpp>
 
+#include <limits>
+
+#include <usher/alerts/conditions.hpp>
+#include <usher/alerts/policy.hpp>
 #include <usher/util/clock.hpp>
 
 namespace usher::health {
@@ -8,6 +13,9 @@ namespace {
 constexpr const char *k_insert_event =
     "INSERT INTO system_health_logs (event_type, message, metadata, instance, created_at) "
     "VALUES (:type, :message, :metadata, :instance, :created_at) RETURNING id";
+
+constexpr const char *k_fold_event =
+    "UPDATE system_health_logs SET repeat_count = repeat_count + 1 WHERE id = :id";
 
 // Optional filters are bound as sentinel values so one statement serves all.
 constexpr const char *k_list_events =
@@ -37,14 +45,82 @@ std::optional<EventType> parse_event_type(const std::string &text) {
   return std::nullopt;
 }
 
-std::int64_t record(soci::session &sql, EventType type, const std::string &message,
-                    const nlohmann::json &metadata, const std::string &instance) {
+namespace {
+
+std::int64_t insert_event(soci::session &sql, EventType type, const std::string &message,
+                          const nlohmann::json &metadata, const std::string &instance,
+                          const std::string &now) {
   const std::string type_text = to_string(type);
-  const std::string metadata_text = metadata.is_null() ? "{}" : metadata.dump();
-  const std::string now = clock::now_iso8601();
+  const std::string metadata_text =
+      metadata.is_null() ? "{}"
+                         : metadata.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   long long id = 0;
   sql << k_insert_event, soci::use(type_text), soci::use(message), soci::use(metadata_text),
       soci::use(instance), soci::use(now), soci::into(id);
+  return id;
+}
+
+std::optional<alerts::AlertKind> alert_kind(EventType type) {
+  switch (type) {
+  case EventType::critical: return alerts::AlertKind::critical;
+  case EventType::switch_: return alerts::AlertKind::switch_;
+  case EventType::error: return alerts::AlertKind::error;
+  case EventType::warning:
+  case EventType::info: return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+} // namespace
+
+std::int64_t record(soci::session &sql, EventType type, const std::string &message,
+                    const nlohmann::json &metadata, const std::string &instance,
+                    const Alerting &alerting) {
+  const auto now = std::chrono::system_clock::now();
+  const std::string now_text = clock::iso8601(now);
+  const auto kind = alert_kind(type);
+  if (alerting.policy == nullptr || !kind) {
+    return insert_event(sql, type, message, metadata, instance, now_text);
+  }
+  const auto &policy = *alerting.policy;
+  // Nothing to throttle when the event neither alerts nor folds the log.
+  if (!(policy.enabled() && policy.alerts(*kind)) && !alerts::AlertPolicy::folds_log(*kind)) {
+    return insert_event(sql, type, message, metadata, instance, now_text);
+  }
+  auto state = alerts::lock_condition(sql, alerts::condition_key(*kind, alerting.condition), *kind,
+                                      now_text);
+  // A window that ended with repeats nobody summarised yet (no sender ran).
+  alerts::close_window(sql, policy, state, now);
+
+  if (alerts::in_window(state, now_text)) {
+    std::int64_t id = 0;
+    if (alerts::AlertPolicy::folds_log(*kind) && state.health_log_id) {
+      const long long fold_into = *state.health_log_id;
+      sql << k_fold_event, soci::use(fold_into);
+      id = fold_into;
+    } else {
+      id = insert_event(sql, type, message, metadata, instance, now_text);
+    }
+    alerts::note_repeat(sql, state, {id, message, metadata, instance, now_text});
+    return id;
+  }
+  const auto id = insert_event(sql, type, message, metadata, instance, now_text);
+  alerts::note_first(sql, policy, state, {id, message, metadata, instance, now_text}, now);
+  return id;
+}
+
+std::optional<std::int64_t> record_resolved(soci::session &sql, const std::string &message,
+                                            const nlohmann::json &metadata,
+                                            const std::string &instance, const Alerting &alerting) {
+  if (alerting.policy == nullptr) return std::nullopt;
+  const auto now = std::chrono::system_clock::now();
+  const std::string now_text = clock::iso8601(now);
+  auto state = alerts::lock_condition(
+      sql, alerts::condition_key(alerts::AlertKind::critical, alerting.condition),
+      alerts::AlertKind::critical, now_text);
+  if (!state.active) return std::nullopt;
+  const auto id = insert_event(sql, EventType::info, message, metadata, instance, now_text);
+  alerts::resolve(sql, *alerting.policy, state, {id, message, metadata, instance, now_text}, now);
   return id;
 }
 

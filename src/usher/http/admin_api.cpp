@@ -100,6 +100,7 @@ void Api::put_mode(const Request &req, const restinio::router::route_params_t &)
     if (!change) return reply_error(req, change.error());
     change->actor = principal.actor();
     change->instance = m_deps.config.instance;
+    change->alerts = m_deps.alerts;
     auto result = std::make_shared<system::ModeChangeResult>();
     on_writer(
         req,

@@ -24,6 +24,10 @@
 #include <usher/system/mode_cache.hpp>
 #include <usher/util/error.hpp>
 
+namespace usher::alerts {
+struct AlertPolicy;
+}
+
 namespace usher::http {
 
 using Request = restinio::request_handle_t;
@@ -52,6 +56,8 @@ struct ApiDeps {
   queue::JobQueue &queue;
   // A hash verified when a login names no account, so both cost the same.
   std::string dummy_password_hash;
+  // Mode switches alert through it (null: logged only).
+  const alerts::AlertPolicy *alerts = nullptr;
 };
 
 class Api {

@@ -55,12 +55,13 @@ constexpr const char *k_retry =
     "AND other.status IN ('queued', 'running', 'succeeded'))";
 
 void record_dead(soci::session &sql, long long id, const std::string &email, int attempts,
-                 const std::string &error, const std::string &instance) {
+                 const std::string &error, const std::string &instance,
+                 const alerts::AlertPolicy *alerts) {
   health::record(sql, health::EventType::error,
                  fmt::format("job {} for {} is dead after {} attempts: the customer has no account",
                              id, email, attempts),
                  {{"job_id", id}, {"email", email}, {"attempts", attempts}, {"last_error", error}},
-                 instance);
+                 instance, {alerts, "job_dead"});
 }
 
 // Reads the rows of a prepared k_select_job statement.
@@ -201,7 +202,8 @@ bool extend_lease(soci::session &sql, std::int64_t job_id, const std::string &ow
 std::optional<JobStatus> fail_attempt(soci::session &sql, std::int64_t job_id,
                                       const std::string &owner, const std::string &error,
                                       const std::string &retry_at, int max_attempts,
-                                      const std::string &instance) {
+                                      const std::string &instance,
+                                      const alerts::AlertPolicy *alerts) {
   const long long id = job_id;
   const std::string now = clock::now_iso8601();
   std::string status, email;
@@ -210,12 +212,13 @@ std::optional<JobStatus> fail_attempt(soci::session &sql, std::int64_t job_id,
       soci::use(id), soci::use(owner), soci::into(status), soci::into(email), soci::into(attempts);
   if (!sql.got_data()) return std::nullopt;
   const auto result = parse_status(status);
-  if (result == JobStatus::dead) record_dead(sql, id, email, attempts, error, instance);
+  if (result == JobStatus::dead) record_dead(sql, id, email, attempts, error, instance, alerts);
   return result;
 }
 
 std::vector<std::int64_t> recover_expired_leases(soci::session &sql, int max_attempts,
-                                                 const std::string &instance) {
+                                                 const std::string &instance,
+                                                 const alerts::AlertPolicy *alerts) {
   const std::string now = clock::now_iso8601();
   long long id = 0;
   std::string status, email;
@@ -235,7 +238,7 @@ std::vector<std::int64_t> recover_expired_leases(soci::session &sql, int max_att
   }
   for (const auto &[dead_id, dead_email, dead_attempts] : dead) {
     record_dead(sql, dead_id, dead_email, dead_attempts,
-                "the worker holding the lease stopped or crashed", instance);
+                "the worker holding the lease stopped or crashed", instance, alerts);
   }
   return requeued;
 }

@@ -18,6 +18,10 @@
 #include <usher/provisioning/provisioner.hpp>
 #include <usher/util/error.hpp>
 
+namespace usher::alerts {
+struct AlertPolicy;
+}
+
 namespace usher::jobs {
 
 enum class JobStatus { queued, running, succeeded, dead };
@@ -85,17 +89,20 @@ bool extend_lease(soci::session &sql, std::int64_t job_id, const std::string &ow
                   const std::string &lease_until);
 
 // Ends a failed attempt: queued again at `retry_at`, or dead after
-// `max_attempts` (with an ERROR event). Returns the new status, or nullopt
-// when `owner` no longer held the lease.
+// `max_attempts` (with an ERROR event, alerted through `alerts` when given).
+// Returns the new status, or nullopt when `owner` no longer held the lease.
 std::optional<JobStatus> fail_attempt(soci::session &sql, std::int64_t job_id,
                                       const std::string &owner, const std::string &error,
                                       const std::string &retry_at, int max_attempts,
-                                      const std::string &instance);
+                                      const std::string &instance,
+                                      const alerts::AlertPolicy *alerts = nullptr);
 
 // Jobs whose lease expired (their worker died) go back to queued, or to
-// dead when they used up their attempts. Returns the ids put back.
+// dead when they used up their attempts (alerted like fail_attempt).
+// Returns the ids put back.
 std::vector<std::int64_t> recover_expired_leases(soci::session &sql, int max_attempts,
-                                                 const std::string &instance);
+                                                 const std::string &instance,
+                                                 const alerts::AlertPolicy *alerts = nullptr);
 
 // Gives back `owner`'s leases at shutdown without counting the attempt.
 int release_leases(soci::session &sql, const std::string &owner);

@@ -133,6 +133,26 @@ ALTER TABLE jobs ADD COLUMN activation_expires_at TEXT;
 CREATE INDEX jobs_lease ON jobs (status, lease_expires_at);
 CREATE INDEX jobs_status_updated ON jobs (status, updated_at)
 )SQL",
+    // 3: alert throttling. One row per condition (kind plus what failed):
+    // the window its repeats fold into, how many were folded, the latest of
+    // them (for the summary) and whether a CRITICAL is still active (for
+    // the RESOLVED notice). docs/alerts.md.
+    R"SQL(
+CREATE TABLE alert_conditions (
+  condition_key TEXT PRIMARY KEY,
+  kind TEXT NOT NULL,
+  window_started_at TEXT NOT NULL,
+  window_ends_at TEXT NOT NULL,
+  suppressed BIGINT NOT NULL DEFAULT 0,
+  health_log_id BIGINT,
+  last_message TEXT NOT NULL,
+  last_metadata TEXT NOT NULL,
+  last_instance TEXT NOT NULL,
+  active INTEGER NOT NULL DEFAULT 0,
+  active_since TEXT,
+  updated_at TEXT NOT NULL
+)
+)SQL",
 };
 
 std::string replace_all(std::string s, const std::string &from, const std::string &to) {

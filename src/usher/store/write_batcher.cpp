@@ -1,6 +1,8 @@
 #include <usher/store/write_batcher.hpp>
 
+#include <soci/sqlite3/soci-sqlite3.h>
 #include <spdlog/spdlog.h>
+#include <sqlite3.h>
 
 namespace usher::store {
 namespace {
@@ -15,6 +17,31 @@ struct Savepoint {
   soci::statement release;
   soci::statement rollback;
 };
+
+// True when `e` says the database cannot work at all right now, as opposed
+// to one statement being wrong.
+bool is_database_failure(const soci::soci_error &e) {
+  if (const auto *lite = dynamic_cast<const soci::sqlite3_soci_error *>(&e)) {
+    switch (lite->result() & 0xFF) { // primary result code
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_NOMEM:
+    case SQLITE_READONLY:
+    case SQLITE_IOERR:
+    case SQLITE_CORRUPT:
+    case SQLITE_FULL:
+    case SQLITE_CANTOPEN:
+    case SQLITE_PROTOCOL:
+    case SQLITE_NOTADB:
+      return true;
+    default:
+      return false;
+    }
+  }
+  // Other backends: only a broken connection is the database's failure.
+  return e.get_error_category() == soci::soci_error::connection_error ||
+         e.get_error_category() == soci::soci_error::system_error;
+}
 
 } // namespace
 
@@ -85,10 +112,15 @@ void WriteBatcher::run_batch(std::deque<Item> &batch) {
         savepoint.rollback.execute(true);
         savepoint.release.execute(true);
         outcomes[i] = tl::unexpected(e.error);
-      } catch (const soci::soci_error &) {
+      } catch (const soci::soci_error &e) {
         // The database itself failed (locked, gone, full): the whole batch
         // fails with 503 rather than every write waiting out its own timeout.
-        throw;
+        // Anything else (a constraint a bug violated) is this write's alone.
+        if (is_database_failure(e)) throw;
+        savepoint.rollback.execute(true);
+        savepoint.release.execute(true);
+        spdlog::error("write rolled back: {}", e.what());
+        outcomes[i] = fail(ErrorKind::internal, "internal", e.what());
       } catch (const std::exception &e) {
         savepoint.rollback.execute(true);
         savepoint.release.execute(true);

@@ -62,7 +62,7 @@ ModeChangeResult set_mode(soci::session &sql, const ModeChange &change) {
                   {"by", change.actor},
                   {"reason", change.reason},
                   {"version", version + 1}},
-                 change.instance);
+                 change.instance, {change.alerts, "system_mode"});
   return ModeChangeResult{load_mode(sql), true};
 }
 

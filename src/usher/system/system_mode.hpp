@@ -13,6 +13,10 @@
 
 #include <usher/util/error.hpp>
 
+namespace usher::alerts {
+struct AlertPolicy;
+}
+
 namespace usher::system {
 
 enum class SystemMode : std::uint8_t { async_queue = 0, sync_direct = 1 };
@@ -35,6 +39,7 @@ struct ModeChange {
   std::string reason;
   std::string actor;    // who: "NAME (token ID)" or "cli:USER"
   std::string instance; // where the change was made
+  const alerts::AlertPolicy *alerts = nullptr; // null: the SWITCH event is only logged
 };
 
 struct ModeChangeResult {

@@ -111,9 +111,10 @@ void Worker::recover_expired() {
   auto requeued = std::make_shared<std::vector<std::int64_t>>();
   const int max_attempts = m_settings.max_attempts;
   const std::string instance = m_settings.instance;
+  const auto *alerts = m_settings.alerts;
   if (write_and_wait(
-          [requeued, max_attempts, instance](store::WriteContext &context) {
-            *requeued = jobs::recover_expired_leases(context.sql(), max_attempts, instance);
+          [requeued, max_attempts, instance, alerts](store::WriteContext &context) {
+            *requeued = jobs::recover_expired_leases(context.sql(), max_attempts, instance, alerts);
           },
           std::chrono::seconds(30))) {
     if (!requeued->empty()) {
@@ -202,10 +203,12 @@ void Worker::process(const std::string &owner, std::vector<jobs::ClaimedJob> bat
     const auto id = outcome.id;
     const int max_attempts = m_settings.max_attempts;
     const std::string instance = m_settings.instance;
+    const auto *alerts = m_settings.alerts;
     spdlog::warn("job {} attempt {} failed: {}", id, outcome.attempts, error);
     write_and_wait(
-        [id, owner, error, retry_at, max_attempts, instance](store::WriteContext &context) {
-          jobs::fail_attempt(context.sql(), id, owner, error, retry_at, max_attempts, instance);
+        [id, owner, error, retry_at, max_attempts, instance, alerts](store::WriteContext &context) {
+          jobs::fail_attempt(context.sql(), id, owner, error, retry_at, max_attempts, instance,
+                             alerts);
         },
         std::chrono::seconds(30));
     m_queue.acknowledge(id);

@@ -14,6 +14,10 @@
 #include <usher/queue/job_queue.hpp>
 #include <usher/store/write_batcher.hpp>
 
+namespace usher::alerts {
+struct AlertPolicy;
+}
+
 namespace usher::worker {
 
 struct WorkerSettings {
@@ -23,6 +27,7 @@ struct WorkerSettings {
   std::chrono::milliseconds backoff{1000};
   int max_attempts = 3;
   std::string instance;
+  const alerts::AlertPolicy *alerts = nullptr; // dead jobs alert through it (null: logged only)
   // Test-only fault injection: the process kills itself right after this
   // step (claim, account, profile, before_complete, after_commit).
   std::string fault_after;
