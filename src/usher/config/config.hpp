@@ -49,7 +49,7 @@ struct Config {
   unsigned blocking_threads = 4;
   std::size_t write_queue_limit = 20000;
   std::chrono::milliseconds job_lease{30000};
-  unsigned job_claim_batch = 64;
+  unsigned job_claim_batch = 256;
   std::chrono::milliseconds queue_poll_interval{500};
   // Alerts (docs/alerts.md): which kinds alert (names of alerts::AlertKind,
   // validated here), how deliveries are timed and when they are given up.

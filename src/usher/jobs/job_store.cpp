@@ -19,7 +19,7 @@ constexpr const char *k_claim =
     "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_owner = :owner, "
     "lease_expires_at = :lease, updated_at = :now "
     "WHERE id IN (SELECT id FROM jobs WHERE status = 'queued' AND run_after <= :now2 "
-    "ORDER BY id LIMIT :max) "
+    "ORDER BY run_after LIMIT :max) "
     "RETURNING id, attempts, payload, created_by_token_id, activation_token_hash, "
     "activation_expires_at";
 
