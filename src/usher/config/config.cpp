@@ -316,8 +316,9 @@ Result<Config> load(const Sources &sources) {
                   fmt::format("{}: {}", *sources.file, e.description()));
     }
     for (const auto &[key, node] : table) {
+      const std::string_view key_text = key.str(); // clang 14 cannot capture a binding
       const std::string name = [&] {
-        std::string n(key.str());
+        std::string n(key_text);
         for (char &c : n) {
           if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
         }

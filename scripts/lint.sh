@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# clang-tidy (14, Debian 12) with the checks in .clang-tidy over the project's
+# own sources, src/**/*.cpp (their headers under src/usher/ come along through
+# HeaderFilterRegex). Needs a compilation database: by default
+# build/compile_commands.json, which scripts/build.sh writes. Usage:
+#   scripts/lint.sh [BUILD_DIR] [FILE...]
+# Any finding (every check is an error here) fails the script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build_dir="${1:-build}"
+shift $(( $# > 0 ? 1 : 0 ))
+if [[ ! -f "${build_dir}/compile_commands.json" ]]; then
+  echo "lint: ${build_dir}/compile_commands.json is missing; run scripts/build.sh ${build_dir} first" >&2
+  exit 2
+fi
+if (($# > 0)); then
+  files=("$@")
+else
+  mapfile -t files < <(git ls-files --cached --others --exclude-standard -- 'src/*.cpp' | sort -u)
+fi
+
+out="$(mktemp -d)"
+trap 'rm -rf "$out"' EXIT
+# One clang-tidy per file, as many at once as there are cores; each writes
+# its own report so the output is not interleaved.
+export build_dir out
+printf '%s\n' "${files[@]}" | xargs -P "$(nproc)" -I{} sh -c \
+  'f="$1"; clang-tidy -p "$build_dir" --quiet --warnings-as-errors="*" "$f" \
+     >"$out/$(echo "$f" | tr / _).log" 2>&1 || echo "$f" >>"$out/failed"' _ {}
+
+if [[ -s "$out/failed" ]]; then
+  # Headers are reported once per file that includes them: show each finding once.
+  cat "$out"/*.log | grep -vE '^[0-9]+ warnings? (and [0-9]+ errors? )?generated|^Suppressed|^Use -header-filter|^Error while processing' \
+    | awk '/^\/.*:[0-9]+:[0-9]+: (warning|error):/ { seen_it = seen[$0]++ } !seen_it' >&2
+  echo "lint: clang-tidy findings in $(wc -l <"$out/failed") of ${#files[@]} file(s):" >&2
+  sed 's/^/  /' "$out/failed" >&2
+  echo "lint: distinct findings (file:line: check):" >&2
+  cat "$out"/*.log | grep -oE '^/[^ ]+:[0-9]+:[0-9]+: (warning|error): .*\[[a-z0-9.,-]+\]$' \
+    | sed -E "s|^$(pwd)/||; s/: (warning|error): .*\[/: [/" | sort -u >&2
+  exit 1
+fi
+echo "lint: clang-tidy clean on ${#files[@]} file(s)" >&2
