@@ -111,6 +111,17 @@ bool fetch_one(soci::statement &st) {
 
 } // namespace
 
+void ProvisioningStatements::insert_profile(const NewUser &user, const Creator &creator) {
+  m_full_name = user.full_name;
+  m_phone = user.phone.value_or("");
+  m_phone_ind = user.phone ? soci::i_ok : soci::i_null;
+  m_product = user.product.value_or("");
+  m_product_ind = user.product ? soci::i_ok : soci::i_null;
+  m_created_by = creator.actor;
+  m_token_id = creator.token_id;
+  m_insert_profile.execute(true); // ON CONFLICT DO NOTHING: insert-if-absent
+}
+
 Result<CreatedUser> ProvisioningStatements::create_user_inline(const NewUser &user,
                                                                const Creator &creator,
                                                                std::chrono::hours activation_ttl) {
@@ -119,14 +130,7 @@ Result<CreatedUser> ProvisioningStatements::create_user_inline(const NewUser &us
   m_email = user.email;
   if (!fetch_one(m_insert_account)) return user_exists(user.email);
 
-  m_full_name = user.full_name;
-  m_phone = user.phone.value_or("");
-  m_phone_ind = user.phone ? soci::i_ok : soci::i_null;
-  m_product = user.product.value_or("");
-  m_product_ind = user.product ? soci::i_ok : soci::i_null;
-  m_created_by = creator.actor;
-  m_token_id = creator.token_id;
-  m_insert_profile.execute(true);
+  insert_profile(user, creator);
 
   // A queued or running job for this email (async intake) also means "exists".
   m_payload = user.to_json().dump();
@@ -154,14 +158,7 @@ Result<std::int64_t> ProvisioningStatements::provision_queued(
   if (!fetch_one(m_select_account)) throw std::runtime_error("account vanished after insert");
   checkpoint("account");
 
-  m_full_name = user.full_name;
-  m_phone = user.phone.value_or("");
-  m_phone_ind = user.phone ? soci::i_ok : soci::i_null;
-  m_product = user.product.value_or("");
-  m_product_ind = user.product ? soci::i_ok : soci::i_null;
-  m_created_by = creator.actor;
-  m_token_id = creator.token_id;
-  m_insert_profile.execute(true);
+  insert_profile(user, creator);
   if (activation_hash && activation_expires_at) {
     m_activation_hash = *activation_hash;
     m_activation_expires_at = *activation_expires_at;

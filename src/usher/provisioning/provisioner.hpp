@@ -55,6 +55,9 @@ public:
                                         const std::function<void(const char *step)> &checkpoint);
 
 private:
+  // The profile of `m_user_id` for `user`, unless it exists already.
+  void insert_profile(const NewUser &user, const Creator &creator);
+
   // Bound parameters: each statement reads them when it executes.
   std::string m_email;
   std::string m_full_name;
