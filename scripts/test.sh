@@ -14,9 +14,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
 all_steps=(release asan tsan lint format fuzz)
-# Run by default: the steps that pass today. asan, tsan, lint, format and
-# fuzz are wired and can be run by name, but src/ is not yet clean under
-# clang (-Wconversion, tidy, format): docs/development.md tracks it.
+# Run by default: the steps that pass today. Every step is wired and runs by
+# name; asan, tsan and fuzz passed on the tree of 2026-11-28, lint and format
+# wait for the src/ findings listed in docs/development.md ("Status").
 default_steps=(release)
 steps=("$@")
 if ((${#steps[@]} == 0)); then steps=("${default_steps[@]}"); fi
