@@ -43,9 +43,10 @@ void setup_logging(config::LogFormat format, const std::string &instance) {
   if (format == config::LogFormat::json) {
     logger = std::make_shared<spdlog::logger>("usher", std::make_shared<JsonLineSink>(instance));
   } else {
-    logger = std::make_shared<spdlog::logger>(
-        "usher", std::make_shared<spdlog::sinks::stderr_sink_mt>());
-    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %l " + instance + " %v", spdlog::pattern_time_type::utc);
+    logger = std::make_shared<spdlog::logger>("usher",
+                                              std::make_shared<spdlog::sinks::stderr_sink_mt>());
+    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %l " + instance + " %v",
+                        spdlog::pattern_time_type::utc);
   }
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(logger);

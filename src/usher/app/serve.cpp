@@ -72,7 +72,8 @@ private:
         if (m_db.dialect() == store::Dialect::sqlite) *sql << "PRAGMA wal_checkpoint(PASSIVE)";
         if (std::chrono::steady_clock::now() >= next_prune) {
           const auto now = std::chrono::system_clock::now();
-          const long long pruned = idempotency::prune(*sql, clock::iso8601(now - m_config.idempotency_ttl));
+          const long long pruned =
+              idempotency::prune(*sql, clock::iso8601(now - m_config.idempotency_ttl));
           const std::string now_text = clock::iso8601(now);
           *sql << "DELETE FROM sessions WHERE expires_at < :now", soci::use(now_text);
           const std::string alerts_before = clock::iso8601(now - k_alert_retention);

@@ -25,7 +25,8 @@ int run(int argc, char **argv) {
   app.fallthrough(); // settings flags are accepted after the command too
 
   std::string config_file;
-  app.add_option("--config", config_file, "TOML file with settings (keys: lower-case variable names)")
+  app.add_option("--config", config_file,
+                 "TOML file with settings (keys: lower-case variable names)")
       ->check(CLI::ExistingFile);
   std::map<std::string, std::string> flags;
   std::map<std::string, std::string> flag_values;
@@ -65,7 +66,8 @@ int run(int argc, char **argv) {
   logs->add_option("--type", log_type, "INFO, WARNING, ERROR, SWITCH or CRITICAL");
   logs->add_option("--limit", log_limit, "how many events")->check(CLI::Range(1, 10000));
 
-  auto *jobs = app.add_subcommand("jobs", "list jobs, newest first; `jobs retry ID` re-queues a dead one");
+  auto *jobs =
+      app.add_subcommand("jobs", "list jobs, newest first; `jobs retry ID` re-queues a dead one");
   std::optional<std::string> job_status;
   int job_limit = 50;
   jobs->add_option("--status", job_status, "queued, running, succeeded or dead");
@@ -77,7 +79,8 @@ int run(int argc, char **argv) {
   auto *alerts_cmd = app.add_subcommand("alerts", "Telegram alerts");
   alerts_cmd->require_subcommand(1);
   auto *alerts_test = alerts_cmd->add_subcommand(
-      "test", "send a test message to every TELEGRAM_ADMIN_CHAT_ID now; fails with Telegram's answer");
+      "test",
+      "send a test message to every TELEGRAM_ADMIN_CHAT_ID now; fails with Telegram's answer");
 
   auto *version = app.add_subcommand("version", "print the version");
 
@@ -95,7 +98,8 @@ int run(int argc, char **argv) {
   }
 
   for (const auto &setting : config::settings()) {
-    if (app.count(config::flag_name(setting.name)) > 0) flags[setting.name] = flag_values[setting.name];
+    if (app.count(config::flag_name(setting.name)) > 0)
+      flags[setting.name] = flag_values[setting.name];
   }
   config::Sources sources;
   if (!config_file.empty()) sources.file = config_file;

@@ -22,7 +22,8 @@ namespace usher::cli {
 namespace {
 
 // A migrated session: every command works on a current schema.
-std::unique_ptr<soci::session> open(const config::Config &config, store::Dialect *dialect = nullptr) {
+std::unique_ptr<soci::session> open(const config::Config &config,
+                                    store::Dialect *dialect = nullptr) {
   store::Database db(config.database_url, config.db_busy_timeout, config.sqlite_synchronous_full);
   auto sql = db.connect();
   store::migrate(*sql, db.dialect());
@@ -86,7 +87,8 @@ int logs(const config::Config &config, const std::optional<std::string> &type, i
   health::Filter filter;
   if (type) {
     filter.type = health::parse_event_type(*type);
-    if (!filter.type) throw std::invalid_argument("--type must be INFO, WARNING, ERROR, SWITCH or CRITICAL");
+    if (!filter.type)
+      throw std::invalid_argument("--type must be INFO, WARNING, ERROR, SWITCH or CRITICAL");
   }
   filter.limit = limit;
   auto sql = open(config);
@@ -102,13 +104,14 @@ int list_jobs(const config::Config &config, const std::optional<std::string> &st
   jobs::ListFilter filter;
   if (status) {
     filter.status = jobs::parse_status(*status);
-    if (!filter.status) throw std::invalid_argument("--status must be queued, running, succeeded or dead");
+    if (!filter.status)
+      throw std::invalid_argument("--status must be queued, running, succeeded or dead");
   }
   filter.limit = limit;
   auto sql = open(config);
   for (const auto &job : jobs::list(*sql, filter)) {
-    fmt::print("{} {:<9} attempts={} {} created={} updated={}{}\n", job.id, jobs::to_string(job.status),
-               job.attempts, job.email, job.created_at, job.updated_at,
+    fmt::print("{} {:<9} attempts={} {} created={} updated={}{}\n", job.id,
+               jobs::to_string(job.status), job.attempts, job.email, job.created_at, job.updated_at,
                job.last_error ? " error=" + *job.last_error : "");
   }
   return 0;
@@ -145,12 +148,10 @@ int alerts_test(const config::Config &config) {
                             result.description, result.migrate_to_chat_id);
       break;
     case alerts::SendResult::Outcome::rate_limited:
-      failure = fmt::format("{} (retry after {} s)", result.description,
-                            result.retry_after.count());
+      failure =
+          fmt::format("{} (retry after {} s)", result.description, result.retry_after.count());
       break;
-    default:
-      failure = result.description;
-      break;
+    default: failure = result.description; break;
     }
     if (result.http_status > 0) failure += fmt::format(" [HTTP {}]", result.http_status);
     failures += fmt::format("{}chat {}: {}", failures.empty() ? "" : "; ", chat, failure);

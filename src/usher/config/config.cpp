@@ -25,7 +25,8 @@ std::optional<std::string> parse_uint(const std::string &value, unsigned long lo
   if (ec != std::errc{} || ptr != end || value.empty()) {
     return fmt::format("must be a whole number, got \"{}\"", value);
   }
-  if (out < min || out > max) return fmt::format("must be between {} and {}, got {}", min, max, out);
+  if (out < min || out > max)
+    return fmt::format("must be between {} and {}, got {}", min, max, out);
   return std::nullopt;
 }
 
@@ -104,14 +105,11 @@ std::optional<std::string> parse_chat_ids(Config &c, const std::string &v) {
   std::size_t start = 0;
   while (start <= v.size()) {
     const auto comma = v.find(',', start);
-    const auto piece =
-        std::string(text::trim(std::string_view(v).substr(start, comma == std::string::npos
-                                                                     ? std::string::npos
-                                                                     : comma - start)));
+    const auto piece = std::string(text::trim(std::string_view(v).substr(
+        start, comma == std::string::npos ? std::string::npos : comma - start)));
     if (!piece.empty()) {
       // A chat id is a whole number (groups and channels are negative) or @channel.
-      const std::string_view digits =
-          std::string_view(piece).substr(piece.front() == '-' ? 1 : 0);
+      const std::string_view digits = std::string_view(piece).substr(piece.front() == '-' ? 1 : 0);
       const bool numeric_id =
           !digits.empty() && digits.find_first_not_of("0123456789") == std::string_view::npos;
       const bool channel = piece.size() > 1 && piece.front() == '@';
@@ -171,7 +169,8 @@ std::vector<Setting> make_settings() {
        [](Config &c, const std::string &v) { return parse_bool(v, c.start_worker); }},
       number("WORKER_CONCURRENCY", "jobs processed at once per process", 1, 256,
              &Config::worker_concurrency),
-      number("JOB_MAX_ATTEMPTS", "attempts before a job is dead", 1, 100, &Config::job_max_attempts),
+      number("JOB_MAX_ATTEMPTS", "attempts before a job is dead", 1, 100,
+             &Config::job_max_attempts),
       number("JOB_BACKOFF_MS", "base of the exponential backoff between attempts", 1, k_day_ms,
              &Config::job_backoff),
       number("CONFIG_CACHE_TTL_MS", "system-mode cache lifetime", 1, k_day_ms,
@@ -242,7 +241,8 @@ std::vector<Setting> make_settings() {
              &Config::db_busy_timeout),
       {"SQLITE_SYNCHRONOUS", "full (a commit survives power loss) or normal (survives a crash)",
        [](Config &c, const std::string &v) -> std::optional<std::string> {
-         if (v != "full" && v != "normal") return fmt::format("must be full or normal, got \"{}\"", v);
+         if (v != "full" && v != "normal")
+           return fmt::format("must be full or normal, got \"{}\"", v);
          c.sqlite_synchronous_full = v == "full";
          return std::nullopt;
        }},
@@ -257,8 +257,8 @@ std::vector<Setting> make_settings() {
              &Config::queue_poll_interval),
       {"USHER_FAULT_AFTER", "tests only: kill the process after this worker step",
        [](Config &c, const std::string &v) -> std::optional<std::string> {
-         static const char *k_steps[] = {"", "claim", "account", "profile", "before_complete",
-                                         "after_commit"};
+         static const char *k_steps[] = {"",        "claim",           "account",
+                                         "profile", "before_complete", "after_commit"};
          if (std::find(std::begin(k_steps), std::end(k_steps), v) == std::end(k_steps)) {
            return "must be claim, account, profile, before_complete or after_commit";
          }
@@ -332,17 +332,18 @@ Result<Config> load(const Sources &sources) {
       }
       auto value = toml_value_text(node);
       if (!value) {
-        return fail(ErrorKind::invalid, "config_file",
-                    fmt::format("{}: {} must be a string, a number or a boolean", *sources.file,
-                                key.str()),
-                    name);
+        return fail(
+            ErrorKind::invalid, "config_file",
+            fmt::format("{}: {} must be a string, a number or a boolean", *sources.file, key.str()),
+            name);
       }
       chosen[name] = {*value, *sources.file};
     }
   }
   for (const auto &setting : settings()) {
     if (sources.env) {
-      if (const char *v = sources.env(setting.name.c_str())) chosen[setting.name] = {v, "environment"};
+      if (const char *v = sources.env(setting.name.c_str()))
+        chosen[setting.name] = {v, "environment"};
     }
     if (auto it = sources.flags.find(setting.name); it != sources.flags.end()) {
       chosen[setting.name] = {it->second, flag_name(setting.name)};
@@ -362,7 +363,8 @@ Result<Config> load(const Sources &sources) {
   if (config.instance.empty()) config.instance = host_name();
   if (!config.telegram_bot_token.empty() && config.telegram_admin_chat_ids.empty()) {
     return fail(ErrorKind::invalid, "config",
-                "TELEGRAM_ADMIN_CHAT_ID must be set when TELEGRAM_BOT_TOKEN is", "TELEGRAM_ADMIN_CHAT_ID");
+                "TELEGRAM_ADMIN_CHAT_ID must be set when TELEGRAM_BOT_TOKEN is",
+                "TELEGRAM_ADMIN_CHAT_ID");
   }
   return config;
 }

@@ -59,8 +59,8 @@ struct Config {
   std::chrono::milliseconds alert_poll_interval{200};
   std::chrono::milliseconds telegram_timeout{5000};
   std::chrono::milliseconds telegram_connect_timeout{3000};
-  std::string fault_after;           // USHER_FAULT_AFTER, tests only
-  bool fault_throws = false;         // USHER_FAULT_MODE=throw: fail the attempt instead
+  std::string fault_after;   // USHER_FAULT_AFTER, tests only
+  bool fault_throws = false; // USHER_FAULT_MODE=throw: fail the attempt instead
 };
 
 // One configurable setting: its environment name (the TOML key is the same
@@ -79,7 +79,7 @@ const std::vector<Setting> &settings();
 std::string flag_name(const std::string &setting_name);
 
 struct Sources {
-  std::optional<std::string> file;              // path given by --config
+  std::optional<std::string> file;               // path given by --config
   std::function<const char *(const char *)> env; // getenv-like
   std::map<std::string, std::string> flags;      // setting name -> value
 };

@@ -40,8 +40,7 @@ std::optional<std::string> normalise_since(const std::string &value) {
 }
 
 Result<health::Filter> parse_log_filter(std::string_view query_text) {
-  auto query =
-      restinio::try_parse_query<restinio::parse_query_traits::relaxed>(query_text);
+  auto query = restinio::try_parse_query<restinio::parse_query_traits::relaxed>(query_text);
   if (!query) return tl::unexpected(bad_param("query", "is not a valid query string"));
   health::Filter filter;
   filter.limit = k_default_log_limit;
@@ -51,7 +50,8 @@ Result<health::Filter> parse_log_filter(std::string_view query_text) {
     if (name == "type") {
       filter.type = health::parse_event_type(value);
       if (!filter.type) {
-        return tl::unexpected(bad_param("type", "must be INFO, WARNING, ERROR, SWITCH or CRITICAL"));
+        return tl::unexpected(
+            bad_param("type", "must be INFO, WARNING, ERROR, SWITCH or CRITICAL"));
       }
     } else if (name == "since") {
       auto since = normalise_since(value);
@@ -66,8 +66,8 @@ Result<health::Filter> parse_log_filter(std::string_view query_text) {
       if (!before) return tl::unexpected(bad_param("before_id", "must be a positive id"));
       filter.before_id = *before;
     } else {
-      return tl::unexpected(Error{ErrorKind::invalid, "unknown_field",
-                                  "unknown query parameter", "query"});
+      return tl::unexpected(
+          Error{ErrorKind::invalid, "unknown_field", "unknown query parameter", "query"});
     }
   }
   return filter;

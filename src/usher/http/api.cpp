@@ -22,7 +22,8 @@ bool is_json_media_type(std::string_view content_type) {
 } // namespace
 
 Response json_response(int status, const nlohmann::json &body) {
-  return Response{status, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+  return Response{status,
+                  body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
                   "application/json",
                   {}};
 }
@@ -65,7 +66,8 @@ Router::actual_request_handler_t Api::route(Handler handler) {
   return [this, handler](Request req, restinio::router::route_params_t params) {
     ++m_in_flight;
     if (m_draining.load()) {
-      reply_error(req, Error{ErrorKind::unavailable, "shutting_down", "usher is shutting down", ""});
+      reply_error(req,
+                  Error{ErrorKind::unavailable, "shutting_down", "usher is shutting down", ""});
       return restinio::request_accepted();
     }
     try {
@@ -94,7 +96,8 @@ void Api::reply_error(const Request &req, const Error &error) {
   if (error.kind == ErrorKind::internal) {
     // The details of a bug are for the log, not for the client.
     spdlog::error("internal error: {}", error.detail);
-    return reply(req, problem_response(Error{ErrorKind::internal, "internal", "internal error", ""}));
+    return reply(req,
+                 problem_response(Error{ErrorKind::internal, "internal", "internal error", ""}));
   }
   reply(req, problem_response(error));
 }
@@ -111,12 +114,12 @@ void Api::authenticate(const Request &req, std::initializer_list<auth::Role> rol
   auto check = [this, req, allowed = std::move(allowed),
                 next = std::move(next)](const std::optional<auth::Principal> &principal) {
     if (!principal) {
-      return reply_error(req, Error{ErrorKind::unauthenticated, "unauthorized",
-                                    "the token is not valid", ""});
+      return reply_error(
+          req, Error{ErrorKind::unauthenticated, "unauthorized", "the token is not valid", ""});
     }
     if (std::find(allowed.begin(), allowed.end(), principal->role) == allowed.end()) {
-      return reply_error(req, Error{ErrorKind::forbidden, "forbidden",
-                                    "this token's role may not do this", ""});
+      return reply_error(
+          req, Error{ErrorKind::forbidden, "forbidden", "this token's role may not do this", ""});
     }
     next(*principal);
   };

@@ -84,7 +84,8 @@ private:
 
   // Resolves the bearer token (from memory; a miss may reload the registry
   // on the pool) and checks its role; answers 401/403 itself.
-  void authenticate(const Request &req, std::initializer_list<auth::Role> roles, WithPrincipal next);
+  void authenticate(const Request &req, std::initializer_list<auth::Role> roles,
+                    WithPrincipal next);
 
   // Body size (413), then the token when `roles` is not empty (401/403),
   // then the media type (415), then the JSON (400).

@@ -25,7 +25,8 @@ std::int64_t id_param(const restinio::router::route_params_t &params) {
 Result<jobs::ListFilter> parse_job_filter(std::string_view query_text) {
   auto query = restinio::try_parse_query<restinio::parse_query_traits::relaxed>(query_text);
   auto bad = [](const char *name, const char *why) {
-    return tl::unexpected(Error{ErrorKind::invalid, "query_invalid", std::string(name) + " " + why, name});
+    return tl::unexpected(
+        Error{ErrorKind::invalid, "query_invalid", std::string(name) + " " + why, name});
   };
   if (!query) return bad("query", "is not a valid query string");
   jobs::ListFilter filter;
@@ -45,7 +46,8 @@ Result<jobs::ListFilter> parse_job_filter(std::string_view query_text) {
       if (!is_number) return bad("before_id", "must be a positive id");
       filter.before_id = number;
     } else {
-      return tl::unexpected(Error{ErrorKind::invalid, "unknown_field", "unknown query parameter", "query"});
+      return tl::unexpected(
+          Error{ErrorKind::invalid, "unknown_field", "unknown query parameter", "query"});
     }
   }
   return filter;
@@ -62,9 +64,9 @@ void Api::get_job(const Request &req, const restinio::router::route_params_t &pa
                    if (!job) return reply_error(req, job_not_found());
                    if (principal.role != auth::Role::admin &&
                        job->created_by_token_id != principal.token_id) {
-                     return reply_error(req, Error{ErrorKind::forbidden, "forbidden",
-                                                   "only the job's creator or an admin may see it",
-                                                   ""});
+                     return reply_error(req,
+                                        Error{ErrorKind::forbidden, "forbidden",
+                                              "only the job's creator or an admin may see it", ""});
                    }
                    reply(req, json_response(200, job->to_json()));
                  });

@@ -37,9 +37,8 @@ std::uint16_t HttpServer::start() {
                                         .max_field_name_size(1024)
                                         .max_field_value_size(8 * 1024)
                                         .max_field_count(100))
-          .socket_options_setter([](auto &options) {
-            options.set_option(restinio::asio_ns::ip::tcp::no_delay{true});
-          })
+          .socket_options_setter(
+              [](auto &options) { options.set_option(restinio::asio_ns::ip::tcp::no_delay{true}); })
           .acceptor_post_bind_hook([bound_port](restinio::asio_ns::ip::tcp::acceptor &acceptor) {
             bound_port->store(acceptor.local_endpoint().port());
           });

@@ -164,10 +164,10 @@ std::vector<ClaimedJob> claim(soci::session &sql, const std::string &owner, int 
   int attempts = 0;
   std::string payload, hash, expires;
   soci::indicator i_token = soci::i_null, i_hash = soci::i_null, i_expires = soci::i_null;
-  soci::statement st = (sql.prepare << k_claim, soci::use(owner), soci::use(lease_until),
-                        soci::use(now), soci::use(now), soci::use(max), soci::into(id),
-                        soci::into(attempts), soci::into(payload), soci::into(token_id, i_token),
-                        soci::into(hash, i_hash), soci::into(expires, i_expires));
+  soci::statement st =
+      (sql.prepare << k_claim, soci::use(owner), soci::use(lease_until), soci::use(now),
+       soci::use(now), soci::use(max), soci::into(id), soci::into(attempts), soci::into(payload),
+       soci::into(token_id, i_token), soci::into(hash, i_hash), soci::into(expires, i_expires));
   st.execute();
   std::vector<ClaimedJob> claimed;
   while (st.fetch()) {
@@ -193,8 +193,8 @@ std::vector<ClaimedJob> claim(soci::session &sql, const std::string &owner, int 
 bool extend_lease(soci::session &sql, std::int64_t job_id, const std::string &owner,
                   const std::string &lease_until) {
   const long long id = job_id;
-  soci::statement st = (sql.prepare << k_extend, soci::use(lease_until), soci::use(id),
-                        soci::use(owner));
+  soci::statement st =
+      (sql.prepare << k_extend, soci::use(lease_until), soci::use(id), soci::use(owner));
   st.execute(true);
   return st.get_affected_rows() == 1;
 }
@@ -223,9 +223,9 @@ std::vector<std::int64_t> recover_expired_leases(soci::session &sql, int max_att
   long long id = 0;
   std::string status, email;
   int attempts = 0;
-  soci::statement st = (sql.prepare << k_recover, soci::use(max_attempts), soci::use(now),
-                        soci::use(now), soci::use(now), soci::into(id), soci::into(status),
-                        soci::into(email), soci::into(attempts));
+  soci::statement st =
+      (sql.prepare << k_recover, soci::use(max_attempts), soci::use(now), soci::use(now),
+       soci::use(now), soci::into(id), soci::into(status), soci::into(email), soci::into(attempts));
   st.execute();
   std::vector<std::int64_t> requeued;
   std::vector<std::tuple<long long, std::string, int>> dead;
@@ -290,8 +290,9 @@ Result<Job> retry_dead(soci::session &sql, std::int64_t id, const std::string &a
   auto job = find(sql, id);
   if (!job) return fail(ErrorKind::not_found, "job_not_found", "no job with that id");
   if (job->status != JobStatus::dead) {
-    return fail(ErrorKind::conflict, "job_not_dead",
-                fmt::format("job {} is {}, only dead jobs can be retried", id, to_string(job->status)));
+    return fail(
+        ErrorKind::conflict, "job_not_dead",
+        fmt::format("job {} is {}, only dead jobs can be retried", id, to_string(job->status)));
   }
   const std::string now = clock::now_iso8601();
   const long long key = id;
@@ -311,9 +312,8 @@ QueueStats stats(soci::session &sql) {
   QueueStats s;
   std::string status;
   long long count = 0;
-  soci::statement st =
-      (sql.prepare << "SELECT status, COUNT(*) FROM jobs GROUP BY status", soci::into(status),
-       soci::into(count));
+  soci::statement st = (sql.prepare << "SELECT status, COUNT(*) FROM jobs GROUP BY status",
+                        soci::into(status), soci::into(count));
   st.execute();
   while (st.fetch()) {
     if (status == "queued") s.queued = count;
@@ -341,8 +341,9 @@ QueueStats stats(soci::session &sql) {
 nlohmann::json QueueStats::to_json() const {
   return {{"counts",
            {{"queued", queued}, {"running", running}, {"succeeded", succeeded}, {"dead", dead}}},
-          {"oldest_waiting_seconds",
-           oldest_waiting_seconds ? nlohmann::json(*oldest_waiting_seconds) : nlohmann::json(nullptr)},
+          {"oldest_waiting_seconds", oldest_waiting_seconds
+                                         ? nlohmann::json(*oldest_waiting_seconds)
+                                         : nlohmann::json(nullptr)},
           {"jobs_per_second_last_minute", jobs_per_second_last_minute}};
 }
 

@@ -56,11 +56,11 @@ std::optional<UserRecord> find_user(soci::session &sql, const std::string &where
   std::string activated_at, full_name, phone, product, created_by;
   soci::indicator i_act = soci::i_null, i_name = soci::i_null, i_phone = soci::i_null,
                   i_product = soci::i_null, i_by = soci::i_null;
-  soci::statement st = (sql.prepare << std::string(k_select_user) + where, soci::use(key), soci::into(id),
-                        soci::into(r.email), soci::into(r.created_at),
-                        soci::into(activated_at, i_act), soci::into(full_name, i_name),
-                        soci::into(phone, i_phone), soci::into(product, i_product),
-                        soci::into(created_by, i_by));
+  soci::statement st =
+      (sql.prepare << std::string(k_select_user) + where, soci::use(key), soci::into(id),
+       soci::into(r.email), soci::into(r.created_at), soci::into(activated_at, i_act),
+       soci::into(full_name, i_name), soci::into(phone, i_phone), soci::into(product, i_product),
+       soci::into(created_by, i_by));
   st.execute(true);
   if (!sql.got_data()) return std::nullopt;
   r.id = id;
@@ -92,8 +92,8 @@ ProvisioningStatements::ProvisioningStatements(soci::session &sql)
                            soci::use(m_now))),
       m_ensure_account((sql.prepare << k_ensure_account, soci::use(m_email), soci::use(m_email),
                         soci::use(m_now))),
-      m_select_account((sql.prepare << k_select_account_id, soci::use(m_email),
-                        soci::into(m_user_id))),
+      m_select_account(
+          (sql.prepare << k_select_account_id, soci::use(m_email), soci::into(m_user_id))),
       m_complete_job((sql.prepare << k_complete_job, soci::use(m_user_id), soci::use(m_now),
                       soci::use(m_job_id), soci::use(m_owner))) {}
 

@@ -101,7 +101,8 @@ struct UserRecord {
   nlohmann::json to_json() const;
 };
 
-std::optional<UserRecord> find_user_by_email(soci::session &sql, const std::string &email_normalized);
+std::optional<UserRecord> find_user_by_email(soci::session &sql,
+                                             const std::string &email_normalized);
 std::optional<UserRecord> find_user_by_id(soci::session &sql, std::int64_t id);
 
 } // namespace usher::provisioning

@@ -32,10 +32,8 @@ bool is_database_failure(const soci::soci_error &e) {
     case SQLITE_FULL:
     case SQLITE_CANTOPEN:
     case SQLITE_PROTOCOL:
-    case SQLITE_NOTADB:
-      return true;
-    default:
-      return false;
+    case SQLITE_NOTADB: return true;
+    default: return false;
     }
   }
   // Other backends: only a broken connection is the database's failure.

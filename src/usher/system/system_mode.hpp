@@ -37,8 +37,8 @@ ModeState load_mode(soci::session &sql);
 struct ModeChange {
   SystemMode to = SystemMode::sync_direct;
   std::string reason;
-  std::string actor;    // who: "NAME (token ID)" or "cli:USER"
-  std::string instance; // where the change was made
+  std::string actor;                           // who: "NAME (token ID)" or "cli:USER"
+  std::string instance;                        // where the change was made
   const alerts::AlertPolicy *alerts = nullptr; // null: the SWITCH event is only logged
 };
 

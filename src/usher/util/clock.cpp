@@ -24,7 +24,8 @@ std::optional<WallTime> parse_iso8601(const std::string &text) {
                   &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6) {
     return std::nullopt;
   }
-  if (text.size() > static_cast<std::size_t>(consumed) && text[static_cast<std::size_t>(consumed)] == '.') {
+  if (text.size() > static_cast<std::size_t>(consumed) &&
+      text[static_cast<std::size_t>(consumed)] == '.') {
     std::sscanf(text.c_str() + consumed, ".%3d", &millis);
   }
   tm.tm_year -= 1900;

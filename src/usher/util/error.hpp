@@ -10,18 +10,18 @@
 namespace usher {
 
 enum class ErrorKind {
-  invalid,           // the input is wrong: 400
-  unauthenticated,   // no or bad credentials: 401
-  forbidden,         // authenticated, wrong role: 403
-  not_found,         // 404
+  invalid,            // the input is wrong: 400
+  unauthenticated,    // no or bad credentials: 401
+  forbidden,          // authenticated, wrong role: 403
+  not_found,          // 404
   method_not_allowed, // 405
-  conflict,          // 409
-  unprocessable,     // 422
-  too_large,         // 413
-  unsupported_media, // 415
-  unavailable,       // a dependency is down or a queue is full: 503
-  timeout,           // a dependency did not answer in time: 503
-  internal,          // a bug: 500
+  conflict,           // 409
+  unprocessable,      // 422
+  too_large,          // 413
+  unsupported_media,  // 415
+  unavailable,        // a dependency is down or a queue is full: 503
+  timeout,            // a dependency did not answer in time: 503
+  internal,           // a bug: 500
 };
 
 // `code` is stable and documented (docs/api.md); `detail` is for humans;
@@ -38,8 +38,7 @@ using Result = tl::expected<T, Error>;
 
 inline tl::unexpected<Error> fail(ErrorKind kind, std::string code, std::string detail,
                                   std::string field = {}) {
-  return tl::unexpected<Error>(
-      Error{kind, std::move(code), std::move(detail), std::move(field)});
+  return tl::unexpected<Error>(Error{kind, std::move(code), std::move(detail), std::move(field)});
 }
 
 } // namespace usher

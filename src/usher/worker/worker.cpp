@@ -34,15 +34,16 @@ struct JobOutcome {
 std::chrono::milliseconds backoff_delay(std::chrono::milliseconds base, int attempts,
                                         double jitter01) {
   const int exponent = std::clamp(attempts - 1, 0, 30);
-  const double full = std::min(static_cast<double>(base.count()) * static_cast<double>(1LL << exponent),
-                               static_cast<double>(std::chrono::milliseconds(k_max_backoff).count()));
+  const double full =
+      std::min(static_cast<double>(base.count()) * static_cast<double>(1LL << exponent),
+               static_cast<double>(std::chrono::milliseconds(k_max_backoff).count()));
   return std::chrono::milliseconds(static_cast<long long>(full * (0.5 + 0.5 * jitter01)));
 }
 
 Worker::Worker(queue::JobQueue &queue, store::WriteBatcher &writer, WorkerSettings settings)
     : m_queue(queue), m_writer(writer), m_settings(std::move(settings)),
-      m_owner_prefix(fmt::format("{}:{}:{}", m_settings.instance, getpid(),
-                                 crypto::random_token("", 6))) {}
+      m_owner_prefix(
+          fmt::format("{}:{}:{}", m_settings.instance, getpid(), crypto::random_token("", 6))) {}
 
 Worker::~Worker() { stop(); }
 
@@ -61,8 +62,9 @@ void Worker::stop() {
   // Anything still leased by this process goes back without counting an attempt.
   for (unsigned i = 0; i < m_settings.threads; ++i) {
     const std::string owner = fmt::format("{}:{}", m_owner_prefix, i);
-    write_and_wait([owner](store::WriteContext &context) { jobs::release_leases(context.sql(), owner); },
-                   std::chrono::seconds(10));
+    write_and_wait(
+        [owner](store::WriteContext &context) { jobs::release_leases(context.sql(), owner); },
+        std::chrono::seconds(10));
   }
 }
 
@@ -78,8 +80,9 @@ void Worker::checkpoint(const char *step) const {
 bool Worker::write_and_wait(store::WriteBatcher::Apply apply, std::chrono::milliseconds timeout) {
   auto done = std::make_shared<std::promise<bool>>();
   auto finished = done->get_future();
-  if (!m_writer.submit(std::move(apply),
-                       [done](const Result<void> &written) { done->set_value(written.has_value()); })) {
+  if (!m_writer.submit(std::move(apply), [done](const Result<void> &written) {
+        done->set_value(written.has_value());
+      })) {
     return false;
   }
   return finished.wait_for(timeout) == std::future_status::ready && finished.get();
@@ -91,8 +94,9 @@ void Worker::run(unsigned index) {
   while (!m_stopping.load()) {
     if (index == 0 && std::chrono::steady_clock::now() >= next_recovery) {
       recover_expired();
-      next_recovery = std::chrono::steady_clock::now() +
-                      std::max<std::chrono::milliseconds>(m_settings.lease / 4, std::chrono::milliseconds(100));
+      next_recovery =
+          std::chrono::steady_clock::now() +
+          std::max<std::chrono::milliseconds>(m_settings.lease / 4, std::chrono::milliseconds(100));
     }
     try {
       auto batch = m_queue.claim(owner, m_settings.claim_batch, m_settings.lease, k_claim_wait);
@@ -148,9 +152,10 @@ void Worker::process(const std::string &owner, std::vector<jobs::ClaimedJob> bat
     auto step = [this](const char *name) { checkpoint(name); };
     const bool queued = m_writer.submit(
         [job, owner, step](store::WriteContext &context) {
-          auto provisioned = context.prepared<provisioning::ProvisioningStatements>().provision_queued(
-              job->id, owner, job->user, job->creator, job->activation_hash,
-              job->activation_expires_at, step);
+          auto provisioned =
+              context.prepared<provisioning::ProvisioningStatements>().provision_queued(
+                  job->id, owner, job->user, job->creator, job->activation_hash,
+                  job->activation_expires_at, step);
           if (!provisioned) throw store::AbortWrite(provisioned.error());
         },
         [finish, i](const Result<void> &written) { finish(i, written); });
@@ -163,7 +168,8 @@ void Worker::process(const std::string &owner, std::vector<jobs::ClaimedJob> bat
   {
     std::unique_lock lock(shared->mutex);
     const auto deadline = std::chrono::steady_clock::now() + k_batch_timeout;
-    const auto slice = std::max<std::chrono::milliseconds>(m_settings.lease / 3, std::chrono::milliseconds(10));
+    const auto slice =
+        std::max<std::chrono::milliseconds>(m_settings.lease / 3, std::chrono::milliseconds(10));
     while (shared->remaining > 0 && std::chrono::steady_clock::now() < deadline) {
       if (shared->all_done.wait_for(lock, slice, [&] { return shared->remaining == 0; })) break;
       std::vector<std::int64_t> pending;
@@ -197,9 +203,9 @@ void Worker::process(const std::string &owner, std::vector<jobs::ClaimedJob> bat
     }
     if (outcome.result.error().code == "lease_lost") continue; // another worker has it
     const std::string error = outcome.result.error().detail;
-    const std::string retry_at = clock::iso8601(
-        std::chrono::system_clock::now() +
-        backoff_delay(m_settings.backoff, outcome.attempts, jitter(random)));
+    const std::string retry_at =
+        clock::iso8601(std::chrono::system_clock::now() +
+                       backoff_delay(m_settings.backoff, outcome.attempts, jitter(random)));
     const auto id = outcome.id;
     const int max_attempts = m_settings.max_attempts;
     const std::string instance = m_settings.instance;

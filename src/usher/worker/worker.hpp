@@ -21,8 +21,8 @@ struct AlertPolicy;
 namespace usher::worker {
 
 struct WorkerSettings {
-  unsigned threads = 4;              // WORKER_CONCURRENCY
-  int claim_batch = 256;             // jobs one thread claims at once
+  unsigned threads = 4;  // WORKER_CONCURRENCY
+  int claim_batch = 256; // jobs one thread claims at once
   std::chrono::milliseconds lease{30000};
   std::chrono::milliseconds backoff{1000};
   int max_attempts = 3;
