@@ -130,6 +130,23 @@ TEST_F(JobStreamTest, AFlushedRedisGetsItsGroupBackAndTakesJobsAgain) {
   EXPECT_EQ(read->front().job_id, 1);
 }
 
+TEST_F(JobStreamTest, IdleConsumersWithNothingPendingAreForgotten) {
+  ASSERT_TRUE(stream.dispatch(redis, {{1, 0}, {2, 0}}).has_value());
+  auto busy = stream.read(redis, "busy", 1, 10ms);
+  ASSERT_TRUE(busy.has_value());
+  ASSERT_EQ(busy->size(), 1U);
+  auto done = stream.read(redis, "done", 1, 10ms);
+  ASSERT_TRUE(done.has_value());
+  ASSERT_TRUE(stream.acknowledge(redis, *done).has_value());
+  std::this_thread::sleep_for(50ms);
+  auto forgotten = stream.forget_idle_consumers(redis, 20ms);
+  ASSERT_TRUE(forgotten.has_value()) << forgotten.error().detail;
+  EXPECT_EQ(*forgotten, 1) << "only the consumer with nothing pending";
+  auto consumers = redis.run({"XINFO", "CONSUMERS", "t:jobs", "workers"});
+  ASSERT_TRUE(consumers.has_value());
+  EXPECT_EQ(consumers->elements.size(), 1U);
+}
+
 // Issue 4: after 100,000 finished jobs Redis holds under 5 MB.
 TEST_F(JobStreamTest, FinishedJobsLeaveRedisMemoryBounded) {
   ASSERT_TRUE(stream.ensure_group(redis).has_value());
