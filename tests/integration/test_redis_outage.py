@@ -145,8 +145,10 @@ class RedisKilledUnderLoadTest(OutageChecks, ExactlyOnceAssertions, unittest.Tes
             r = server.get("/readyz", timeout=5)
             readyz.append((r.status, r.json and r.json.get("queue")))
             return r.status == 200 and r.json["queue"] == OPEN
-        wait_until(open_now, 5.0, f"/readyz to show {OPEN} while Redis is down "
-                   f"(last: {readyz[-3:]})", interval=0.1)
+        try:
+            wait_until(open_now, 5.0, f"/readyz to show {OPEN} while Redis is down", interval=0.1)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; last answers: {readyz[-3:]}") from None
         self.assertEqual([r for r in readyz if r[0] != 200], [], "/readyz not 200 while Redis down")
         self.assertFalse(any(isinstance(q, dict) and q.get("healthy") for _, q in readyz[5:]),
                          f"/readyz said healthy while Redis was down: {readyz}")

@@ -35,6 +35,10 @@ class RedisAsyncIntakeTest(ProblemAssertions, ExactlyOnceAssertions, unittest.Te
         finally:
             cls.redis.close()
 
+    def setUp(self):
+        # Every test here is about the Redis queue: none passes on another backend.
+        self.assertEqual(self.server.get("/readyz").json["queue"]["backend"], "redis")
+
     def test_intake_answers_202_and_the_worker_provisions_once(self):
         email = unique_email("rq")
         resp = self.server.create_user(email=email.upper(), full_name="Redis Buyer",
