@@ -12,9 +12,7 @@ packages=(
   nlohmann-json3-dev libcurl4-openssl-dev libsodium-dev libssl-dev
   libcli11-dev libtomlplusplus-dev libexpected-dev
   # tests and benchmarks
-  libgtest-dev libbenchmark-dev wrk python3 curl
-  # integration tests of the Redis queue (tests/integration/redis_harness.py)
-  redis-server
+  libgtest-dev libbenchmark-dev wrk python3 curl redis-server
   # safety nets (docs/development.md): clang 14 for the sanitizer builds and
   # libFuzzer (its runtimes are libclang-rt-14-dev, only recommended by
   # clang), llvm for llvm-symbolizer (readable sanitizer stacks), tidy, format
