@@ -9,7 +9,7 @@ packages=(
   # libraries (docs/architecture.md says what each is for)
   librestinio-dev libasio-dev libfmt-dev libspdlog-dev
   libsoci-dev libboost-dev libsqlite3-dev libpq-dev
-  nlohmann-json3-dev libcurl4-openssl-dev libsodium-dev libssl-dev
+  nlohmann-json3-dev libcurl4-openssl-dev libsodium-dev libssl-dev libhiredis-dev
   libcli11-dev libtomlplusplus-dev libexpected-dev
   # tests and benchmarks
   libgtest-dev libbenchmark-dev wrk python3 curl redis-server

@@ -23,6 +23,7 @@
 #include <usher/http/server.hpp>
 #include <usher/idempotency/idempotency.hpp>
 #include <usher/queue/embedded_queue.hpp>
+#include <usher/queue/redis_queue.hpp>
 #include <usher/store/blocking_pool.hpp>
 #include <usher/store/database.hpp>
 #include <usher/store/migrations.hpp>
@@ -181,6 +182,52 @@ std::unique_ptr<alerts::AlertSender> start_alert_sender(const store::Database &d
   return sender;
 }
 
+// Health events of the queue: the circuit opening is CRITICAL (alerted,
+// and folded with the per-request fallbacks of the same condition); a probe
+// closing it resolves the condition (INFO and a RESOLVED notice).
+queue::QueueEvents queue_events(store::WriteBatcher &writer, const config::Config &config,
+                                const alerts::AlertPolicy &policy) {
+  const health::Alerting alerting{&policy, "queue_unavailable"};
+  queue::QueueEvents events;
+  events.unavailable = [&writer, &config, alerting](const std::string &detail) {
+    writer.submit(
+        [&config, alerting, detail](soci::session &sql) {
+          health::record(sql, health::EventType::critical,
+                         "job queue unavailable: requests are provisioned inline",
+                         {{"reason", detail}}, config.instance, alerting);
+        },
+        [](const Result<void> &) {});
+  };
+  events.recovered = [&writer, &config, alerting](const std::string &detail) {
+    writer.submit(
+        [&config, alerting, detail](soci::session &sql) {
+          const std::string message = "job queue recovered: " + detail;
+          if (!health::record_resolved(sql, message, {{"detail", detail}}, config.instance,
+                                       alerting)) {
+            health::record(sql, health::EventType::info, message, {{"detail", detail}},
+                           config.instance);
+          }
+        },
+        [](const Result<void> &) {});
+  };
+  return events;
+}
+
+// The embedded queue, or Redis when REDIS_URL / REDIS_HOST is set.
+std::unique_ptr<queue::JobQueue> make_queue(const store::Database &db, store::WriteBatcher &writer,
+                                            const config::Config &config,
+                                            const alerts::AlertPolicy &policy) {
+  if (!config.redis) {
+    return std::make_unique<queue::EmbeddedQueue>(writer, config.queue_poll_interval);
+  }
+  auto redis = std::make_unique<queue::RedisQueue>(queue::redis_queue_settings(config), writer, db,
+                                                   queue_events(writer, config, policy));
+  redis->start();
+  spdlog::info("job queue: Redis at {}:{} (prefix \"{}\")", config.redis->host, config.redis->port,
+               config.redis_prefix);
+  return redis;
+}
+
 } // namespace
 
 int run_worker(const config::Config &config) {
@@ -190,8 +237,8 @@ int run_worker(const config::Config &config) {
   const alerts::AlertPolicy alert_policy = alerts::policy_from(config);
   warn_when_alerts_are_off(db, config, alert_policy);
   store::WriteBatcher writer(db, config.write_queue_limit);
-  queue::EmbeddedQueue queue(writer, config.queue_poll_interval);
-  worker::Worker worker(queue, writer, worker_settings(config, alert_policy));
+  auto queue = make_queue(db, writer, config, alert_policy);
+  worker::Worker worker(*queue, writer, worker_settings(config, alert_policy));
   worker.start();
   auto alert_sender = start_alert_sender(db, writer, config, alert_policy);
   std::printf("usher worker running (%u threads)\n", config.worker_concurrency);
@@ -199,6 +246,7 @@ int run_worker(const config::Config &config) {
   spdlog::info("usher {} worker running with {} threads", USHER_VERSION, config.worker_concurrency);
   wait_for_stop_signal(signals);
   worker.stop();
+  queue->stop();
   if (alert_sender) alert_sender->stop();
   writer.stop();
   spdlog::info("usher worker stopped after {} jobs", worker.succeeded());
@@ -219,8 +267,8 @@ int serve(const config::Config &config) {
   }
 
   store::WriteBatcher writer(db, config.write_queue_limit);
-  queue::EmbeddedQueue queue(writer, config.queue_poll_interval);
-  worker::Worker worker(queue, writer, worker_settings(config, alert_policy));
+  auto queue = make_queue(db, writer, config, alert_policy);
+  worker::Worker worker(*queue, writer, worker_settings(config, alert_policy));
   store::BlockingPool pool(db, config.blocking_threads, k_pool_queue_limit);
   system::ModeCache mode(
       [&db] { return load_mode_from(db); }, config.config_cache_ttl,
@@ -238,7 +286,7 @@ int serve(const config::Config &config) {
     throw std::runtime_error("cannot read the system mode: " + primed.error().detail);
   }
   idempotency::InFlight in_flight;
-  http::Api api(http::ApiDeps{config, pool, writer, tokens, mode, in_flight, queue,
+  http::Api api(http::ApiDeps{config, pool, writer, tokens, mode, in_flight, *queue,
                               crypto::hash_password("usher-no-such-account", config.password_cost),
                               &alert_policy});
   http::HttpServer server(api, config);
@@ -264,6 +312,7 @@ int serve(const config::Config &config) {
   if (api.in_flight() > 0) spdlog::warn("{} requests still in flight at exit", api.in_flight());
   server.stop();
   worker.stop();
+  queue->stop();
   if (alert_sender) alert_sender->stop();
   maintenance.stop();
   pool.stop();

@@ -92,9 +92,10 @@ std::optional<std::string> parse_database_url(Config &c, const std::string &v) {
   return std::nullopt;
 }
 
-std::optional<std::string> parse_redis_url(Config &c, const std::string &v) {
-  if (!v.empty() && v.rfind("redis://", 0) != 0) {
-    return "must look like redis://[:password@]host:port[/db]";
+std::optional<std::string> apply_redis_url(Config &c, const std::string &v) {
+  if (!v.empty()) {
+    auto parsed = parse_redis_url(v);
+    if (!parsed) return parsed.error().detail;
   }
   c.redis_url = v;
   return std::nullopt;
@@ -162,7 +163,21 @@ std::vector<Setting> make_settings() {
       {"USHER_LISTEN", "HTTP listen address HOST:PORT (:0 picks a free port)", parse_listen},
       {"DATABASE_URL", "sqlite:PATH or postgresql://user:pass@host:port/db", parse_database_url},
       {"REDIS_URL", "redis://[:password@]host:port[/db]; unset: the embedded queue",
-       parse_redis_url},
+       apply_redis_url},
+      text_setting("REDIS_PREFIX", "prefix of every Redis key and channel usher uses",
+                   &Config::redis_prefix),
+      number("REDIS_COMMAND_TIMEOUT_MS", "longest wait for one Redis command (then: inline)", 1,
+             10000, &Config::redis_command_timeout),
+      number("REDIS_CONNECT_TIMEOUT_MS", "longest wait for a Redis connection", 1, 10000,
+             &Config::redis_connect_timeout),
+      number("REDIS_BREAKER_FAILURES", "consecutive Redis failures that open the circuit", 1, 1000,
+             &Config::redis_breaker_failures),
+      number("REDIS_BREAKER_OPEN_MS", "how long the circuit stays open before a probe", 10, 600000,
+             &Config::redis_breaker_open),
+      number("REDIS_SWEEP_INTERVAL_MS", "how often queued jobs missing from Redis are re-sent", 50,
+             3600000, &Config::redis_sweep_interval),
+      number("REDIS_SWEEP_GRACE_MS", "age of a queued job before the sweeper may re-send it", 0,
+             3600000, &Config::redis_sweep_grace),
       text_setting("REDIS_HOST", "Redis host (when REDIS_URL is unset)", &Config::redis_host),
       number("REDIS_PORT", "Redis port (with REDIS_HOST)", 1, 65535, &Config::redis_port),
       {"START_WORKER", "run worker threads inside serve",
@@ -291,6 +306,51 @@ std::optional<std::string> toml_value_text(const toml::node &node) {
 
 } // namespace
 
+Result<RedisEndpoint> parse_redis_url(const std::string &url) {
+  constexpr std::string_view k_scheme = "redis://";
+  // The URL may hold a password: the message never echoes it.
+  const auto bad = [](std::string_view why) -> Result<RedisEndpoint> {
+    return fail(ErrorKind::invalid, "config",
+                fmt::format("must look like redis://[:password@]host:port[/db] ({})", why));
+  };
+  if (url.rfind(k_scheme, 0) != 0) return bad("it must start with redis://");
+  std::string_view rest = std::string_view(url).substr(k_scheme.size());
+  RedisEndpoint endpoint;
+  if (const auto at = rest.rfind('@'); at != std::string_view::npos) {
+    std::string_view user_info = rest.substr(0, at);
+    rest = rest.substr(at + 1);
+    // redis://:password@ and redis://user:password@ (the user is not used: AUTH password).
+    const auto colon = user_info.find(':');
+    endpoint.password =
+        std::string(colon == std::string_view::npos ? user_info : user_info.substr(colon + 1));
+  }
+  if (const auto slash = rest.find('/'); slash != std::string_view::npos) {
+    const std::string_view db = rest.substr(slash + 1);
+    rest = rest.substr(0, slash);
+    if (!db.empty()) {
+      unsigned long long number = 0;
+      if (parse_uint(std::string(db), 0, 1000000, number)) return bad("the database is a number");
+      endpoint.db = static_cast<unsigned>(number);
+    }
+  }
+  std::string_view host = rest;
+  if (const auto colon = rest.rfind(':');
+      colon != std::string_view::npos && rest.find(']', colon) == std::string_view::npos) {
+    host = rest.substr(0, colon);
+    unsigned long long port = 0;
+    if (parse_uint(std::string(rest.substr(colon + 1)), 1, 65535, port)) {
+      return bad("the port is a number from 1 to 65535");
+    }
+    endpoint.port = static_cast<std::uint16_t>(port);
+  }
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  if (host.empty()) return bad("the host is missing");
+  endpoint.host = std::string(host);
+  return endpoint;
+}
+
 const std::vector<Setting> &settings() {
   static const std::vector<Setting> k_settings = make_settings();
   return k_settings;
@@ -361,6 +421,14 @@ Result<Config> load(const Sources &sources) {
     }
   }
   if (config.instance.empty()) config.instance = host_name();
+  if (!config.redis_url.empty()) {
+    config.redis = *parse_redis_url(config.redis_url); // validated by its setting
+  } else if (!config.redis_host.empty()) {
+    config.redis = RedisEndpoint{config.redis_host, config.redis_port, "", 0};
+  }
+  if (config.redis_prefix.empty()) {
+    return fail(ErrorKind::invalid, "config", "REDIS_PREFIX must not be empty", "REDIS_PREFIX");
+  }
   if (!config.telegram_bot_token.empty() && config.telegram_admin_chat_ids.empty()) {
     return fail(ErrorKind::invalid, "config",
                 "TELEGRAM_ADMIN_CHAT_ID must be set when TELEGRAM_BOT_TOKEN is",

@@ -17,6 +17,17 @@ namespace usher::config {
 
 enum class LogFormat { text, json };
 
+// Where Redis is: from REDIS_URL, else REDIS_HOST/REDIS_PORT.
+struct RedisEndpoint {
+  std::string host;
+  std::uint16_t port = 6379;
+  std::string password; // empty: no AUTH
+  unsigned db = 0;
+};
+
+// Parses redis://[:password@]host:port[/db] (the port defaults to 6379).
+Result<RedisEndpoint> parse_redis_url(const std::string &url);
+
 struct Config {
   // SPEC §1 variables.
   std::string listen_host = "127.0.0.1";
@@ -25,6 +36,8 @@ struct Config {
   std::string redis_url; // empty: the embedded queue
   std::string redis_host;
   std::uint16_t redis_port = 6379;
+  // Set when REDIS_URL or REDIS_HOST is: the Redis queue; else the embedded one.
+  std::optional<RedisEndpoint> redis;
   bool start_worker = true;
   unsigned worker_concurrency = 4;
   unsigned job_max_attempts = 3;
@@ -59,6 +72,14 @@ struct Config {
   std::chrono::milliseconds alert_poll_interval{200};
   std::chrono::milliseconds telegram_timeout{5000};
   std::chrono::milliseconds telegram_connect_timeout{3000};
+  // The Redis queue (docs/configuration.md, docs/operations.md).
+  std::string redis_prefix = "usher:";
+  std::chrono::milliseconds redis_command_timeout{100};
+  std::chrono::milliseconds redis_connect_timeout{100};
+  unsigned redis_breaker_failures = 3;
+  std::chrono::milliseconds redis_breaker_open{1000};
+  std::chrono::milliseconds redis_sweep_interval{5000};
+  std::chrono::milliseconds redis_sweep_grace{5000};
   std::string fault_after;   // USHER_FAULT_AFTER, tests only
   bool fault_throws = false; // USHER_FAULT_MODE=throw: fail the attempt instead
 };

@@ -169,7 +169,7 @@ void Api::on_writer(const Request &req, store::WriteBatcher::Apply apply,
 }
 
 system::SystemMode Api::effective_mode(system::SystemMode configured) const {
-  if (configured == system::SystemMode::async_queue && m_deps.queue.health().healthy) {
+  if (configured == system::SystemMode::async_queue && m_deps.queue.accepting()) {
     return system::SystemMode::async_queue;
   }
   return system::SystemMode::sync_direct;

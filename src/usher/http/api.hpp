@@ -104,6 +104,12 @@ private:
   void healthz(const Request &req, const restinio::router::route_params_t &);
   void readyz(const Request &req, const restinio::router::route_params_t &);
   void create_user(const Request &req, const restinio::router::route_params_t &);
+  struct CreateUserState;
+  void finish_create(const Request &req, const CreateUserState &state, Result<Response> outcome);
+  void provision_fallback(const Request &req, const std::shared_ptr<CreateUserState> &state,
+                          const std::string &why);
+  // A CRITICAL "queue_unavailable" event (folded and throttled per SPEC §6).
+  void record_fallback(soci::session &sql, std::int64_t job_id, const std::string &why) const;
   void find_user_by_email(const Request &req, const restinio::router::route_params_t &);
   void get_user(const Request &req, const restinio::router::route_params_t &params);
   void activate(const Request &req, const restinio::router::route_params_t &);

@@ -100,7 +100,8 @@ void Api::retry_job(const Request &req, const restinio::router::route_params_t &
         },
         [this, req, outcome, id](const Result<void> &written) {
           if (!written) return reply_error(req, written.error());
-          m_deps.queue.dispatch(id);
+          // A failed dispatch leaves the job to the queue's sweeper.
+          m_deps.queue.dispatch(id, {});
           reply(req, json_response(200, (*outcome)->to_json()));
         });
   });

@@ -3,8 +3,10 @@
 
 #include <charconv>
 
+#include <usher/health/health_log.hpp>
 #include <usher/jobs/job_store.hpp>
 #include <usher/provisioning/provisioner.hpp>
+#include <usher/util/clock.hpp>
 
 namespace usher::http {
 namespace {
@@ -33,51 +35,81 @@ Error user_not_found() {
 
 } // namespace
 
+// What one POST /api/v1/users has decided so far.
+struct Api::CreateUserState {
+  Result<Response> outcome = Response{};
+  std::int64_t queued_job = 0; // a job to hand to the queue after the commit
+  std::string email;
+  std::string activation_token;
+  std::optional<std::string> key;
+  std::int64_t token_id = 0;
+};
+
+namespace {
+
+nlohmann::json created_answer(std::int64_t user_id, std::int64_t job_id, const std::string &email,
+                              system::SystemMode mode, bool fallback) {
+  return {{"status", "created"},
+          {"user_id", user_id},
+          {"job_id", job_id},
+          {"email", email},
+          {"mode", system::to_string(mode)},
+          {"fallback", fallback}};
+}
+
+} // namespace
+
+void Api::record_fallback(soci::session &sql, std::int64_t job_id, const std::string &why) const {
+  health::record(sql, health::EventType::critical,
+                 "job queue unavailable: requests are provisioned inline",
+                 {{"reason", why}, {"job_id", job_id}}, m_deps.config.instance,
+                 health::Alerting{m_deps.alerts, "queue_unavailable"});
+}
+
 void Api::create_user(const Request &req, const restinio::router::route_params_t &) {
   with_json_body(
-      req, k_user_roles, [this, req](const auth::Principal &principal, nlohmann::json body) {
+      req, k_user_roles, [this, req](const auth::Principal &principal, const nlohmann::json &body) {
         auto user = provisioning::parse_new_user(body);
         if (!user) return reply_error(req, user.error());
 
-        std::optional<std::string> key;
+        auto state = std::make_shared<CreateUserState>();
+        state->token_id = principal.token_id;
+        state->email = user->email;
         if (auto header = req->header().try_get_field("Idempotency-Key")) {
           auto parsed = idempotency::parse_key(*header);
           if (!parsed) return reply_error(req, parsed.error());
-          key = std::move(*parsed);
+          state->key = std::move(*parsed);
         }
-        const std::string fingerprint = key ? idempotency::fingerprint(body) : std::string();
-        if (key && !m_deps.idempotency.begin(principal.token_id, *key)) {
+        const std::string fingerprint = state->key ? idempotency::fingerprint(body) : std::string();
+        if (state->key && !m_deps.idempotency.begin(principal.token_id, *state->key)) {
           return reply_error(req, Error{ErrorKind::conflict, "idempotency_key_in_flight",
                                         "a request with this Idempotency-Key is still in progress",
                                         "Idempotency-Key"});
         }
 
-        auto outcome = std::make_shared<Result<Response>>();
-        auto dispatch_job = std::make_shared<std::int64_t>(0);
         const provisioning::Creator creator{principal.token_id, principal.actor()};
-        const auto token_id = principal.token_id;
-        auto apply = [this, outcome, dispatch_job, user = std::move(*user), key, fingerprint,
-                      creator, token_id](store::WriteContext &context) {
+        auto apply = [this, state, user = std::move(*user), fingerprint,
+                      creator](store::WriteContext &context) {
           soci::session &sql = context.sql();
+          const auto &key = state->key;
           if (key) {
-            auto stored = idempotency::find(sql, token_id, *key, fingerprint);
+            auto stored = idempotency::find(sql, state->token_id, *key, fingerprint);
             if (!stored) {
-              *outcome = tl::unexpected(stored.error());
+              state->outcome = tl::unexpected(stored.error());
               return;
             }
             if (*stored) {
               // A replay: the first status and body, without the activation token.
-              *outcome = replay_response(**stored);
+              state->outcome = replay_response(**stored);
               return;
             }
           }
           // The mode is read here, on the writer thread: a cache refresh may
           // touch the database, which the I/O thread never does.
-          const auto mode = effective_mode(m_deps.mode.get());
+          const auto mode = m_deps.mode.get();
           nlohmann::json answer;
-          std::string activation_token;
           int status = 0;
-          if (mode == system::SystemMode::async_queue) {
+          if (mode == system::SystemMode::async_queue && m_deps.queue.accepting()) {
             auto queued = context.prepared<jobs::IntakeStatements>().enqueue(
                 user, creator, m_deps.config.activation_ttl);
             if (!queued) throw store::AbortWrite(queued.error());
@@ -86,42 +118,90 @@ void Api::create_user(const Request &req, const restinio::router::route_params_t
                       {"job_id", queued->job_id},
                       {"email", user.email},
                       {"mode", "async_queue"}};
-            activation_token = std::move(queued->activation_token);
-            *dispatch_job = queued->job_id;
+            state->activation_token = std::move(queued->activation_token);
+            state->queued_job = queued->job_id;
           } else {
+            // sync_direct, or async_queue while the queue is down (its circuit
+            // is open): provisioned inline at once, without waiting on it.
             auto created =
                 context.prepared<provisioning::ProvisioningStatements>().create_user_inline(
                     user, creator, m_deps.config.activation_ttl);
             if (!created) throw store::AbortWrite(created.error());
+            const bool fallback = mode == system::SystemMode::async_queue;
             status = 201;
-            answer = {{"status", "created"},       {"user_id", created->user_id},
-                      {"job_id", created->job_id}, {"email", user.email},
-                      {"mode", "sync_direct"},     {"fallback", false}};
-            activation_token = std::move(created->activation_token);
+            answer = created_answer(created->user_id, created->job_id, user.email, mode, fallback);
+            if (fallback) record_fallback(sql, created->job_id, "the queue's circuit is open");
+            state->activation_token = std::move(created->activation_token);
           }
-          if (key &&
-              !idempotency::store(sql, token_id, *key, fingerprint, {status, answer.dump()})) {
+          if (key && !idempotency::store(sql, state->token_id, *key, fingerprint,
+                                         {status, answer.dump()})) {
             throw store::AbortWrite(Error{
                 ErrorKind::conflict, "idempotency_key_in_flight",
                 "a request with this Idempotency-Key is still in progress", "Idempotency-Key"});
           }
-          answer["activation_token"] = std::move(activation_token);
-          *outcome = with_location(json_response(status, answer));
+          answer["activation_token"] = state->activation_token;
+          state->outcome = with_location(json_response(status, answer));
         };
-        auto done = [this, req, outcome, dispatch_job, key, token_id](const Result<void> &written) {
-          if (key) m_deps.idempotency.end(token_id, *key);
-          if (!written) return reply_error(req, written.error());
-          if (!*outcome) return reply_error(req, outcome->error());
-          // The row is committed: now the queue may hand it to a worker.
-          if (*dispatch_job != 0) m_deps.queue.dispatch(*dispatch_job);
-          reply(req, std::move(**outcome));
+        auto done = [this, req, state](const Result<void> &written) {
+          if (!written) return finish_create(req, *state, tl::unexpected(written.error()));
+          if (!state->outcome || state->queued_job == 0) {
+            return finish_create(req, *state, std::move(state->outcome));
+          }
+          // The row is committed: now the queue may take it. If it cannot, the
+          // job is provisioned inline (201, "fallback": true).
+          m_deps.queue.dispatch(state->queued_job, [this, req, state](const Result<void> &sent) {
+            if (sent) return finish_create(req, *state, std::move(state->outcome));
+            provision_fallback(req, state, sent.error().detail);
+          });
         };
         if (!m_deps.writer.submit(std::move(apply), std::move(done))) {
-          if (key) m_deps.idempotency.end(token_id, *key);
-          reply_error(req, Error{ErrorKind::unavailable, "unavailable",
-                                 "too many writes are waiting; retry shortly", ""});
+          finish_create(req, *state,
+                        tl::unexpected(Error{ErrorKind::unavailable, "unavailable",
+                                             "too many writes are waiting; retry shortly", ""}));
         }
       });
+}
+
+void Api::finish_create(const Request &req, const CreateUserState &state,
+                        Result<Response> outcome) {
+  if (state.key) m_deps.idempotency.end(state.token_id, *state.key);
+  if (!outcome) return reply_error(req, outcome.error());
+  reply(req, std::move(*outcome));
+}
+
+void Api::provision_fallback(const Request &req, const std::shared_ptr<CreateUserState> &state,
+                             const std::string &why) {
+  auto answer = std::make_shared<std::optional<nlohmann::json>>();
+  const std::string owner = "inline:" + m_deps.config.instance;
+  auto apply = [this, state, answer, owner, why](store::WriteContext &context) {
+    soci::session &sql = context.sql();
+    const std::string lease_until =
+        clock::iso8601(std::chrono::system_clock::now() + m_deps.config.job_lease);
+    auto claimed = jobs::claim_ids(sql, {state->queued_job}, owner, lease_until);
+    if (claimed.empty()) return; // a worker has it after all: the 202 stands
+    const auto &job = claimed.front();
+    auto user_id = context.prepared<provisioning::ProvisioningStatements>().provision_queued(
+        job.id, owner, job.user, job.creator, job.activation_hash, job.activation_expires_at,
+        [](const char *) {});
+    if (!user_id) throw store::AbortWrite(user_id.error());
+    auto body =
+        created_answer(*user_id, job.id, state->email, system::SystemMode::async_queue, true);
+    if (state->key) idempotency::replace(sql, state->token_id, *state->key, {201, body.dump()});
+    record_fallback(sql, job.id, why);
+    *answer = std::move(body);
+  };
+  auto done = [this, req, state, answer](const Result<void> &written) {
+    if (!written || !*answer) {
+      // The job is durably queued and the queue's recovery finishes it:
+      // the 202 is true.
+      return finish_create(req, *state, std::move(state->outcome));
+    }
+    (**answer)["activation_token"] = state->activation_token;
+    finish_create(req, *state, json_response(201, **answer));
+  };
+  if (!m_deps.writer.submit(std::move(apply), std::move(done))) {
+    finish_create(req, *state, std::move(state->outcome));
+  }
 }
 
 void Api::find_user_by_email(const Request &req, const restinio::router::route_params_t &) {

@@ -61,6 +61,14 @@ bool store(soci::session &sql, std::int64_t token_id, const std::string &key, co
   return sql.got_data();
 }
 
+void replace(soci::session &sql, std::int64_t token_id, const std::string &key,
+             const StoredResponse &response) {
+  const long long id = token_id;
+  sql << "UPDATE idempotency_keys SET status_code = :status, response_body = :body "
+         "WHERE token_id = :token_id AND idempotency_key = :key",
+      soci::use(response.status), soci::use(response.body), soci::use(id), soci::use(key);
+}
+
 long long prune(soci::session &sql, const std::string &cutoff) {
   soci::statement st = (sql.prepare << k_prune_keys, soci::use(cutoff));
   st.execute(true);

@@ -42,6 +42,12 @@ Result<std::optional<StoredResponse>> find(soci::session &sql, std::int64_t toke
 bool store(soci::session &sql, std::int64_t token_id, const std::string &key,
            const std::string &fingerprint, const StoredResponse &response);
 
+// Replaces the response stored for (`token_id`, `key`): the request ended
+// differently from what was first stored (a queued job provisioned inline
+// when the queue refused it).
+void replace(soci::session &sql, std::int64_t token_id, const std::string &key,
+             const StoredResponse &response);
+
 // Deletes keys created before `cutoff` (ISO 8601); returns how many.
 long long prune(soci::session &sql, const std::string &cutoff);
 

@@ -23,6 +23,13 @@ constexpr const char *k_claim =
     "RETURNING id, attempts, payload, created_by_token_id, activation_token_hash, "
     "activation_expires_at";
 
+constexpr const char *k_claim_id =
+    "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_owner = :owner, "
+    "lease_expires_at = :lease, updated_at = :now "
+    "WHERE id = :id AND status = 'queued' AND run_after <= :now2 "
+    "RETURNING id, attempts, payload, created_by_token_id, activation_token_hash, "
+    "activation_expires_at";
+
 constexpr const char *k_extend =
     "UPDATE jobs SET lease_expires_at = :lease WHERE id = :id AND status = 'running' "
     "AND lease_owner = :owner";
@@ -157,6 +164,75 @@ Result<QueuedJob> IntakeStatements::enqueue(const provisioning::NewUser &user,
   return QueuedJob{m_job_id, std::move(secret.token)};
 }
 
+namespace {
+ClaimedJob claimed_job(long long id, int attempts, const std::string &payload, long long token_id,
+                       soci::indicator i_token, const std::string &hash, soci::indicator i_hash,
+                       const std::string &expires, soci::indicator i_expires) {
+  ClaimedJob job;
+  job.id = id;
+  job.attempts = attempts;
+  const auto body = nlohmann::json::parse(payload, nullptr, false);
+  if (body.is_object()) {
+    job.user.email = body.value("email", "");
+    job.user.full_name = body.value("full_name", "");
+    if (body.contains("phone")) job.user.phone = body.value("phone", "");
+    if (body.contains("product")) job.user.product = body.value("product", "");
+    job.creator.actor = body.value("created_by", "");
+  }
+  if (i_token == soci::i_ok) job.creator.token_id = token_id;
+  if (i_hash == soci::i_ok) job.activation_hash = hash;
+  if (i_expires == soci::i_ok) job.activation_expires_at = expires;
+  return job;
+}
+} // namespace
+
+std::vector<ClaimedJob> claim_ids(soci::session &sql, const std::vector<std::int64_t> &ids,
+                                  const std::string &owner, const std::string &lease_until) {
+  const std::string now = clock::now_iso8601();
+  long long wanted = 0, id = 0, token_id = 0;
+  int attempts = 0;
+  std::string payload, hash, expires;
+  soci::indicator i_token = soci::i_null, i_hash = soci::i_null, i_expires = soci::i_null;
+  soci::statement st =
+      (sql.prepare << k_claim_id, soci::use(owner), soci::use(lease_until), soci::use(now),
+       soci::use(wanted), soci::use(now), soci::into(id), soci::into(attempts), soci::into(payload),
+       soci::into(token_id, i_token), soci::into(hash, i_hash), soci::into(expires, i_expires));
+  std::vector<ClaimedJob> claimed;
+  for (const auto job_id : ids) {
+    wanted = job_id;
+    if (!st.execute(true)) continue;
+    claimed.push_back(
+        claimed_job(id, attempts, payload, token_id, i_token, hash, i_hash, expires, i_expires));
+    st.fetch(); // finishes the statement (SQLite keeps a RETURNING statement open otherwise)
+  }
+  return claimed;
+}
+
+std::optional<JobState> state_of(soci::session &sql, std::int64_t job_id) {
+  const long long id = job_id;
+  std::string status, run_after;
+  sql << "SELECT status, run_after FROM jobs WHERE id = :id", soci::use(id), soci::into(status),
+      soci::into(run_after);
+  if (!sql.got_data()) return std::nullopt;
+  return JobState{parse_status(status).value_or(JobStatus::queued), run_after};
+}
+
+std::vector<QueuedRef> queued_since(soci::session &sql, const std::string &changed_before,
+                                    std::int64_t after_id, int limit) {
+  const long long after = after_id;
+  long long id = 0;
+  std::string run_after;
+  soci::statement st = (sql.prepare << "SELECT id, run_after FROM jobs WHERE status = 'queued' "
+                                       "AND updated_at <= :before AND id > :after "
+                                       "ORDER BY id LIMIT :limit",
+                        soci::use(changed_before), soci::use(after), soci::use(limit),
+                        soci::into(id), soci::into(run_after));
+  st.execute();
+  std::vector<QueuedRef> refs;
+  while (st.fetch()) refs.push_back({id, run_after});
+  return refs;
+}
+
 std::vector<ClaimedJob> claim(soci::session &sql, const std::string &owner, int max,
                               const std::string &lease_until) {
   const std::string now = clock::now_iso8601();
@@ -171,21 +247,8 @@ std::vector<ClaimedJob> claim(soci::session &sql, const std::string &owner, int 
   st.execute();
   std::vector<ClaimedJob> claimed;
   while (st.fetch()) {
-    ClaimedJob job;
-    job.id = id;
-    job.attempts = attempts;
-    const auto body = nlohmann::json::parse(payload, nullptr, false);
-    if (body.is_object()) {
-      job.user.email = body.value("email", "");
-      job.user.full_name = body.value("full_name", "");
-      if (body.contains("phone")) job.user.phone = body.value("phone", "");
-      if (body.contains("product")) job.user.product = body.value("product", "");
-      job.creator.actor = body.value("created_by", "");
-    }
-    if (i_token == soci::i_ok) job.creator.token_id = token_id;
-    if (i_hash == soci::i_ok) job.activation_hash = hash;
-    if (i_expires == soci::i_ok) job.activation_expires_at = expires;
-    claimed.push_back(std::move(job));
+    claimed.push_back(
+        claimed_job(id, attempts, payload, token_id, i_token, hash, i_hash, expires, i_expires));
   }
   return claimed;
 }

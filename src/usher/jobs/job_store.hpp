@@ -84,6 +84,30 @@ private:
 std::vector<ClaimedJob> claim(soci::session &sql, const std::string &owner, int max,
                               const std::string &lease_until);
 
+// Takes the given jobs for `owner` until `lease_until`, each only while it
+// is queued and due (a queue's delivery of a job id is a hint; the row
+// decides). Returns the jobs taken, in the order of `ids`.
+std::vector<ClaimedJob> claim_ids(soci::session &sql, const std::vector<std::int64_t> &ids,
+                                  const std::string &owner, const std::string &lease_until);
+
+// Where a job stands, for a queue deciding what to do with a delivery it
+// could not claim. nullopt: no such job.
+struct JobState {
+  JobStatus status = JobStatus::queued;
+  std::string run_after; // ISO 8601
+};
+std::optional<JobState> state_of(soci::session &sql, std::int64_t id);
+
+// Queued jobs last changed at or before `changed_before`, with ids above
+// `after_id`, oldest id first: the candidates a sweeper re-sends to a queue
+// that may have lost them.
+struct QueuedRef {
+  std::int64_t id = 0;
+  std::string run_after; // ISO 8601
+};
+std::vector<QueuedRef> queued_since(soci::session &sql, const std::string &changed_before,
+                                    std::int64_t after_id, int limit);
+
 // Extends `owner`'s lease on `job_id`; false when the lease was lost.
 bool extend_lease(soci::session &sql, std::int64_t job_id, const std::string &owner,
                   const std::string &lease_until);

@@ -15,13 +15,13 @@ constexpr auto k_claim_timeout = std::chrono::seconds(30);
 EmbeddedQueue::EmbeddedQueue(store::WriteBatcher &writer, std::chrono::milliseconds poll_interval)
     : m_writer(writer), m_poll_interval(poll_interval) {}
 
-Result<void> EmbeddedQueue::dispatch(std::int64_t) {
+void EmbeddedQueue::dispatch(std::int64_t, Dispatched done) {
   {
     std::lock_guard lock(m_mutex);
     ++m_dispatched;
   }
   m_wake.notify_one();
-  return {};
+  if (done) done(Result<void>{});
 }
 
 void EmbeddedQueue::interrupt() {

@@ -18,7 +18,7 @@ public:
   // for a retry, waits for a claim.
   EmbeddedQueue(store::WriteBatcher &writer, std::chrono::milliseconds poll_interval);
 
-  Result<void> dispatch(std::int64_t job_id) override;
+  void dispatch(std::int64_t job_id, Dispatched done) override;
   std::vector<jobs::ClaimedJob> claim(const std::string &owner, int max,
                                       std::chrono::milliseconds lease,
                                       std::chrono::milliseconds wait) override;

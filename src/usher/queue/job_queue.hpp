@@ -1,11 +1,12 @@
 // The job queue between intake and workers. The database row is the truth;
 // a queue delivers job ids at least once, and a delivery is acknowledged
 // only after the job's final database commit. Two implementations: the
-// embedded one (the jobs table itself, the default) and Redis (later).
+// embedded one (the jobs table itself, the default) and Redis.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -30,9 +31,17 @@ class JobQueue {
 public:
   virtual ~JobQueue() = default;
 
-  // Announces a job whose queued row has committed. A failure means the
-  // queue cannot take it now (the caller provisions inline instead).
-  virtual Result<void> dispatch(std::int64_t job_id) = 0;
+  using Dispatched = std::function<void(const Result<void> &)>;
+
+  // Hands over a job whose queued row has committed. `done` (may be empty)
+  // runs exactly once, on any thread, possibly before dispatch returns; a
+  // failure means the queue cannot take the job now (the caller provisions
+  // it inline, or leaves it to the queue's recovery). Never blocks on I/O.
+  virtual void dispatch(std::int64_t job_id, Dispatched done) = 0;
+
+  // False while the queue is known to be down (its circuit is open): the
+  // caller provisions inline at once instead of recording a job.
+  virtual bool accepting() const { return true; }
 
   // Up to `max` jobs leased to `owner` for `lease`; waits up to `wait` when
   // there are none. Every claim counts an attempt in the job row.
@@ -43,8 +52,17 @@ public:
   // Called after the job's final commit (succeeded or dead).
   virtual void acknowledge(std::int64_t job_id) = 0;
 
+  // Called after a failed attempt put the job back as queued until `when`.
+  virtual void retry_at(std::int64_t job_id, std::chrono::system_clock::time_point when) {
+    (void)when;
+    acknowledge(job_id);
+  }
+
   // Wakes waiting claimers (shutdown).
   virtual void interrupt() = 0;
+
+  // Stops the queue's own threads (after the workers have stopped).
+  virtual void stop() {}
 
   virtual QueueHealth health() const = 0;
 };

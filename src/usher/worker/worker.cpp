@@ -123,7 +123,7 @@ void Worker::recover_expired() {
           std::chrono::seconds(30))) {
     if (!requeued->empty()) {
       spdlog::warn("recovered {} jobs whose worker stopped or crashed", requeued->size());
-      for (auto id : *requeued) m_queue.dispatch(id);
+      for (auto id : *requeued) m_queue.dispatch(id, {});
     }
   }
 }
@@ -203,21 +203,28 @@ void Worker::process(const std::string &owner, std::vector<jobs::ClaimedJob> bat
     }
     if (outcome.result.error().code == "lease_lost") continue; // another worker has it
     const std::string error = outcome.result.error().detail;
-    const std::string retry_at =
-        clock::iso8601(std::chrono::system_clock::now() +
-                       backoff_delay(m_settings.backoff, outcome.attempts, jitter(random)));
+    const auto retry_time = std::chrono::system_clock::now() +
+                            backoff_delay(m_settings.backoff, outcome.attempts, jitter(random));
+    const std::string retry_at = clock::iso8601(retry_time);
     const auto id = outcome.id;
     const int max_attempts = m_settings.max_attempts;
     const std::string instance = m_settings.instance;
     const auto *alerts = m_settings.alerts;
     spdlog::warn("job {} attempt {} failed: {}", id, outcome.attempts, error);
-    write_and_wait(
-        [id, owner, error, retry_at, max_attempts, instance, alerts](store::WriteContext &context) {
-          jobs::fail_attempt(context.sql(), id, owner, error, retry_at, max_attempts, instance,
-                             alerts);
+    auto status = std::make_shared<std::optional<jobs::JobStatus>>();
+    const bool recorded = write_and_wait(
+        [id, owner, error, retry_at, max_attempts, instance, alerts,
+         status](store::WriteContext &context) {
+          *status = jobs::fail_attempt(context.sql(), id, owner, error, retry_at, max_attempts,
+                                       instance, alerts);
         },
         std::chrono::seconds(30));
-    m_queue.acknowledge(id);
+    if (recorded && *status == jobs::JobStatus::queued) {
+      m_queue.retry_at(id, retry_time);
+    } else if (recorded) {
+      m_queue.acknowledge(id);
+    }
+    // Not recorded: the lease expires and the job is recovered.
   }
 }
 
