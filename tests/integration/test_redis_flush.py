@@ -59,6 +59,42 @@ class FlushAllTest(ExactlyOnceAssertions, unittest.TestCase):
                 server.close()
             redis.close()
 
+    def test_flushall_while_serve_and_its_worker_run(self):
+        """FLUSHALL between two batches while serve's own worker consumes: the
+        stream and its consumer group vanish under a running process, which
+        must carry on (recreate them) and lose nothing."""
+        redis = RedisServer("redis-flush-live")
+        server = None
+        prefix = unique_prefix("flushlive")
+        try:
+            server = UsherServer("redis-flush-live", mode="async_queue",
+                                 env=redis_env(redis, prefix))
+            server.start()
+            first = [unique_email("fla") for _ in range(300)]
+            second = [unique_email("flb") for _ in range(300)]
+            results = post_many(lambda i: server, first, threads=8)
+            self.assertEqual(redis.command("FLUSHALL"), "OK")
+            results += post_many(lambda i: server, second, threads=8)
+            statuses = {}
+            for _, resp in results:
+                statuses[resp.status] = statuses.get(resp.status, 0) + 1
+            print(f"\nanswers around the FLUSHALL: {statuses}")
+            bad = [(e, r) for e, r in results if r.status not in (201, 202)
+                   or (r.status == 201 and r.json.get("fallback") is not True)]
+            self.assertEqual(bad[:3], [], f"{len(bad)} answers neither 202 nor a 201 fallback")
+            wait_until_drained(server, len(first) + len(second), timeout=DRAIN_TIMEOUT_S)
+            self.assertExactlyOnce(server, first + second)
+            # And the queue takes jobs again afterwards.
+            later = server.create_user(email=unique_email("flc"))
+            self.assertEqual(later.status, 202, later)
+            self.assertEqual(server.get("/readyz").json["queue"],
+                             {"backend": "redis", "healthy": True, "circuit": "closed"})
+            self.assertEqual([k for k in redis.keys() if not k.startswith(prefix)], [])
+        finally:
+            if server is not None:
+                server.close()
+            redis.close()
+
 
 if __name__ == "__main__":
     unittest.main()
