@@ -170,6 +170,46 @@ TEST(Config, InvalidEnvironmentValuesNameTheVariable) {
   expect_invalid(load_with({{"TELEGRAM_API_URL", "ftp://x"}}), "TELEGRAM_API_URL");
 }
 
+TEST(Config, RedisUrlGivesTheEndpointAndHostPortAreAccepted) {
+  const auto url = load_with({{"REDIS_URL", "redis://:pw@cache.internal:6390/3"}});
+  ASSERT_TRUE(url) << url.error().detail;
+  ASSERT_TRUE(url->redis);
+  EXPECT_EQ(url->redis->host, "cache.internal");
+  EXPECT_EQ(url->redis->port, 6390);
+  EXPECT_EQ(url->redis->password, "pw");
+  EXPECT_EQ(url->redis->db, 3U);
+
+  const auto host_port = load_with({{"REDIS_HOST", "10.0.0.5"}, {"REDIS_PORT", "6400"}});
+  ASSERT_TRUE(host_port);
+  ASSERT_TRUE(host_port->redis);
+  EXPECT_EQ(host_port->redis->host, "10.0.0.5");
+  EXPECT_EQ(host_port->redis->port, 6400);
+
+  const auto neither = load_with({});
+  ASSERT_TRUE(neither);
+  EXPECT_FALSE(neither->redis) << "no Redis: the embedded queue";
+
+  const auto defaults = parse_redis_url("redis://localhost");
+  ASSERT_TRUE(defaults);
+  EXPECT_EQ(defaults->port, 6379);
+  EXPECT_EQ(defaults->db, 0U);
+  EXPECT_TRUE(defaults->password.empty());
+}
+
+TEST(Config, BadRedisUrlsAreRejectedWithoutEchoingThePassword) {
+  for (const char *bad : {"redis://", "redis://:pw@", "redis://host:0", "redis://host:99999",
+                          "redis://host:x", "redis://host/db", "rediss://host"}) {
+    const auto loaded = load_with({{"REDIS_URL", bad}});
+    ASSERT_FALSE(loaded) << bad;
+    EXPECT_EQ(loaded.error().field, "REDIS_URL") << bad;
+  }
+  const auto secret = load_with({{"REDIS_URL", "redis://:hunter2@host:bad"}});
+  ASSERT_FALSE(secret);
+  EXPECT_EQ(secret.error().detail.find("hunter2"), std::string::npos);
+  expect_invalid(load_with({{"REDIS_PREFIX", ""}}), "REDIS_PREFIX");
+  expect_invalid(load_with({{"REDIS_COMMAND_TIMEOUT_MS", "0"}}), "REDIS_COMMAND_TIMEOUT_MS");
+}
+
 TEST(Config, ErrorSaysWhereTheBadValueCameFrom) {
   const auto from_env = load_with({{"WORKER_CONCURRENCY", "abc"}});
   ASSERT_FALSE(from_env);

@@ -24,6 +24,7 @@
 #include <usher/idempotency/idempotency.hpp>
 #include <usher/queue/embedded_queue.hpp>
 #include <usher/queue/redis_queue.hpp>
+#include <usher/redis/channel.hpp>
 #include <usher/store/blocking_pool.hpp>
 #include <usher/store/database.hpp>
 #include <usher/store/migrations.hpp>
@@ -285,10 +286,32 @@ int serve(const config::Config &config) {
   if (auto primed = mode.prime(); !primed) {
     throw std::runtime_error("cannot read the system mode: " + primed.error().detail);
   }
+  // With Redis, mode changes travel on pub/sub: each message (and each
+  // resubscription, which may have missed some) reloads the mode now.
+  std::unique_ptr<redis::Channel> mode_channel;
+  if (config.redis) {
+    mode_channel = std::make_unique<redis::Channel>(
+        *config.redis, redis::Timeouts{config.redis_connect_timeout, config.redis_command_timeout},
+        redis::mode_channel(config.redis_prefix));
+    auto reload = [&mode] {
+      mode.invalidate();
+      mode.get();
+    };
+    mode_channel->start([reload](const std::string &) { reload(); }, reload);
+  }
   idempotency::InFlight in_flight;
-  http::Api api(http::ApiDeps{config, pool, writer, tokens, mode, in_flight, *queue,
-                              crypto::hash_password("usher-no-such-account", config.password_cost),
-                              &alert_policy});
+  http::ApiDeps deps{
+      config,        pool,
+      writer,        tokens,
+      mode,          in_flight,
+      *queue,        crypto::hash_password("usher-no-such-account", config.password_cost),
+      &alert_policy, {}};
+  if (mode_channel) {
+    deps.mode_changed = [&mode_channel](const system::ModeState &state) {
+      mode_channel->publish(redis::mode_message(state.version, system::to_string(state.mode)));
+    };
+  }
+  http::Api api(std::move(deps));
   http::HttpServer server(api, config);
   const std::uint16_t port = server.start();
   Maintenance maintenance(db, config);
@@ -313,6 +336,7 @@ int serve(const config::Config &config) {
   server.stop();
   worker.stop();
   queue->stop();
+  if (mode_channel) mode_channel->stop();
   if (alert_sender) alert_sender->stop();
   maintenance.stop();
   pool.stop();

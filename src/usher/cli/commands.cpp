@@ -14,6 +14,8 @@
 #include <usher/alerts/telegram.hpp>
 #include <usher/health/health_log.hpp>
 #include <usher/jobs/job_store.hpp>
+#include <usher/redis/channel.hpp>
+#include <usher/redis/connection.hpp>
 #include <usher/store/database.hpp>
 #include <usher/store/migrations.hpp>
 #include <usher/util/clock.hpp>
@@ -73,6 +75,20 @@ int mode_set(const config::Config &config, system::SystemMode mode, const std::s
   const auto result = system::set_mode(
       *sql, system::ModeChange{mode, reason, cli_actor(), config.instance, &alert_policy});
   tr.commit();
+  if (result.changed && config.redis) {
+    // Running instances follow at once (else within CONFIG_CACHE_TTL_MS).
+    redis::Connection connection(*config.redis,
+                                 {config.redis_connect_timeout, config.redis_command_timeout});
+    auto sent = connection.run(
+        {"PUBLISH", redis::mode_channel(config.redis_prefix),
+         redis::mode_message(result.state.version, system::to_string(result.state.mode))});
+    if (!sent || sent->is_error()) {
+      fmt::print(stderr,
+                 "warning: could not tell running instances through Redis ({}); they "
+                 "follow within CONFIG_CACHE_TTL_MS\n",
+                 sent ? sent->text : sent.error().detail);
+    }
+  }
   if (result.changed) {
     fmt::print("{}\nswitched; version {}\n", system::to_string(result.state.mode),
                result.state.version);

@@ -111,6 +111,7 @@ void Api::put_mode(const Request &req, const restinio::router::route_params_t &)
           if (!written) return reply_error(req, written.error());
           // Takes effect at once on this instance.
           m_deps.mode.set(result->state);
+          if (result->changed && m_deps.mode_changed) m_deps.mode_changed(result->state);
           auto answer = mode_json(result->state);
           answer["changed"] = result->changed;
           reply(req, json_response(200, answer));

@@ -58,6 +58,8 @@ struct ApiDeps {
   std::string dummy_password_hash;
   // Mode switches alert through it (null: logged only).
   const alerts::AlertPolicy *alerts = nullptr;
+  // Told after this instance changed the mode (announces it to the others).
+  std::function<void(const system::ModeState &)> mode_changed;
 };
 
 class Api {

@@ -18,6 +18,9 @@ constexpr std::size_t k_pool_limit = 64;
 constexpr auto k_promote_interval = std::chrono::milliseconds(100);
 constexpr auto k_monitor_tick = std::chrono::milliseconds(50);
 constexpr auto k_write_timeout = std::chrono::seconds(30);
+// A consumer (one per worker thread of every process that ran) with nothing
+// pending and idle this long is forgotten, so restarts do not pile them up.
+constexpr auto k_consumer_idle_limit = std::chrono::hours(1);
 
 std::int64_t steady_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -410,6 +413,11 @@ Result<long long> RedisQueue::sweep_once() {
       return tl::unexpected(sent.error());
     }
     added += std::count(sent->begin(), sent->end(), true);
+  }
+  if (auto forgotten = m_stream.forget_idle_consumers(*borrowed.connection, k_consumer_idle_limit);
+      !forgotten) {
+    failed(forgotten.error());
+    return tl::unexpected(forgotten.error());
   }
   give_back(std::move(borrowed));
   if (added > 0) {

@@ -187,6 +187,31 @@ Result<void> JobStream::reschedule(Connection &redis, const Delivery &delivery,
   return {};
 }
 
+Result<long long> JobStream::forget_idle_consumers(Connection &redis,
+                                                   std::chrono::milliseconds idle) const {
+  auto reply = redis.run({"XINFO", "CONSUMERS", m_keys.stream, m_keys.group});
+  if (!reply) return tl::unexpected(reply.error());
+  if (reply->is_error()) return 0; // no stream or no group yet: nothing to forget
+  long long forgotten = 0;
+  for (const auto &consumer : reply->elements) {
+    // A flat list of field, value pairs: name, pending, idle (and inactive on 7.2+).
+    std::string name;
+    long long pending = -1, idle_ms = -1;
+    for (std::size_t i = 0; i + 1 < consumer.elements.size(); i += 2) {
+      const auto &field = consumer.elements[i].text;
+      const auto &value = consumer.elements[i + 1];
+      if (field == "name") name = value.text;
+      if (field == "pending") pending = value.integer;
+      if (field == "idle") idle_ms = value.integer;
+    }
+    if (name.empty() || pending != 0 || idle_ms < idle.count()) continue;
+    auto deleted = redis.run({"XGROUP", "DELCONSUMER", m_keys.stream, m_keys.group, name});
+    if (!deleted) return tl::unexpected(deleted.error());
+    if (!deleted->is_error()) ++forgotten;
+  }
+  return forgotten;
+}
+
 std::int64_t unix_ms(const std::string &iso8601) {
   const auto parsed = clock::parse_iso8601(iso8601);
   if (!parsed) return 0;

@@ -73,6 +73,10 @@ public:
   Result<void> reschedule(Connection &redis, const Delivery &delivery,
                           std::int64_t run_at_ms) const;
 
+  // Removes consumers (one per worker thread of every process that ever
+  // ran) idle longer than `idle` with nothing pending; how many.
+  Result<long long> forget_idle_consumers(Connection &redis, std::chrono::milliseconds idle) const;
+
   // Creates the stream and its group when missing (a new or flushed Redis).
   Result<void> ensure_group(Connection &redis) const;
 

@@ -1,0 +1,211 @@
+// redis/connection and redis/job_stream against a real redis-server.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <thread>
+
+#include <usher/redis/connection.hpp>
+#include <usher/redis/job_stream.hpp>
+
+#include "redis_server.hpp"
+
+namespace usher::redis {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+class JobStreamTest : public ::testing::Test {
+protected:
+  long long integer(const Command &command) {
+    auto reply = redis.run(command);
+    EXPECT_TRUE(reply.has_value());
+    return reply ? reply->integer : -1;
+  }
+  long long used_memory() {
+    auto reply = redis.run({"INFO", "memory"});
+    EXPECT_TRUE(reply.has_value());
+    const std::string &text = reply->text;
+    const auto at = text.find("used_memory:");
+    return std::stoll(text.substr(at + 12));
+  }
+
+  testing::RedisServer server;
+  Connection redis{server.endpoint(), Timeouts{100ms, 500ms}};
+  JobStream stream{StreamKeys::with_prefix("t:")};
+};
+
+TEST_F(JobStreamTest, DispatchSendsAJobIdOnceUntilItIsAcknowledged) {
+  auto first = stream.dispatch(redis, {{7, 0}, {8, 0}});
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(*first, (std::vector<bool>{true, true}));
+  auto again = stream.dispatch(redis, {{7, 0}});
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(*again, std::vector<bool>{false});
+  EXPECT_EQ(integer({"XLEN", "t:jobs"}), 2);
+
+  auto read = stream.read(redis, "w1", 10, 100ms);
+  ASSERT_TRUE(read.has_value());
+  ASSERT_EQ(read->size(), 2U);
+  EXPECT_EQ((*read)[0].job_id, 7);
+  EXPECT_EQ((*read)[1].job_id, 8);
+  ASSERT_TRUE(stream.acknowledge(redis, *read).has_value());
+  EXPECT_EQ(integer({"XLEN", "t:jobs"}), 0);
+  EXPECT_EQ(integer({"SCARD", "t:known"}), 0);
+  EXPECT_EQ(integer({"XPENDING", "t:jobs", "workers"}), 0) << "acknowledged: nothing pending";
+
+  // Finished, a job id may be sent again (an admin's retry of a dead job).
+  auto later = stream.dispatch(redis, {{7, 0}});
+  ASSERT_TRUE(later.has_value());
+  EXPECT_EQ(*later, std::vector<bool>{true});
+}
+
+TEST_F(JobStreamTest, ReadWaitsAtMostItsBlockTimeWhenEmpty) {
+  const auto start = std::chrono::steady_clock::now();
+  auto read = stream.read(redis, "w1", 10, 200ms);
+  const auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_TRUE(read.has_value()) << read.error().detail;
+  EXPECT_TRUE(read->empty());
+  EXPECT_GE(took, 150ms);
+  EXPECT_LT(took, 5s);
+}
+
+TEST_F(JobStreamTest, ADelayedJobIsDeliveredOnlyAfterItsTime) {
+  ASSERT_TRUE(stream.dispatch(redis, {{5, now_ms() + 300}}).has_value());
+  EXPECT_EQ(integer({"ZCARD", "t:delayed"}), 1);
+  ASSERT_EQ(stream.promote_due(redis, 100).value_or(-1), 0) << "not due yet";
+  auto early = stream.read(redis, "w1", 10, 10ms);
+  ASSERT_TRUE(early.has_value());
+  EXPECT_TRUE(early->empty());
+  std::this_thread::sleep_for(400ms);
+  ASSERT_EQ(stream.promote_due(redis, 100).value_or(-1), 1);
+  auto due = stream.read(redis, "w1", 10, 10ms);
+  ASSERT_TRUE(due.has_value());
+  ASSERT_EQ(due->size(), 1U);
+  EXPECT_EQ(due->front().job_id, 5);
+}
+
+TEST_F(JobStreamTest, RescheduleMovesADeliveryToTheDelayedSetAndKeepsItKnown) {
+  ASSERT_TRUE(stream.dispatch(redis, {{9, 0}}).has_value());
+  auto read = stream.read(redis, "w1", 10, 10ms);
+  ASSERT_TRUE(read.has_value());
+  ASSERT_EQ(read->size(), 1U);
+  ASSERT_TRUE(stream.reschedule(redis, read->front(), now_ms() + 60000).has_value());
+  EXPECT_EQ(integer({"XLEN", "t:jobs"}), 0);
+  EXPECT_EQ(integer({"ZCARD", "t:delayed"}), 1);
+  EXPECT_EQ(integer({"SISMEMBER", "t:known", "9"}), 1) << "a sweep must not send it twice";
+}
+
+TEST_F(JobStreamTest, AnUnacknowledgedEntryIsTakenOverAfterItsIdleTime) {
+  ASSERT_TRUE(stream.dispatch(redis, {{11, 0}}).has_value());
+  auto taken = stream.read(redis, "dead-worker", 10, 10ms);
+  ASSERT_TRUE(taken.has_value());
+  ASSERT_EQ(taken->size(), 1U);
+  auto too_early = stream.reclaim_idle(redis, "w2", 5000ms, 10);
+  ASSERT_TRUE(too_early.has_value());
+  EXPECT_TRUE(too_early->empty());
+  std::this_thread::sleep_for(150ms);
+  auto reclaimed = stream.reclaim_idle(redis, "w2", 100ms, 10);
+  ASSERT_TRUE(reclaimed.has_value());
+  ASSERT_EQ(reclaimed->size(), 1U);
+  EXPECT_EQ(reclaimed->front().job_id, 11);
+  EXPECT_EQ(reclaimed->front().entry_id, taken->front().entry_id);
+}
+
+TEST_F(JobStreamTest, AFlushedRedisGetsItsGroupBackAndTakesJobsAgain) {
+  ASSERT_TRUE(stream.dispatch(redis, {{1, 0}}).has_value());
+  ASSERT_TRUE(stream.read(redis, "w1", 10, 10ms).has_value());
+  ASSERT_TRUE(redis.run({"FLUSHALL"}).has_value());
+  auto sent = stream.dispatch(redis, {{1, 0}});
+  ASSERT_TRUE(sent.has_value());
+  EXPECT_EQ(*sent, std::vector<bool>{true}) << "Redis forgot the job: it is new again";
+  auto read = stream.read(redis, "w1", 10, 10ms);
+  ASSERT_TRUE(read.has_value()) << read.error().detail;
+  ASSERT_EQ(read->size(), 1U);
+  EXPECT_EQ(read->front().job_id, 1);
+}
+
+TEST_F(JobStreamTest, IdleConsumersWithNothingPendingAreForgotten) {
+  ASSERT_TRUE(stream.dispatch(redis, {{1, 0}, {2, 0}}).has_value());
+  auto busy = stream.read(redis, "busy", 1, 10ms);
+  ASSERT_TRUE(busy.has_value());
+  ASSERT_EQ(busy->size(), 1U);
+  auto done = stream.read(redis, "done", 1, 10ms);
+  ASSERT_TRUE(done.has_value());
+  ASSERT_TRUE(stream.acknowledge(redis, *done).has_value());
+  std::this_thread::sleep_for(50ms);
+  auto forgotten = stream.forget_idle_consumers(redis, 20ms);
+  ASSERT_TRUE(forgotten.has_value()) << forgotten.error().detail;
+  EXPECT_EQ(*forgotten, 1) << "only the consumer with nothing pending";
+  auto consumers = redis.run({"XINFO", "CONSUMERS", "t:jobs", "workers"});
+  ASSERT_TRUE(consumers.has_value());
+  EXPECT_EQ(consumers->elements.size(), 1U);
+}
+
+// Issue 4: after 100,000 finished jobs Redis holds under 5 MB.
+TEST_F(JobStreamTest, FinishedJobsLeaveRedisMemoryBounded) {
+  ASSERT_TRUE(stream.ensure_group(redis).has_value());
+  const long long before = used_memory();
+  constexpr int k_jobs = 100000;
+  constexpr int k_batch = 1000;
+  for (int start = 1; start <= k_jobs; start += k_batch) {
+    std::vector<Dispatch> jobs;
+    for (int id = start; id < start + k_batch; ++id) jobs.push_back({id, 0});
+    ASSERT_TRUE(stream.dispatch(redis, jobs).has_value());
+    auto read = stream.read(redis, "w1", k_batch, 10ms);
+    ASSERT_TRUE(read.has_value());
+    ASSERT_EQ(read->size(), static_cast<std::size_t>(k_batch));
+    ASSERT_TRUE(stream.acknowledge(redis, *read).has_value());
+  }
+  const long long grown = used_memory() - before;
+  EXPECT_LT(grown, 5LL * 1024 * 1024) << "bytes held after 100,000 finished jobs";
+  EXPECT_EQ(integer({"XLEN", "t:jobs"}), 0);
+  EXPECT_EQ(integer({"SCARD", "t:known"}), 0);
+  RecordProperty("redis_bytes_after_100k_jobs", std::to_string(grown));
+}
+
+TEST(RedisConnection, ACommandAgainstAHungRedisTimesOutAndTheConnectionRecovers) {
+  testing::RedisServer server;
+  Connection redis(server.endpoint(), Timeouts{100ms, 100ms});
+  ASSERT_TRUE(redis.run({"PING"}).has_value());
+  server.pause();
+  const auto start = std::chrono::steady_clock::now();
+  auto hung = redis.run({"PING"});
+  const auto took = std::chrono::steady_clock::now() - start;
+  server.resume();
+  EXPECT_FALSE(hung.has_value());
+  EXPECT_LT(took, 2s) << "bounded by the 100 ms command timeout";
+  EXPECT_FALSE(redis.connected()) << "a timed-out connection is closed";
+  auto again = redis.run({"PING"});
+  ASSERT_TRUE(again.has_value()) << again.error().detail;
+  EXPECT_EQ(again->text, "PONG");
+}
+
+TEST(RedisConnection, ADeadRedisFailsFastAndARestartedOneIsReconnected) {
+  testing::RedisServer server;
+  Connection redis(server.endpoint(), Timeouts{100ms, 100ms});
+  ASSERT_TRUE(redis.run({"SET", "k", "v"}).has_value());
+  server.kill();
+  auto down = redis.run({"GET", "k"});
+  ASSERT_FALSE(down.has_value());
+  EXPECT_EQ(down.error().code, "redis_unavailable");
+  server.start();
+  auto back = redis.run({"PING"});
+  ASSERT_TRUE(back.has_value()) << back.error().detail;
+}
+
+TEST(RedisConnection, ThePasswordOfARefusedAuthIsNotInTheError) {
+  testing::RedisServer server;
+  Connection redis({"127.0.0.1", server.port(), "s3cret-password", 0}, Timeouts{100ms, 100ms});
+  auto reply = redis.run({"PING"});
+  ASSERT_FALSE(reply.has_value()) << "this server has no password: AUTH is refused";
+  EXPECT_EQ(reply.error().detail.find("s3cret-password"), std::string::npos);
+}
+
+} // namespace
+} // namespace usher::redis
