@@ -96,7 +96,9 @@ class RedisKilledUnderLoadTest(OutageChecks, ExactlyOnceAssertions, unittest.Tes
     def test_sigkill_redis_while_32_clients_post(self):
         self.server = UsherServer("redis-outage", mode="async_queue",
                                   env=redis_env(self.redis, unique_prefix("outage"),
-                                                ALERT_THROTTLE_MS=60000))
+                                                ALERT_THROTTLE_MS=60000,
+                                                REDIS_COMMAND_TIMEOUT_MS=300,
+                                                REDIS_CONNECT_TIMEOUT_MS=300))
         server = self.server
         server.start()
         self.assertEqual(server.get("/readyz").json["queue"], CLOSED)
@@ -225,6 +227,7 @@ class OutageAlertsTest(OutageChecks, unittest.TestCase):
 
     def test_200_fallbacks_send_at_most_three_messages_one_of_them_resolved(self):
         env = redis_env(self.redis, unique_prefix("alerts"), ALERT_THROTTLE_MS=60000,
+                        REDIS_COMMAND_TIMEOUT_MS=300, REDIS_CONNECT_TIMEOUT_MS=300,
                         TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_ADMIN_CHAT_ID=CHAT,
                         TELEGRAM_API_URL=self.fake.url, ALERT_POLL_MS=50, ALERT_BACKOFF_MS=200,
                         TELEGRAM_TIMEOUT_MS=2000, TELEGRAM_CONNECT_TIMEOUT_MS=1000)

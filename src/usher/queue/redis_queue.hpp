@@ -67,7 +67,7 @@ public:
 
   // Starts the dispatcher and the monitor (probe, sweeper).
   void start();
-  void stop();
+  void stop() override;
 
   void dispatch(std::int64_t job_id, Dispatched done) override;
   bool accepting() const override { return m_breaker.closed(); }
