@@ -4,7 +4,7 @@ resource, dead jobs and their retry (API and CLI), the queue overview."""
 import time
 import unittest
 
-from usher_harness import ProblemAssertions, UsherServer, unique_email
+from usher_harness import QUEUE_UNDER_TEST, ProblemAssertions, UsherServer, unique_email
 
 FAST_JOBS = {"JOB_LEASE_MS": "1000", "QUEUE_POLL_MS": "50", "JOB_BACKOFF_MS": "50"}
 
@@ -89,15 +89,15 @@ class AsyncIntakeTest(unittest.TestCase, ProblemAssertions):
             self.assertIn(state, overview.json["counts"])
         self.assertIn("oldest_waiting_seconds", overview.json)
         self.assertGreater(overview.json["jobs_per_second_last_minute"], 0)
-        self.assertEqual(overview.json["queue"]["backend"], "embedded")
+        self.assertEqual(overview.json["queue"]["backend"], QUEUE_UNDER_TEST)
         self.assertProblem(self.server.get("/api/v1/admin/queue", token="sales"), 403, "forbidden")
 
-    def test_mode_reports_the_embedded_queue(self):
+    def test_mode_reports_the_queue_under_test(self):
         mode = self.server.get("/api/v1/admin/system/mode", token="admin")
-        self.assertEqual(mode.json["queue"], {"backend": "embedded", "healthy": True,
+        self.assertEqual(mode.json["queue"], {"backend": QUEUE_UNDER_TEST, "healthy": True,
                                               "circuit": "closed"})
         ready = self.server.get("/readyz")
-        self.assertEqual(ready.json["queue"]["backend"], "embedded")
+        self.assertEqual(ready.json["queue"]["backend"], QUEUE_UNDER_TEST)
 
     def test_list_jobs_filters_and_bad_params(self):
         resp = self.server.create_user(email=unique_email("list"))

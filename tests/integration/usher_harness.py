@@ -231,6 +231,27 @@ def status_of_raw(data):
         return None
 
 
+# The job queue the tests run against: "embedded" (default) or "redis".
+QUEUE_UNDER_TEST = os.environ.get("USHER_TEST_QUEUE", "embedded")
+_shared_redis = None
+_shared_redis_lock = threading.Lock()
+
+
+def _queue_under_test_env():
+    """USHER_TEST_QUEUE=redis (set by ctest for the integration.redis.* runs)
+    runs a test file unchanged against the Redis queue: one real redis-server
+    per test process, a key prefix per server. Unset: the embedded queue."""
+    global _shared_redis
+    if QUEUE_UNDER_TEST != "redis":
+        return {}
+    from redis_harness import FAST_REDIS, RedisServer  # imports this module: lazily
+    with _shared_redis_lock:
+        if _shared_redis is None:
+            _shared_redis = RedisServer("shared")
+    return {"REDIS_URL": _shared_redis.url, "REDIS_PREFIX": f"t{uuid.uuid4().hex[:10]}:",
+            **{k: v for k, v in FAST_REDIS.items() if k.startswith("REDIS_")}}
+
+
 class UsherServer:
     """A temporary database and (once start() is called) `usher serve` on a free port.
 
@@ -248,6 +269,7 @@ class UsherServer:
             "DATABASE_URL": f"sqlite:{self.db_path}",
             "USHER_LISTEN": "127.0.0.1:0",
             "USHER_INSTANCE": f"itest-{name}",
+            **_queue_under_test_env(),
             **(env or {}),
         })
         self.proc = None
