@@ -107,6 +107,28 @@ TEST_F(AlertsOutbox, FirstCriticalAlertsEveryChatAndRepeatsFoldIntoOneLogRow) {
   EXPECT_NE(text_of(1).find("\U0001F6A8 <b>CRITICAL</b>\nqueue down\n"), std::string::npos);
 }
 
+TEST_F(AlertsOutbox, OccurrencesCountedInMemoryFoldLikeSingleRecords) {
+  // What health::FoldedEvent writes: five occurrences in one call, then three.
+  soci::transaction tr(*m_sql);
+  const auto first =
+      health::record(*m_sql, EventType::critical, "queue down", {}, "unit", {&m_policy, "c"}, 5);
+  EXPECT_EQ(
+      health::record(*m_sql, EventType::critical, "queue down", {}, "unit", {&m_policy, "c"}, 3),
+      first);
+  tr.commit();
+  EXPECT_EQ(count("SELECT COUNT(*) FROM system_health_logs"), 1);
+  EXPECT_EQ(count("SELECT repeat_count FROM system_health_logs"), 8);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM alert_outbox"), 2) << "one message per chat, once";
+  EXPECT_EQ(count("SELECT suppressed FROM alert_conditions WHERE condition_key = 'CRITICAL:c'"), 7);
+}
+
+TEST_F(AlertsOutbox, OccurrencesOfAnEventThatDoesNotFoldAreOneRowWithTheirCount) {
+  soci::transaction tr(*m_sql);
+  health::record(*m_sql, EventType::warning, "slow", {}, "unit", {}, 4);
+  tr.commit();
+  EXPECT_EQ(count("SELECT repeat_count FROM system_health_logs WHERE event_type = 'WARNING'"), 4);
+}
+
 TEST_F(AlertsOutbox, SwitchAndErrorKeepARowEachButAlertOncePerWindow) {
   for (int i = 0; i < 3; ++i)
     record(EventType::switch_, "switch " + std::to_string(i), "system_mode");

@@ -135,7 +135,7 @@ TEST_F(JobQueueRedisTest, ADispatchedJobIsClaimedByOneWorkerAndAcknowledged) {
   EXPECT_EQ(claimed[0].user.email, "a@example.com");
   EXPECT_EQ(status_of(id), "running");
   EXPECT_TRUE(m_queue->claim("w2", 10, 5000ms, 100ms).empty()) << "delivered once";
-  m_queue->acknowledge(id);
+  m_queue->acknowledge({id});
   EXPECT_EQ(redis_integer({"XLEN", "q:jobs"}), 0);
   EXPECT_EQ(redis_integer({"SCARD", "q:known"}), 0);
   const auto health = m_queue->health();

@@ -15,6 +15,8 @@
 
 #include <unistd.h>
 
+#include <usher/alerts/policy.hpp>
+#include <usher/health/folded_event.hpp>
 #include <usher/store/database.hpp>
 #include <usher/store/migrations.hpp>
 #include <usher/store/write_batcher.hpp>
@@ -414,6 +416,36 @@ TEST(WriteBatcher, PreparedObjectsStillWorkAfterAWriteWasRolledBack) {
   EXPECT_FALSE(outcomes.at(1)->has_value());
   EXPECT_TRUE(outcomes.at(2)->has_value()) << outcomes.at(2)->error().detail;
   EXPECT_EQ(temp.count("SELECT COUNT(*) FROM items"), 2);
+}
+
+// health::FoldedEvent: occurrences from many threads, counted in memory and
+// written by one write in flight at a time, add up exactly.
+TEST(WriteBatcherFoldedEvent, EveryOccurrenceIsCountedInOneRow) {
+  TempDatabase temp;
+  {
+    auto sql = temp.db().connect();
+    migrate(*sql, temp.db().dialect());
+  }
+  alerts::AlertPolicy policy; // alerts off: the CRITICAL still folds the log
+  WriteBatcher writer(temp.db(), 100000);
+  {
+    health::FoldedEvent event(writer, health::EventType::critical, "queue down", "unit",
+                              health::Alerting{&policy, "queue_unavailable"});
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 8; ++t) {
+      threads.emplace_back([&event, t] {
+        for (int i = 0; i < 250; ++i) event.add({{"thread", t}, {"i", i}});
+      });
+    }
+    for (auto &thread : threads) thread.join();
+    const auto deadline = std::chrono::steady_clock::now() + k_max_wait;
+    while (event.pending() > 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(5ms);
+    }
+    writer.stop(); // finishes the write in flight
+  }
+  EXPECT_EQ(temp.count("SELECT COUNT(*) FROM system_health_logs"), 1);
+  EXPECT_EQ(temp.count("SELECT repeat_count FROM system_health_logs"), 2000);
 }
 
 } // namespace

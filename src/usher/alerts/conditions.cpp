@@ -26,7 +26,7 @@ constexpr const char *k_first =
     "WHERE condition_key = :key";
 
 constexpr const char *k_repeat =
-    "UPDATE alert_conditions SET suppressed = suppressed + 1, health_log_id = :log_id, "
+    "UPDATE alert_conditions SET suppressed = suppressed + :count, health_log_id = :log_id, "
     "last_message = :message, last_metadata = :metadata, last_instance = :instance "
     "WHERE condition_key = :key";
 
@@ -124,12 +124,13 @@ void note_first(soci::session &sql, const AlertPolicy &policy, ConditionState &s
   }
 }
 
-void note_repeat(soci::session &sql, ConditionState &state, const Occurrence &occurrence) {
+void note_repeat(soci::session &sql, ConditionState &state, const Occurrence &occurrence,
+                 long long count) {
   const std::string metadata = dump_metadata(occurrence.metadata);
   const long long log_id = occurrence.health_log_id;
-  sql << k_repeat, soci::use(log_id), soci::use(occurrence.message), soci::use(metadata),
-      soci::use(occurrence.instance), soci::use(state.key);
-  ++state.suppressed;
+  sql << k_repeat, soci::use(count), soci::use(log_id), soci::use(occurrence.message),
+      soci::use(metadata), soci::use(occurrence.instance), soci::use(state.key);
+  state.suppressed += count;
   state.health_log_id = occurrence.health_log_id;
   state.last_message = occurrence.message;
   state.last_metadata = metadata;

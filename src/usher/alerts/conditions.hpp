@@ -67,8 +67,9 @@ struct Occurrence {
 void note_first(soci::session &sql, const AlertPolicy &policy, ConditionState &state,
                 const Occurrence &occurrence, clock::WallTime now);
 
-// A repeat inside the window: counted for the summary, no message.
-void note_repeat(soci::session &sql, ConditionState &state, const Occurrence &occurrence);
+// `count` repeats inside the window: counted for the summary, no message.
+void note_repeat(soci::session &sql, ConditionState &state, const Occurrence &occurrence,
+                 long long count = 1);
 
 // When the summary of `state` is due (or at once with `force`, when it holds
 // repeats): writes "…and N more in the last S s" to the outbox, then rolls

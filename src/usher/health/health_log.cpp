@@ -1,6 +1,7 @@
 // The health log: writing events (with their alerts) and listing them.
 #include <usher/health/health_log.hpp>
 
+#include <algorithm>
 #include <limits>
 
 #include <usher/alerts/conditions.hpp>
@@ -15,7 +16,7 @@ constexpr const char *k_insert_event =
     "VALUES (:type, :message, :metadata, :instance, :created_at) RETURNING id";
 
 constexpr const char *k_fold_event =
-    "UPDATE system_health_logs SET repeat_count = repeat_count + 1 WHERE id = :id";
+    "UPDATE system_health_logs SET repeat_count = repeat_count + :count WHERE id = :id";
 
 // Optional filters are bound as sentinel values so one statement serves all.
 constexpr const char *k_list_events =
@@ -75,17 +76,25 @@ std::optional<alerts::AlertKind> alert_kind(EventType type) {
 
 std::int64_t record(soci::session &sql, EventType type, const std::string &message,
                     const nlohmann::json &metadata, const std::string &instance,
-                    const Alerting &alerting) {
+                    const Alerting &alerting, long long occurrences) {
   const auto now = std::chrono::system_clock::now();
   const std::string now_text = clock::iso8601(now);
   const auto kind = alert_kind(type);
-  if (alerting.policy == nullptr || !kind) {
-    return insert_event(sql, type, message, metadata, instance, now_text);
-  }
+  const long long repeats = std::max(occurrences, 1LL) - 1; // after the first of this call
+  // One row for all the occurrences of this call.
+  const auto insert_folded = [&] {
+    const auto id = insert_event(sql, type, message, metadata, instance, now_text);
+    if (repeats > 0) {
+      const long long fold_into = id;
+      sql << k_fold_event, soci::use(repeats), soci::use(fold_into);
+    }
+    return id;
+  };
+  if (alerting.policy == nullptr || !kind) return insert_folded();
   const auto &policy = *alerting.policy;
   // Nothing to throttle when the event neither alerts nor folds the log.
   if (!(policy.enabled() && policy.alerts(*kind)) && !alerts::AlertPolicy::folds_log(*kind)) {
-    return insert_event(sql, type, message, metadata, instance, now_text);
+    return insert_folded();
   }
   auto state = alerts::lock_condition(sql, alerts::condition_key(*kind, alerting.condition), *kind,
                                       now_text);
@@ -96,16 +105,24 @@ std::int64_t record(soci::session &sql, EventType type, const std::string &messa
     std::int64_t id = 0;
     if (alerts::AlertPolicy::folds_log(*kind) && state.health_log_id) {
       const long long fold_into = *state.health_log_id;
-      sql << k_fold_event, soci::use(fold_into);
+      const long long count = repeats + 1;
+      sql << k_fold_event, soci::use(count), soci::use(fold_into);
       id = fold_into;
     } else {
-      id = insert_event(sql, type, message, metadata, instance, now_text);
+      id = insert_folded();
     }
-    alerts::note_repeat(sql, state, {id, message, metadata, instance, now_text});
+    alerts::note_repeat(sql, state, {id, message, metadata, instance, now_text}, repeats + 1);
     return id;
   }
   const auto id = insert_event(sql, type, message, metadata, instance, now_text);
   alerts::note_first(sql, policy, state, {id, message, metadata, instance, now_text}, now);
+  if (repeats > 0) {
+    // The rest of this call's occurrences are repeats of the first.
+    const long long fold_into = id;
+    if (alerts::AlertPolicy::folds_log(*kind))
+      sql << k_fold_event, soci::use(repeats), soci::use(fold_into);
+    alerts::note_repeat(sql, state, {id, message, metadata, instance, now_text}, repeats);
+  }
   return id;
 }
 

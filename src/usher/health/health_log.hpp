@@ -49,10 +49,11 @@ struct Alerting {
 // and a repeated CRITICAL bumps the repeat_count of its window's row (whose
 // id is returned) instead of adding one, even when alerts are off. An event
 // that neither alerts nor folds leaves no throttling state. WARNING and INFO
-// never alert.
+// never alert. `occurrences` > 1 records that many at once (counted
+// in memory by a FoldedEvent): the first as above, the rest as repeats.
 std::int64_t record(soci::session &sql, EventType type, const std::string &message,
                     const nlohmann::json &metadata, const std::string &instance,
-                    const Alerting &alerting = {});
+                    const Alerting &alerting = {}, long long occurrences = 1);
 
 // The CRITICAL condition `alerting.condition` cleared: when it was active,
 // writes an INFO event and the RESOLVED notice and returns the event id;

@@ -35,7 +35,11 @@ Response problem_response(const Error &error) {
   return response;
 }
 
-Api::Api(ApiDeps deps) : m_deps(std::move(deps)) {}
+Api::Api(ApiDeps deps)
+    : m_deps(std::move(deps)),
+      m_fallbacks(m_deps.writer, health::EventType::critical,
+                  "job queue unavailable: requests are provisioned inline", m_deps.config.instance,
+                  health::Alerting{m_deps.alerts, "queue_unavailable"}) {}
 
 std::unique_ptr<Router> Api::make_router() {
   auto router = std::make_unique<Router>();

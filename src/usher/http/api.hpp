@@ -17,6 +17,7 @@
 
 #include <usher/auth/api_tokens.hpp>
 #include <usher/config/config.hpp>
+#include <usher/health/folded_event.hpp>
 #include <usher/idempotency/idempotency.hpp>
 #include <usher/queue/job_queue.hpp>
 #include <usher/store/blocking_pool.hpp>
@@ -110,8 +111,9 @@ private:
   void finish_create(const Request &req, const CreateUserState &state, Result<Response> outcome);
   void provision_fallback(const Request &req, const std::shared_ptr<CreateUserState> &state,
                           const std::string &why);
-  // A CRITICAL "queue_unavailable" event (folded and throttled per SPEC §6).
-  void record_fallback(soci::session &sql, std::int64_t job_id, const std::string &why) const;
+  // A CRITICAL "queue_unavailable" event (folded and throttled per SPEC §6),
+  // counted in m_fallbacks after the request's commit.
+  void record_fallback(std::int64_t job_id, const std::string &why);
   void find_user_by_email(const Request &req, const restinio::router::route_params_t &);
   void get_user(const Request &req, const restinio::router::route_params_t &params);
   void activate(const Request &req, const restinio::router::route_params_t &);
@@ -125,6 +127,7 @@ private:
   void queue_overview(const Request &req, const restinio::router::route_params_t &);
 
   ApiDeps m_deps;
+  health::FoldedEvent m_fallbacks;
   std::atomic<int> m_in_flight{0};
   std::atomic<bool> m_draining{false};
 };

@@ -43,6 +43,9 @@ struct Api::CreateUserState {
   std::string activation_token;
   std::optional<std::string> key;
   std::int64_t token_id = 0;
+  // Provisioned inline because the queue was down: recorded after the commit.
+  std::int64_t fallback_job = 0;
+  std::string fallback_reason;
 };
 
 namespace {
@@ -59,11 +62,8 @@ nlohmann::json created_answer(std::int64_t user_id, std::int64_t job_id, const s
 
 } // namespace
 
-void Api::record_fallback(soci::session &sql, std::int64_t job_id, const std::string &why) const {
-  health::record(sql, health::EventType::critical,
-                 "job queue unavailable: requests are provisioned inline",
-                 {{"reason", why}, {"job_id", job_id}}, m_deps.config.instance,
-                 health::Alerting{m_deps.alerts, "queue_unavailable"});
+void Api::record_fallback(std::int64_t job_id, const std::string &why) {
+  m_fallbacks.add({{"reason", why}, {"job_id", job_id}});
 }
 
 void Api::create_user(const Request &req, const restinio::router::route_params_t &) {
@@ -130,7 +130,10 @@ void Api::create_user(const Request &req, const restinio::router::route_params_t
             const bool fallback = mode == system::SystemMode::async_queue;
             status = 201;
             answer = created_answer(created->user_id, created->job_id, user.email, mode, fallback);
-            if (fallback) record_fallback(sql, created->job_id, "the queue's circuit is open");
+            if (fallback) {
+              state->fallback_job = created->job_id;
+              state->fallback_reason = "the queue's circuit is open";
+            }
             state->activation_token = std::move(created->activation_token);
           }
           if (key && !idempotency::store(sql, state->token_id, *key, fingerprint,
@@ -187,10 +190,10 @@ void Api::provision_fallback(const Request &req, const std::shared_ptr<CreateUse
     auto body =
         created_answer(*user_id, job.id, state->email, system::SystemMode::async_queue, true);
     if (state->key) idempotency::replace(sql, state->token_id, *state->key, {201, body.dump()});
-    record_fallback(sql, job.id, why);
     *answer = std::move(body);
   };
-  auto done = [this, req, state, answer](const Result<void> &written) {
+  auto done = [this, req, state, answer, why](const Result<void> &written) {
+    if (written && *answer) record_fallback(state->queued_job, why);
     if (!written || !*answer) {
       // The job is durably queued and the queue's recovery finishes it:
       // the 202 is true.

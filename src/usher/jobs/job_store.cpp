@@ -199,6 +199,7 @@ std::vector<ClaimedJob> claim_ids(soci::session &sql, const std::vector<std::int
        soci::into(token_id, i_token), soci::into(hash, i_hash), soci::into(expires, i_expires));
   std::vector<ClaimedJob> claimed;
   for (const auto job_id : ids) {
+    // NOLINTNEXTLINE(clang-analyzer-deadcode.DeadStores): read by soci::use at execute
     wanted = job_id;
     if (!st.execute(true)) continue;
     claimed.push_back(

@@ -22,7 +22,7 @@ public:
   std::vector<jobs::ClaimedJob> claim(const std::string &owner, int max,
                                       std::chrono::milliseconds lease,
                                       std::chrono::milliseconds wait) override;
-  void acknowledge(std::int64_t) override {}
+  void acknowledge(const std::vector<std::int64_t> &) override {}
   void interrupt() override;
   QueueHealth health() const override { return QueueHealth{"embedded", true, "closed"}; }
 

@@ -49,13 +49,14 @@ public:
                                               std::chrono::milliseconds lease,
                                               std::chrono::milliseconds wait) = 0;
 
-  // Called after the job's final commit (succeeded or dead).
-  virtual void acknowledge(std::int64_t job_id) = 0;
+  // Called after the jobs' final commit (succeeded or dead), with every
+  // job of a batch at once.
+  virtual void acknowledge(const std::vector<std::int64_t> &job_ids) = 0;
 
   // Called after a failed attempt put the job back as queued until `when`.
   virtual void retry_at(std::int64_t job_id, std::chrono::system_clock::time_point when) {
     (void)when;
-    acknowledge(job_id);
+    acknowledge({job_id});
   }
 
   // Wakes waiting claimers (shutdown).

@@ -245,20 +245,20 @@ std::vector<jobs::ClaimedJob> RedisQueue::claim(const std::string &owner, int ma
   }
   m_breaker.record_success();
   m_last_call_ok.store(true);
-  auto claimed = settle(owner, std::move(deliveries), lease, connection);
+  auto claimed = settle(owner, deliveries, lease, connection);
   give_back(std::move(borrowed));
   return claimed;
 }
 
 std::vector<jobs::ClaimedJob> RedisQueue::settle(const std::string &owner,
-                                                 std::vector<redis::Delivery> deliveries,
+                                                 const std::vector<redis::Delivery> &deliveries,
                                                  std::chrono::milliseconds lease,
                                                  redis::Connection &redis) {
   if (deliveries.empty()) return {};
   std::vector<redis::Delivery> finished; // entries with nothing left to do
   std::vector<std::int64_t> ids;
   std::unordered_map<std::int64_t, std::string> entry_of;
-  for (auto &delivery : deliveries) {
+  for (const auto &delivery : deliveries) {
     if (delivery.job_id == 0 || !entry_of.emplace(delivery.job_id, delivery.entry_id).second) {
       // Not a job id, or a second entry for one job in this batch: only the
       // entry goes (job id 0 leaves `known` alone).
@@ -316,13 +316,16 @@ std::string RedisQueue::take_entry(std::int64_t job_id) {
   return entry;
 }
 
-void RedisQueue::acknowledge(std::int64_t job_id) {
-  const std::string entry = take_entry(job_id);
-  // With the circuit open the entry stays; when Redis is back it is
+void RedisQueue::acknowledge(const std::vector<std::int64_t> &job_ids) {
+  if (job_ids.empty()) return;
+  std::vector<redis::Delivery> finished;
+  finished.reserve(job_ids.size());
+  for (const auto id : job_ids) finished.push_back({take_entry(id), id});
+  // With the circuit open the entries stay; when Redis is back they are
   // delivered again, found finished in the database and dropped.
   if (!m_breaker.closed()) return;
   auto borrowed = borrow();
-  if (auto acked = m_stream.acknowledge(*borrowed.connection, {{entry, job_id}}); !acked) {
+  if (auto acked = m_stream.acknowledge(*borrowed.connection, finished); !acked) {
     failed(acked.error());
   }
   give_back(std::move(borrowed));

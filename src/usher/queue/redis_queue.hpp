@@ -74,7 +74,7 @@ public:
   std::vector<jobs::ClaimedJob> claim(const std::string &owner, int max,
                                       std::chrono::milliseconds lease,
                                       std::chrono::milliseconds wait) override;
-  void acknowledge(std::int64_t job_id) override;
+  void acknowledge(const std::vector<std::int64_t> &job_ids) override;
   void retry_at(std::int64_t job_id, std::chrono::system_clock::time_point when) override;
   void interrupt() override;
   QueueHealth health() const override;
@@ -99,7 +99,7 @@ private:
   void run_monitor();
   void probe();
   std::vector<jobs::ClaimedJob> settle(const std::string &owner,
-                                       std::vector<redis::Delivery> deliveries,
+                                       const std::vector<redis::Delivery> &deliveries,
                                        std::chrono::milliseconds lease, redis::Connection &redis);
   std::string take_entry(std::int64_t job_id);
 

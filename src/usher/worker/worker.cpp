@@ -195,10 +195,11 @@ void Worker::process(const std::string &owner, std::vector<jobs::ClaimedJob> bat
 
   static thread_local std::mt19937_64 random{std::random_device{}()};
   std::uniform_real_distribution<double> jitter(0.0, 1.0);
+  std::vector<std::int64_t> finished; // acknowledged together, after the loop
   for (const auto &outcome : shared->outcomes) {
     if (outcome.result) {
       m_succeeded.fetch_add(1);
-      m_queue.acknowledge(outcome.id);
+      finished.push_back(outcome.id);
       continue;
     }
     if (outcome.result.error().code == "lease_lost") continue; // another worker has it
@@ -222,10 +223,11 @@ void Worker::process(const std::string &owner, std::vector<jobs::ClaimedJob> bat
     if (recorded && *status == jobs::JobStatus::queued) {
       m_queue.retry_at(id, retry_time);
     } else if (recorded) {
-      m_queue.acknowledge(id);
+      finished.push_back(id);
     }
     // Not recorded: the lease expires and the job is recovered.
   }
+  m_queue.acknowledge(finished);
 }
 
 } // namespace usher::worker
