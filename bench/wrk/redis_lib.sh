@@ -6,7 +6,8 @@
 # Expects: set -euo pipefail, the working directory at the repository root.
 # Env: USHER_BIN (default build/usher); any other usher setting is passed on
 # (SQLITE_SYNCHRONOUS, JOB_CLAIM_BATCH, ...) except REDIS_URL/HOST/PORT,
-# which the scripts set themselves.
+# which the scripts set themselves. KEEP_WORK=1 keeps the temporary folder
+# (databases, logs, wrk output) and prints its path.
 
 BIN="${USHER_BIN:-build/usher}"
 PY=/usr/bin/python3
@@ -40,7 +41,7 @@ bench_cleanup() {
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
-  rm -rf "$WORK"
+  if [ "${KEEP_WORK:-}" = 1 ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
 }
 trap bench_cleanup EXIT
 trap 'exit 130' INT TERM
