@@ -25,7 +25,7 @@ results="$WORK/results"
 : >"$results"
 failures=0
 configs=("embedded 1" "embedded 2" "redis 1" "redis 2")
-echo "usher $("$BIN" version | tail -n 1), $n jobs, $rounds rounds," \
+echo "$("$BIN" version | tail -n 1), $n jobs, $rounds rounds," \
   "redis-server $(redis-server --version | grep -o 'v=[0-9.]*'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # Polls the database until no job is queued or running (at most LIMIT

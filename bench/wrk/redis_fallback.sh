@@ -24,7 +24,7 @@ source bench/wrk/redis_lib.sh
 results="$WORK/results"
 : >"$results"
 failures=0
-echo "usher $("$BIN" version | tail -n 1), wrk -t1 -c$connections -d${seconds}s, $rounds rounds," \
+echo "$("$BIN" version | tail -n 1), wrk -t1 -c$connections -d${seconds}s, $rounds rounds," \
   "redis-server $(redis-server --version | grep -o 'v=[0-9.]*'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 readyz() { curl -s --max-time 5 "$URL/readyz" || true; }

@@ -23,7 +23,7 @@ start_redis
 results="$WORK/results"
 : >"$results"
 failures=0
-echo "usher $("$BIN" version | tail -n 1), wrk -t1 -c$connections -d${seconds}s, $rounds rounds," \
+echo "$("$BIN" version | tail -n 1), wrk -t1 -c$connections -d${seconds}s, $rounds rounds," \
   "redis-server $(redis-server --version | grep -o 'v=[0-9.]*'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # post_run ROUND QUEUE(embedded|redis) HEALTHZ(yes|no)
