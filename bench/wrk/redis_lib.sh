@@ -1,0 +1,147 @@
+# shellcheck shell=bash
+# Shared by bench/wrk/redis_intake.sh, redis_fallback.sh and redis_drain.sh;
+# sourced, not run. Starts redis-server and usher processes on free loopback
+# ports with bounded waits, kills every one of them on exit (trap), runs wrk
+# with a bounded duration and parses its output, counts database rows.
+# Expects: set -euo pipefail, the working directory at the repository root.
+# Env: USHER_BIN (default build/usher); any other usher setting is passed on
+# (SQLITE_SYNCHRONOUS, JOB_CLAIM_BATCH, ...) except REDIS_URL/HOST/PORT,
+# which the scripts set themselves. KEEP_WORK=1 keeps the temporary folder
+# (databases, logs, wrk output) and prints its path.
+
+BIN="${USHER_BIN:-build/usher}"
+PY=/usr/bin/python3
+unset REDIS_URL REDIS_HOST REDIS_PORT
+WORK=$(mktemp -d)
+CHILDREN=() # every background process started here
+
+# A stopped child leaves the list, so its id (which the system may reuse)
+# is never signalled again.
+forget_pid() {
+  local kept=() p
+  for p in "${CHILDREN[@]}"; do [ "$p" = "$1" ] || kept+=("$p"); done
+  CHILDREN=("${kept[@]}")
+}
+
+# Stops one child: SIGTERM, up to 10 s, then SIGKILL. Never waits unbounded.
+stop_pid() {
+  local pid="$1"
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+  forget_pid "$pid"
+}
+
+bench_cleanup() {
+  local pid
+  for pid in "${CHILDREN[@]}"; do
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  if [ "${KEEP_WORK:-}" = 1 ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap bench_cleanup EXIT
+trap 'exit 130' INT TERM
+
+die() { echo "error: $*" >&2; exit 1; }
+
+free_port() {
+  "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# start_redis: sets REDIS_PID and REDIS_PORT_NUM; waits up to 5 s for PONG.
+start_redis() {
+  REDIS_PORT_NUM=$(free_port)
+  redis-server --port "$REDIS_PORT_NUM" --bind 127.0.0.1 --save '' --appendonly no \
+    --daemonize no >"$WORK/redis-$REDIS_PORT_NUM.log" 2>&1 &
+  REDIS_PID=$!
+  CHILDREN+=("$REDIS_PID")
+  for _ in $(seq 50); do
+    [ "$(rcli ping 2>/dev/null)" = PONG ] && return 0
+    sleep 0.1
+  done
+  die "redis-server did not answer on port $REDIS_PORT_NUM (log: $(cat "$WORK/redis-$REDIS_PORT_NUM.log"))"
+}
+
+# Kills redis-server with SIGKILL (the failure the fallback measures).
+kill_redis() {
+  kill -KILL "$REDIS_PID" 2>/dev/null || true
+  wait "$REDIS_PID" 2>/dev/null || true
+  forget_pid "$REDIS_PID"
+}
+
+rcli() { timeout 5 redis-cli -p "$REDIS_PORT_NUM" "$@"; }
+
+# fresh_db DIR MODE: a new SQLite database in DIR (exports DATABASE_URL and TOKEN).
+fresh_db() {
+  mkdir -p "$1"
+  export DATABASE_URL="sqlite:$1/usher.db"
+  DB="$1/usher.db"
+  "$BIN" migrate >/dev/null
+  "$BIN" mode set "$2" --reason bench >/dev/null
+  TOKEN=$("$BIN" token create --role sales_manager --name bench | tail -n 1)
+  export TOKEN
+}
+
+# start_serve DIR [VAR=VALUE...]: `usher serve` on a free port with the given
+# extra settings; sets SERVE_PID and URL. Waits up to 10 s for it to listen.
+start_serve() {
+  local dir="$1"
+  shift
+  env "$@" "$BIN" serve --usher-listen 127.0.0.1:0 >"$dir/serve.out" 2>"$dir/serve.err" &
+  SERVE_PID=$!
+  CHILDREN+=("$SERVE_PID")
+  for _ in $(seq 100); do
+    grep -q listening "$dir/serve.out" 2>/dev/null && break
+    kill -0 "$SERVE_PID" 2>/dev/null || die "usher serve exited: $(tail -n 5 "$dir/serve.err")"
+    sleep 0.1
+  done
+  # shellcheck disable=SC2034 # used by the scripts that source this file
+  URL=$(grep -o 'http://[0-9.:]*' "$dir/serve.out") || die "usher serve did not listen within 10 s"
+}
+
+# sql QUERY: one number from the current database ($DB).
+sql() { "$PY" -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1], timeout=30).execute(sys.argv[2]).fetchone()[0])' "$DB" "$1"; }
+
+# run_wrk OUT CONNECTIONS SECONDS URL [LUA]: wrk -t1, bounded by `timeout`.
+run_wrk() {
+  local out="$1" c="$2" s="$3" url="$4" lua="${5:-}"
+  local args=(-t1 -c"$c" -d"${s}s" --latency)
+  [ -n "$lua" ] && args+=(-s "$lua")
+  timeout $((s + 60)) wrk "${args[@]}" "$url" >"$out" 2>&1 || die "wrk failed: $(cat "$out")"
+}
+
+# wrk_fields FILE: "req/s p50_ms p99_ms requests non2xx socket_errors"
+wrk_fields() {
+  "$PY" - "$1" <<'EOF'
+import re, sys
+text = open(sys.argv[1]).read()
+def ms(v):
+    m = re.fullmatch(r'([0-9.]+)(us|ms|s|m|h)', v)
+    return float(m.group(1)) * {'us': 1e-3, 'ms': 1, 's': 1e3, 'm': 6e4, 'h': 3.6e6}[m.group(2)]
+rps = float(re.search(r'Requests/sec:\s+([0-9.]+)', text).group(1))
+p50 = ms(re.search(r'^\s+50%\s+(\S+)', text, re.M).group(1))
+p99 = ms(re.search(r'^\s+99%\s+(\S+)', text, re.M).group(1))
+total = int(re.search(r'(\d+) requests in', text).group(1))
+m = re.search(r'Non-2xx or 3xx responses: (\d+)', text)
+non2xx = int(m.group(1)) if m else 0
+m = re.search(r'Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)', text)
+errors = sum(map(int, m.groups())) if m else 0
+print(f"{rps:.0f} {p50:.2f} {p99:.2f} {total} {non2xx} {errors}")
+EOF
+}
+
+# cpu_ms PID: CPU time (user + system) the process has used so far, in ms.
+cpu_ms() {
+  local stat
+  stat=$(cat "/proc/$1/stat")
+  stat=${stat##*) } # fields after the command name
+  read -r -a f <<<"$stat"
+  echo $(((f[11] + f[12]) * 1000 / $(getconf CLK_TCK)))
+}
+
+# median of the numbers on stdin (one per line)
+median() { "$PY" -c 'import statistics,sys; v=[float(x) for x in sys.stdin.read().split()]; print(f"{statistics.median(v):.4g}" if v else "-")'; }
