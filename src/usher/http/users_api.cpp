@@ -35,7 +35,7 @@ Error user_not_found() {
 
 void Api::create_user(const Request &req, const restinio::router::route_params_t &) {
   with_json_body(
-      req, k_user_roles, [this, req](const auth::Principal &principal, nlohmann::json body) {
+      req, k_user_roles, [this, req](const auth::Principal &principal, const nlohmann::json &body) {
         auto user = provisioning::parse_new_user(body);
         if (!user) return reply_error(req, user.error());
 
