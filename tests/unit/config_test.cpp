@@ -264,6 +264,32 @@ TEST(Config, MissingConfigFileIsAnError) {
   EXPECT_EQ(config.error().code, "config_file");
 }
 
+// toml++ 3.3.0 reaches undefined behaviour on some non-ASCII bytes
+// (marzer/tomlplusplus#295): load() refuses any byte >= 0x80 before parsing,
+// and says where it is.
+TEST(Config, NonAsciiTomlFileIsRefusedWithItsPosition) {
+  const TempTomlFile file("worker_concurrency = 2\n# caf\xc3\xa9\n");
+  const auto config = load_with({}, {}, file.path());
+  ASSERT_FALSE(config);
+  EXPECT_EQ(config.error().kind, ErrorKind::invalid);
+  EXPECT_EQ(config.error().code, "config_file");
+  EXPECT_EQ(config.error().detail, file.path() +
+                                       ": non-ASCII byte 0xC3 at line 2, column 6 (byte offset "
+                                       "28); the configuration file must be ASCII");
+}
+
+TEST(Config, NonAsciiIsRefusedInStringsAndKeysAlike) {
+  // A quoted value toml++ would parse, and the bare key that reaches its bug.
+  for (const std::string contents : {"usher_instance = \"caf\xc3\xa9\"\n", "\xcc\xaa = 1\n"}) {
+    const TempTomlFile file(contents);
+    const auto config = load_with({}, {}, file.path());
+    ASSERT_FALSE(config) << contents;
+    EXPECT_EQ(config.error().code, "config_file");
+    EXPECT_NE(config.error().detail.find("non-ASCII byte"), std::string::npos)
+        << config.error().detail;
+  }
+}
+
 TEST(Config, ListenOnPortZeroPicksAFreePort) {
   const auto config = load_with({{"USHER_LISTEN", ":0"}});
   ASSERT_TRUE(config) << config.error().detail;

@@ -103,7 +103,11 @@ int run(int argc, char **argv) {
   }
   config::Sources sources;
   if (!config_file.empty()) sources.file = config_file;
-  sources.env = [](const char *name) -> const char * { return std::getenv(name); };
+  // config::load calls this before any thread starts (serve and the worker start theirs later)
+  // and does not keep it; nothing in usher calls setenv.
+  sources.env = [](const char *name) -> const char * {
+    return std::getenv(name); // NOLINT(concurrency-mt-unsafe): single-threaded here, see above
+  };
   sources.flags = std::move(flags);
   const auto config = config::load(sources);
   if (!config) {

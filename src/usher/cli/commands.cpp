@@ -33,8 +33,10 @@ std::unique_ptr<soci::session> open(const config::Config &config,
   return sql;
 }
 
+// Called only by the one-shot commands (mode set, jobs retry), which start no thread; nothing in
+// usher calls setenv.
 std::string cli_actor() {
-  const char *user = std::getenv("USER");
+  const char *user = std::getenv("USER"); // NOLINT(concurrency-mt-unsafe): no other thread
   return fmt::format("cli:{}", user && *user ? user : "unknown");
 }
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <fstream>
 #include <iterator>
 #include <limits>
 
@@ -297,6 +298,34 @@ std::string host_name() {
   return buf;
 }
 
+// The whole configuration file. toml++ 3.3.0 (Debian 12) reaches undefined
+// behaviour on some non-ASCII input (marzer/tomlplusplus#295), so a file with
+// any byte >= 0x80 is refused here, before toml++ sees it; no setting needs
+// more than ASCII.
+Result<std::string> read_config_file(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    return fail(ErrorKind::invalid, "config_file", fmt::format("{}: cannot be opened", path));
+  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  if (in.bad()) return fail(ErrorKind::invalid, "config_file", fmt::format("{}: read error", path));
+  std::size_t line = 1;
+  std::size_t line_start = 0;
+  for (std::size_t offset = 0; offset < text.size(); ++offset) {
+    const auto byte = static_cast<unsigned char>(text[offset]);
+    if (byte >= 0x80) {
+      return fail(ErrorKind::invalid, "config_file",
+                  fmt::format("{}: non-ASCII byte 0x{:02X} at line {}, column {} (byte offset {}); "
+                              "the configuration file must be ASCII",
+                              path, byte, line, offset - line_start + 1, offset));
+    }
+    if (byte == '\n') {
+      ++line;
+      line_start = offset + 1;
+    }
+  }
+  return text;
+}
+
 std::optional<std::string> toml_value_text(const toml::node &node) {
   if (auto s = node.value<std::string>()) return *s;
   if (node.is_integer()) return std::to_string(*node.value<std::int64_t>());
@@ -368,9 +397,11 @@ Result<Config> load(const Sources &sources) {
   // Last writer wins: file, then environment, then flags.
   std::map<std::string, std::pair<std::string, std::string>> chosen; // name -> (value, origin)
   if (sources.file) {
+    const auto text = read_config_file(*sources.file);
+    if (!text) return tl::unexpected(text.error());
     toml::table table;
     try {
-      table = toml::parse_file(*sources.file);
+      table = toml::parse(*text, std::string_view(*sources.file));
     } catch (const toml::parse_error &e) {
       return fail(ErrorKind::invalid, "config_file",
                   fmt::format("{}: {}", *sources.file, e.description()));

@@ -58,7 +58,7 @@ std::unique_ptr<Router> Api::make_router() {
   router->http_get("/api/v1/admin/jobs", route(&Api::list_jobs));
   router->http_post(R"(/api/v1/admin/jobs/:id(\d{1,18})/retry)", route(&Api::retry_job));
   router->http_get("/api/v1/admin/queue", route(&Api::queue_overview));
-  router->non_matched_request_handler([this](Request req) {
+  router->non_matched_request_handler([this](const Request &req) {
     ++m_in_flight;
     reply_error(req, Error{ErrorKind::not_found, "not_found", "no such resource or method", ""});
     return restinio::request_accepted();
@@ -67,7 +67,7 @@ std::unique_ptr<Router> Api::make_router() {
 }
 
 Router::actual_request_handler_t Api::route(Handler handler) {
-  return [this, handler](Request req, restinio::router::route_params_t params) {
+  return [this, handler](const Request &req, restinio::router::route_params_t params) {
     ++m_in_flight;
     if (m_draining.load()) {
       reply_error(req,
@@ -155,7 +155,7 @@ void Api::with_json_body(const Request &req, std::initializer_list<auth::Role> r
       return reply_error(req, Error{ErrorKind::invalid, "malformed_json",
                                     "the body is not valid JSON (UTF-8)", ""});
     }
-    next(principal, std::move(body));
+    next(principal, body);
   };
   if (roles.size() == 0) return parse(auth::Principal{});
   authenticate(req, roles, std::move(parse));

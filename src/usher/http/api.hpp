@@ -76,7 +76,7 @@ public:
 private:
   using Handler = void (Api::*)(const Request &, const restinio::router::route_params_t &);
   using WithPrincipal = std::function<void(const auth::Principal &)>;
-  using WithBody = std::function<void(const auth::Principal &, nlohmann::json)>;
+  using WithBody = std::function<void(const auth::Principal &, const nlohmann::json &)>;
 
   // Wraps a handler: drain check, in-flight count, exceptions to 500.
   Router::actual_request_handler_t route(Handler handler);

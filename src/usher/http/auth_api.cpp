@@ -15,7 +15,7 @@ Error invalid_credentials() {
 } // namespace
 
 void Api::activate(const Request &req, const restinio::router::route_params_t &) {
-  with_json_body(req, {}, [this, req](const auth::Principal &, nlohmann::json body) {
+  with_json_body(req, {}, [this, req](const auth::Principal &, const nlohmann::json &body) {
     auto request = auth::parse_activation(body);
     if (!request) return reply_error(req, request.error());
     const std::string token_hash = crypto::sha256_hex(request->token);
@@ -41,7 +41,7 @@ void Api::activate(const Request &req, const restinio::router::route_params_t &)
 }
 
 void Api::login(const Request &req, const restinio::router::route_params_t &) {
-  with_json_body(req, {}, [this, req](const auth::Principal &, nlohmann::json body) {
+  with_json_body(req, {}, [this, req](const auth::Principal &, const nlohmann::json &body) {
     auto request = auth::parse_login(body);
     if (!request) return reply_error(req, request.error());
     on_pool(req, [this, req, request = std::move(*request)](soci::session &sql) {

@@ -15,7 +15,7 @@ int status_for(ErrorKind kind) {
   case ErrorKind::too_large: return 413;
   case ErrorKind::unsupported_media: return 415;
   case ErrorKind::unprocessable: return 422;
-  case ErrorKind::unavailable: return 503;
+  case ErrorKind::unavailable:
   case ErrorKind::timeout: return 503;
   case ErrorKind::internal: return 500;
   }
