@@ -95,30 +95,30 @@ void Api::get_mode(const Request &req, const restinio::router::route_params_t &)
 }
 
 void Api::put_mode(const Request &req, const restinio::router::route_params_t &) {
-  with_json_body(req, k_admin,
-                 [this, req](const auth::Principal &principal, const nlohmann::json &body) {
-                   auto change = system::parse_mode_change(body);
-                   if (!change) return reply_error(req, change.error());
-                   change->actor = principal.actor();
-                   change->instance = m_deps.config.instance;
-                   change->alerts = m_deps.alerts;
-                   auto result = std::make_shared<system::ModeChangeResult>();
-                   on_writer(
-                       req,
-                       [result, change = std::move(*change)](soci::session &sql) {
-                         *result = system::set_mode(sql, change);
-                       },
-                       [this, req, result](const Result<void> &written) {
-                         if (!written) return reply_error(req, written.error());
-                         // Takes effect at once on this instance.
-                         m_deps.mode.set(result->state);
-                         if (result->changed && m_deps.mode_changed)
-                           m_deps.mode_changed(result->state);
-                         auto answer = mode_json(result->state);
-                         answer["changed"] = result->changed;
-                         reply(req, json_response(200, answer));
-                       });
-                 });
+  auto on_body = [this, req](const auth::Principal &principal, const nlohmann::json &body) {
+    auto change = system::parse_mode_change(body);
+    if (!change) return reply_error(req, change.error());
+    change->actor = principal.actor();
+    change->instance = m_deps.config.instance;
+    change->alerts = m_deps.alerts;
+    auto result = std::make_shared<system::ModeChangeResult>();
+    on_writer(
+        req,
+        [result, change = std::move(*change)](soci::session &sql) {
+          *result = system::set_mode(sql, change);
+        },
+        [this, req, result](const Result<void> &written) {
+          if (!written) return reply_error(req, written.error());
+          // Takes effect at once on this instance.
+          m_deps.mode.set(result->state);
+          // With Redis: the other instances follow at once.
+          if (result->changed && m_deps.mode_changed) m_deps.mode_changed(result->state);
+          auto answer = mode_json(result->state);
+          answer["changed"] = result->changed;
+          reply(req, json_response(200, answer));
+        });
+  };
+  with_json_body(req, k_admin, std::move(on_body));
 }
 
 void Api::health_logs(const Request &req, const restinio::router::route_params_t &) {
