@@ -147,6 +147,9 @@ void Api::create_user(const Request &req, const restinio::router::route_params_t
         };
         auto done = [this, req, state](const Result<void> &written) {
           if (!written) return finish_create(req, *state, tl::unexpected(written.error()));
+          if (state->outcome && state->fallback_job != 0) {
+            record_fallback(state->fallback_job, state->fallback_reason);
+          }
           if (!state->outcome || state->queued_job == 0) {
             return finish_create(req, *state, std::move(state->outcome));
           }
