@@ -1,5 +1,6 @@
 #include <usher/redis/job_stream.hpp>
 
+#include <algorithm>
 #include <charconv>
 
 #include <fmt/format.h>
@@ -122,6 +123,8 @@ Result<void> JobStream::ensure_group(Connection &redis) const {
 
 Result<std::vector<Delivery>> JobStream::read(Connection &redis, const std::string &consumer,
                                               int count, std::chrono::milliseconds block) const {
+  // BLOCK 0 would wait for ever: the shortest wait is 1 ms.
+  block = std::max(block, std::chrono::milliseconds(1));
   const Command command{"XREADGROUP", "GROUP",
                         m_keys.group, consumer,
                         "COUNT",      std::to_string(count),
