@@ -100,7 +100,15 @@ void WriteBatcher::run_batch(std::deque<Item> &batch) {
     }
     soci::session &sql = *m_sql;
     auto &savepoint = m_context->prepared<Savepoint>();
-    sql.begin();
+    // SQLite: take the write lock up front (waiting up to busy_timeout for
+    // another process's writer). A deferred BEGIN that reads before it writes
+    // fails at once with SQLITE_BUSY when another process committed in
+    // between, without waiting: two processes on one file would 503.
+    if (m_db.dialect() == Dialect::sqlite) {
+      sql << "BEGIN IMMEDIATE";
+    } else {
+      sql.begin();
+    }
     for (std::size_t i = 0; i < batch.size(); ++i) {
       savepoint.begin.execute(true);
       try {
