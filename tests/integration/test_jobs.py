@@ -4,20 +4,10 @@ resource, dead jobs and their retry (API and CLI), the queue overview."""
 import time
 import unittest
 
-from usher_harness import QUEUE_UNDER_TEST, ProblemAssertions, UsherServer, unique_email
+from usher_harness import (QUEUE_UNDER_TEST, ProblemAssertions, UsherServer, unique_email,
+                           wait_for_job)
 
 FAST_JOBS = {"JOB_LEASE_MS": "1000", "QUEUE_POLL_MS": "50", "JOB_BACKOFF_MS": "50"}
-
-
-def wait_for_job(server, job_id, status, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = server.get(f"/api/v1/jobs/{job_id}", token="admin")
-        if last.status == 200 and last.json["status"] == status:
-            return last.json
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} not {status} within {timeout} s: {last!r}")
 
 
 class AsyncIntakeTest(unittest.TestCase, ProblemAssertions):

@@ -8,8 +8,8 @@ import unittest
 import uuid
 
 from redis_harness import (ExactlyOnceAssertions, RedisServer, redis_env, unique_prefix,
-                           wait_for_job, wait_until)
-from usher_harness import ProblemAssertions, UsherServer, unique_email
+                           wait_until)
+from usher_harness import ProblemAssertions, UsherServer, unique_email, wait_for_job
 
 HEALTHY = {"backend": "redis", "healthy": True, "circuit": "closed"}
 MODE = "/api/v1/admin/system/mode"

@@ -466,3 +466,14 @@ class ProblemAssertions:
         self.assertEqual(resp.json["code"], code, resp)
         if field is not None:
             self.assertEqual(resp.json.get("field"), field, resp)
+
+
+def wait_for_job(server, job_id, status, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = server.get(f"/api/v1/jobs/{job_id}", token="admin")
+        if last.status == 200 and last.json["status"] == status:
+            return last.json
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} not {status} within {timeout} s: {last!r}")

@@ -188,13 +188,12 @@ std::unique_ptr<alerts::AlertSender> start_alert_sender(const store::Database &d
 // closing it resolves the condition (INFO and a RESOLVED notice).
 queue::QueueEvents queue_events(store::WriteBatcher &writer, const config::Config &config,
                                 const alerts::AlertPolicy &policy) {
-  const health::Alerting alerting{&policy, "queue_unavailable"};
+  const health::Alerting alerting{&policy, queue::k_unavailable_condition};
   queue::QueueEvents events;
   events.unavailable = [&writer, &config, alerting](const std::string &detail) {
     writer.submit(
         [&config, alerting, detail](soci::session &sql) {
-          health::record(sql, health::EventType::critical,
-                         "job queue unavailable: requests are provisioned inline",
+          health::record(sql, health::EventType::critical, queue::k_unavailable_message,
                          {{"reason", detail}}, config.instance, alerting);
         },
         [](const Result<void> &) {});

@@ -37,9 +37,9 @@ Response problem_response(const Error &error) {
 
 Api::Api(ApiDeps deps)
     : m_deps(std::move(deps)),
-      m_fallbacks(m_deps.writer, health::EventType::critical,
-                  "job queue unavailable: requests are provisioned inline", m_deps.config.instance,
-                  health::Alerting{m_deps.alerts, "queue_unavailable"}) {}
+      m_fallbacks(m_deps.writer, health::EventType::critical, queue::k_unavailable_message,
+                  m_deps.config.instance,
+                  health::Alerting{m_deps.alerts, queue::k_unavailable_condition}) {}
 
 std::unique_ptr<Router> Api::make_router() {
   auto router = std::make_unique<Router>();

@@ -1,6 +1,5 @@
 #include <usher/queue/embedded_queue.hpp>
 
-#include <future>
 #include <memory>
 
 #include <spdlog/spdlog.h>
@@ -44,16 +43,13 @@ std::vector<jobs::ClaimedJob> EmbeddedQueue::claim(const std::string &owner, int
       seen = m_dispatched;
     }
     auto claimed = std::make_shared<std::vector<jobs::ClaimedJob>>();
-    auto done = std::make_shared<std::promise<bool>>();
-    auto finished = done->get_future();
     const std::string lease_until = clock::iso8601(std::chrono::system_clock::now() + lease);
-    const bool queued = m_writer.submit(
-        [claimed, owner, max, lease_until](store::WriteContext &context) {
-          *claimed = jobs::claim(context.sql(), owner, max, lease_until);
-        },
-        [done](const Result<void> &written) { done->set_value(written.has_value()); });
-    if (queued && finished.wait_for(k_claim_timeout) == std::future_status::ready &&
-        finished.get() && !claimed->empty()) {
+    if (m_writer.submit_and_wait(
+            [claimed, owner, max, lease_until](store::WriteContext &context) {
+              *claimed = jobs::claim(context.sql(), owner, max, lease_until);
+            },
+            k_claim_timeout) &&
+        !claimed->empty()) {
       return std::move(*claimed);
     }
     // Nothing to do: sleep until a dispatch, the poll interval or the deadline.

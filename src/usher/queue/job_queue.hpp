@@ -27,6 +27,13 @@ struct QueueHealth {
   }
 };
 
+// The CRITICAL event of a queue that cannot take jobs (SPEC §2): one
+// condition and message for the circuit opening and for every fallback, so
+// that they fold into one health-log row and one alert.
+inline constexpr const char *k_unavailable_condition = "queue_unavailable";
+inline constexpr const char *k_unavailable_message =
+    "job queue unavailable: requests are provisioned inline";
+
 class JobQueue {
 public:
   virtual ~JobQueue() = default;

@@ -1,7 +1,6 @@
 #include <usher/queue/redis_queue.hpp>
 
 #include <algorithm>
-#include <future>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -37,18 +36,6 @@ std::int64_t unix_ms(std::chrono::system_clock::time_point t) {
 Error circuit_open() {
   return Error{ErrorKind::unavailable, "queue_unavailable",
                "the Redis circuit is open: Redis failed recently", ""};
-}
-
-// Runs `apply` on the writer thread and waits for its commit.
-bool write_and_wait(store::WriteBatcher &writer, store::WriteBatcher::Apply apply) {
-  auto done = std::make_shared<std::promise<bool>>();
-  auto finished = done->get_future();
-  if (!writer.submit(std::move(apply), [done](const Result<void> &written) {
-        done->set_value(written.has_value());
-      })) {
-    return false;
-  }
-  return finished.wait_for(k_write_timeout) == std::future_status::ready && finished.get();
 }
 
 } // namespace
@@ -271,15 +258,16 @@ std::vector<jobs::ClaimedJob> RedisQueue::settle(const std::string &owner,
   auto claimed = std::make_shared<std::vector<jobs::ClaimedJob>>();
   auto states = std::make_shared<std::unordered_map<std::int64_t, std::optional<jobs::JobState>>>();
   const std::string lease_until = clock::iso8601(std::chrono::system_clock::now() + lease);
-  if (!write_and_wait(m_writer,
-                      [claimed, states, ids, owner, lease_until](store::WriteContext &context) {
-                        *claimed = jobs::claim_ids(context.sql(), ids, owner, lease_until);
-                        std::unordered_map<std::int64_t, bool> taken;
-                        for (const auto &job : *claimed) taken[job.id] = true;
-                        for (const auto id : ids) {
-                          if (!taken.count(id)) (*states)[id] = jobs::state_of(context.sql(), id);
-                        }
-                      })) {
+  if (!m_writer.submit_and_wait(
+          [claimed, states, ids, owner, lease_until](store::WriteContext &context) {
+            *claimed = jobs::claim_ids(context.sql(), ids, owner, lease_until);
+            std::unordered_map<std::int64_t, bool> taken;
+            for (const auto &job : *claimed) taken[job.id] = true;
+            for (const auto id : ids) {
+              if (!taken.count(id)) (*states)[id] = jobs::state_of(context.sql(), id);
+            }
+          },
+          k_write_timeout)) {
     // The database is failing: the entries stay pending and are taken over
     // after the lease.
     return {};

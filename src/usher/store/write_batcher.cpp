@@ -1,5 +1,9 @@
 #include <usher/store/write_batcher.hpp>
 
+#include <memory>
+
+#include <future>
+
 #include <soci/sqlite3/soci-sqlite3.h>
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
@@ -58,6 +62,16 @@ bool WriteBatcher::submit(Apply apply, Done done) {
   }
   m_wake.notify_one();
   return true;
+}
+
+bool WriteBatcher::submit_and_wait(Apply apply, std::chrono::milliseconds timeout) {
+  auto done = std::make_shared<std::promise<bool>>();
+  auto finished = done->get_future();
+  if (!submit(std::move(apply),
+              [done](const Result<void> &written) { done->set_value(written.has_value()); })) {
+    return false;
+  }
+  return finished.wait_for(timeout) == std::future_status::ready && finished.get();
 }
 
 void WriteBatcher::stop() {

@@ -4,6 +4,7 @@
 // This is where usher's write throughput comes from (docs/architecture.md).
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -67,6 +68,10 @@ public:
   // Queues a write; false when the queue is full or the batcher is stopping
   // (the caller answers 503), in which case neither function is called.
   bool submit(Apply apply, Done done);
+
+  // Submits `apply` and waits up to `timeout` for its commit (never call it
+  // from the writer thread); false when it was refused, failed or timed out.
+  bool submit_and_wait(Apply apply, std::chrono::milliseconds timeout);
 
   // Finishes every queued write, then stops the thread. Idempotent.
   void stop();

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <csignal>
-#include <future>
 #include <memory>
 #include <random>
 #include <stdexcept>
@@ -62,7 +61,7 @@ void Worker::stop() {
   // Anything still leased by this process goes back without counting an attempt.
   for (unsigned i = 0; i < m_settings.threads; ++i) {
     const std::string owner = fmt::format("{}:{}", m_owner_prefix, i);
-    write_and_wait(
+    m_writer.submit_and_wait(
         [owner](store::WriteContext &context) { jobs::release_leases(context.sql(), owner); },
         std::chrono::seconds(10));
   }
@@ -75,17 +74,6 @@ void Worker::checkpoint(const char *step) const {
   }
   spdlog::critical("fault injection: killing the process after step {}", step);
   std::raise(SIGKILL);
-}
-
-bool Worker::write_and_wait(store::WriteBatcher::Apply apply, std::chrono::milliseconds timeout) {
-  auto done = std::make_shared<std::promise<bool>>();
-  auto finished = done->get_future();
-  if (!m_writer.submit(std::move(apply), [done](const Result<void> &written) {
-        done->set_value(written.has_value());
-      })) {
-    return false;
-  }
-  return finished.wait_for(timeout) == std::future_status::ready && finished.get();
 }
 
 void Worker::run(unsigned index) {
@@ -116,7 +104,7 @@ void Worker::recover_expired() {
   const int max_attempts = m_settings.max_attempts;
   const std::string instance = m_settings.instance;
   const auto *alerts = m_settings.alerts;
-  if (write_and_wait(
+  if (m_writer.submit_and_wait(
           [requeued, max_attempts, instance, alerts](store::WriteContext &context) {
             *requeued = jobs::recover_expired_leases(context.sql(), max_attempts, instance, alerts);
           },
@@ -213,7 +201,7 @@ void Worker::process(const std::string &owner, std::vector<jobs::ClaimedJob> bat
     const auto *alerts = m_settings.alerts;
     spdlog::warn("job {} attempt {} failed: {}", id, outcome.attempts, error);
     auto status = std::make_shared<std::optional<jobs::JobStatus>>();
-    const bool recorded = write_and_wait(
+    const bool recorded = m_writer.submit_and_wait(
         [id, owner, error, retry_at, max_attempts, instance, alerts,
          status](store::WriteContext &context) {
           *status = jobs::fail_attempt(context.sql(), id, owner, error, retry_at, max_attempts,

@@ -58,8 +58,6 @@ private:
   void process(const std::string &owner, std::vector<jobs::ClaimedJob> batch);
   void recover_expired();
   void checkpoint(const char *step) const;
-  // Submits a write and waits for its commit; false when it failed or timed out.
-  bool write_and_wait(store::WriteBatcher::Apply apply, std::chrono::milliseconds timeout);
 
   queue::JobQueue &m_queue;
   store::WriteBatcher &m_writer;
