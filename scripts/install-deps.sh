@@ -13,6 +13,8 @@ packages=(
   libcli11-dev libtomlplusplus-dev libexpected-dev
   # tests and benchmarks
   libgtest-dev libbenchmark-dev wrk python3 curl redis-server
+  # compiler cache (optional for the build, used when present)
+  ccache
   # safety nets (docs/development.md): clang 14 for the sanitizer builds and
   # libFuzzer (its runtimes are libclang-rt-14-dev, only recommended by
   # clang), llvm for llvm-symbolizer (readable sanitizer stacks), tidy, format
