@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets (clang, ASan + UBSan) into build-fuzz/ and runs
-# each for SECONDS (default 30, what CI does). Usage:
+# Builds the libFuzzer targets (clang, ASan + UBSan) in build-asan/, the build
+# the ASan test run uses too, and runs each for SECONDS (default 30, what CI
+# does). Usage:
 #   scripts/fuzz.sh [SECONDS] [TARGET...]     e.g. scripts/fuzz.sh 3600 fuzz_new_user
 # Seeds are fuzz/corpus/<target>/ (read only); what a run learns is kept in
-# build-fuzz/corpus/<target>/ and reused by the next run. A crash, leak,
+# build-asan/corpus/<target>/ and reused by the next run. A crash, leak,
 # sanitizer report or timeout fails the script and leaves the input in
-# build-fuzz/artifacts/; replay it with build-fuzz/fuzz/<target> FILE.
+# build-asan/artifacts/; replay it with build-asan/fuzz/<target> FILE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-30}"
@@ -15,23 +16,26 @@ if ((${#targets[@]} == 0)); then
   targets=(fuzz_new_user fuzz_json_bodies fuzz_headers fuzz_config_toml fuzz_config_env)
 fi
 
-cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++ \
-  -DUSHER_FUZZ=ON -DUSHER_BUILD_TESTS=OFF -DUSHER_BUILD_BENCH=OFF >/dev/null
-cmake --build build-fuzz --parallel "$(nproc)" --target "${targets[@]}"
+out=build-asan
+# The same configuration as scripts/test.sh's asan step (asan_configure).
+cmake -S . -B "$out" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++ \
+  -DCMAKE_CXX_FLAGS_DEBUG="-O1 -gline-tables-only" -DUSHER_SANITIZE=address -DUSHER_FUZZ=ON \
+  -DUSHER_BUILD_BENCH=OFF >/dev/null
+cmake --build "$out" --parallel "$(nproc)" --target "${targets[@]}"
 
-mkdir -p build-fuzz/artifacts
+mkdir -p "$out"/artifacts
 status=0
 for target in "${targets[@]}"; do
-  work="build-fuzz/corpus/${target}"
+  work="${out}/corpus/${target}"
   mkdir -p "$work"
-  log="build-fuzz/${target}.log"
+  log="${out}/${target}.log"
   echo "fuzz: ${target} for ${seconds}s" >&2
   # -timeout: one input taking over 10 s is a finding (a hang); -rss_limit_mb
   # bounds memory per input; the seeds directory is read, the work one grows.
   if ! ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:abort_on_error=0" \
        UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1" \
-       "build-fuzz/fuzz/${target}" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-         -max_len=4096 -print_final_stats=1 -artifact_prefix="build-fuzz/artifacts/${target}-" \
+       "${out}/fuzz/${target}" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+         -max_len=4096 -print_final_stats=1 -artifact_prefix="${out}/artifacts/${target}-" \
          "$work" "fuzz/corpus/${target}" >"$log" 2>&1; then
     echo "fuzz: ${target} FOUND A PROBLEM (full log: ${log}):" >&2
     grep -E -A40 'ERROR: |runtime error|==[0-9]+==|deadly signal|Test unit written' "$log" \

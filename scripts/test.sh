@@ -1,24 +1,29 @@
 #!/usr/bin/env bash
-# README command two: install, build and run the whole suite, then the safety
-# nets (docs/development.md says what each step does and how long it takes):
+# README command two: install what is missing, build Release and run the whole
+# test suite (unit, integration against real servers, browser). .ci/run runs
+# it, then the safety nets (docs/development.md says what each step does and
+# what it costs):
 #   release  Release build in build/, every test (unit + integration) with ctest
-#   asan     ASan + UBSan build in build-asan/, every test again; any report fails
+#   asan     ASan + UBSan (+ libFuzzer coverage) build in build-asan/, every
+#            test again; any report fails. The fuzz targets are built here too
 #   tsan     TSan build in build-tsan/, the unit tests that exercise concurrency
-#   lint     clang-tidy over src/**/*.cpp (scripts/lint.sh, build/compile_commands.json)
+#   lint     clang-tidy over src/**/*.cpp, parsing with build-asan/'s
+#            precompiled header (scripts/lint.sh)
 #   format   clang-format check (scripts/format.sh --check)
-#   fuzz     each libFuzzer target for 30 s (scripts/fuzz.sh, build-fuzz/)
-# Usage: scripts/test.sh [STEP...]   (no step: the default steps below)
+#   fuzz     each libFuzzer target for 30 s (scripts/fuzz.sh, build-asan/)
+# Usage: scripts/test.sh [STEP...]   (no step: release; `nets`: every step
+# after release)
 # Every step runs even when an earlier one failed, so one run shows every
 # finding; the script fails if any step did.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
 all_steps=(release asan tsan lint format fuzz)
-# Run by default: every step (what each costs on 2 cores: docs/development.md,
-# "CI timings").
-default_steps=(release asan tsan lint format fuzz)
+default_steps=(release)
+net_steps=(asan tsan lint format fuzz)
 steps=("$@")
 if ((${#steps[@]} == 0)); then steps=("${default_steps[@]}"); fi
+if [[ "${steps[*]}" == "nets" ]]; then steps=("${net_steps[@]}"); fi
 jobs="$(nproc)"
 
 # The unit tests that run under TSan: everything with threads, locks or
@@ -26,10 +31,13 @@ jobs="$(nproc)"
 tsan_tests='^(ModeCache|WriteBatcher|ProvisionerTest|InFlight|BlockingPool|EmbeddedQueue|JobQueue|Worker|TokenRegistry)[A-Za-z]*\.'
 
 # Sanitizer builds use clang (Debian's clang 14): a second compiler's
-# warnings on every file, and the same runtime as the fuzzers.
-sanitizer_build() { # DIR VALUE
-  scripts/build.sh "$1" Debug -DCMAKE_CXX_COMPILER=clang++ \
-    -DCMAKE_CXX_FLAGS_DEBUG="-O1 -gline-tables-only" -DUSHER_SANITIZE="$2" -DUSHER_BUILD_BENCH=OFF
+# warnings on every file, and the same runtime as the fuzzers. build-asan/ is
+# one build for three steps: the ASan test run, clang-tidy (its compilation
+# database and precompiled header) and the fuzz targets.
+asan_configure() {
+  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++ \
+    -DCMAKE_CXX_FLAGS_DEBUG="-O1 -gline-tables-only" -DUSHER_SANITIZE=address -DUSHER_FUZZ=ON \
+    -DUSHER_BUILD_BENCH=OFF >/dev/null
 }
 
 # Sanitizer reports go to files (log_path), not only to stderr: the
@@ -49,7 +57,8 @@ step_release() {
 }
 
 step_asan() {
-  sanitizer_build build-asan address
+  asan_configure
+  cmake --build build-asan --parallel "$jobs"
   local reports="${root}/build-asan/sanitizer-reports"
   rm -rf "$reports" && mkdir -p "$reports"
   local status=0
@@ -63,7 +72,12 @@ step_asan() {
 }
 
 step_tsan() {
-  sanitizer_build build-tsan thread
+  # Only the unit tests run under TSan: the server binary and the
+  # benchmarks are not built here.
+  cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++ \
+    -DCMAKE_CXX_FLAGS_DEBUG="-O1 -gline-tables-only" -DUSHER_SANITIZE=thread \
+    -DUSHER_BUILD_BENCH=OFF >/dev/null
+  cmake --build build-tsan --parallel "$jobs" --target usher_unit_tests
   local reports="${root}/build-tsan/sanitizer-reports"
   rm -rf "$reports" && mkdir -p "$reports"
   local status=0
@@ -75,15 +89,19 @@ step_tsan() {
 }
 
 step_lint() {
-  if [[ ! -f build/compile_commands.json ]]; then
-    cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-  fi
-  scripts/lint.sh build
+  # clang-tidy parses with clang: it needs a clang compilation database and
+  # can use that build's precompiled header (g++'s in build/ it cannot read).
+  asan_configure
+  cmake --build build-asan --target CMakeFiles/usher_core.dir/cmake_pch.hxx.pch
+  scripts/lint.sh build-asan
 }
 
 step_format() { scripts/format.sh --check; }
 
-step_fuzz() { scripts/fuzz.sh 30; }
+step_fuzz() {
+  asan_configure
+  scripts/fuzz.sh 30
+}
 
 scripts/install-deps.sh
 
