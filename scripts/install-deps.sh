@@ -13,6 +13,9 @@ packages=(
   libcli11-dev libtomlplusplus-dev libexpected-dev
   # tests and benchmarks
   libgtest-dev libbenchmark-dev wrk python3 curl redis-server
+  # browser tests (docs/ui.md): node's test runner, npm for playwright-core,
+  # Debian's Chromium (no browser download)
+  nodejs npm chromium
   # compiler cache (optional for the build, used when present)
   ccache
   # safety nets (docs/development.md): clang 14 for the sanitizer builds and

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # README command two: install, build and run the whole suite, then the safety
 # nets (docs/development.md says what each step does and how long it takes):
-#   release  Release build in build/, every test (unit + integration) with ctest
+#   release  Release build in build/, every test (unit + integration + browser) with ctest
 #   asan     ASan + UBSan build in build-asan/, every test again; any report fails
 #   tsan     TSan build in build-tsan/, the unit tests that exercise concurrency
 #   lint     clang-tidy over src/**/*.cpp (scripts/lint.sh, build/compile_commands.json)
@@ -45,6 +45,7 @@ check_reports() { # DIR
 
 step_release() {
   scripts/build.sh build Release
+  scripts/browser-deps.sh
   ctest --test-dir build --output-on-failure --timeout 600 -j "$jobs"
 }
 
