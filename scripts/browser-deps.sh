@@ -6,6 +6,11 @@
 # node_modules/.package-lock.json, so a fresh install is newer).
 set -euo pipefail
 cd "$(dirname "$0")/../tests/browser"
+major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"
+if ((major < 20)); then
+  echo "browser tests: Node.js >= 20 is needed (playwright-core), found $(node --version 2>/dev/null || echo none)" >&2
+  exit 1
+fi
 installed=node_modules/.package-lock.json
 if [[ -f "$installed" && ! package-lock.json -nt "$installed" ]]; then
   exit 0

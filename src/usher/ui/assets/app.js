@@ -250,10 +250,15 @@ function clearFieldErrors() {
   }
 }
 
+function sentence(text) {
+  const s = String(text || '');
+  return s ? `${s.charAt(0).toUpperCase()}${s.slice(1)}${/[.!?]$/.test(s) ? '' : '.'}` : s;
+}
+
 function setFieldError(name, text) {
   const input = fieldInput(name);
   if (!input) return false;
-  $(`create-${name}-error`).textContent = text;
+  $(`create-${name}-error`).textContent = sentence(text);
   input.setAttribute('aria-invalid', 'true');
   input.focus();
   return true;
@@ -308,7 +313,7 @@ async function submitCreate() {
       setFieldError('email', 'Already has an account or a pending request.');
       showBanner($('create-status'), text, 'error');
     } else if (e.problem.field && setFieldError(e.problem.field, e.problem.detail || text)) {
-      showBanner($('create-status'), 'Fix the field marked below.', 'error');
+      showBanner($('create-status'), 'usher refused the request: see the field marked in red.', 'error');
     } else {
       showBanner($('create-status'), text, 'error');
     }
@@ -403,8 +408,7 @@ function renderRecent() {
   // The result on show follows its job too (queued -> succeeded).
   const shown = create.recent.find((j) => j.id === create.shown);
   if (shown && $('create-result-status') && !$('create-result').hidden) {
-    const status = shown.status === 'succeeded' ? 'succeeded' : shown.status;
-    $('create-result-status').replaceChildren(statusBadge(status));
+    $('create-result-status').replaceChildren(statusBadge(shown.status));
   }
   const body = $('recent-body');
   body.replaceChildren();
