@@ -190,7 +190,8 @@ function isAdmin() { return session.me?.role === 'admin'; }
 function route() {
   if (!session.me) { showView('signin-view'); return; }
   stopAll();
-  const wanted = location.hash.replace('#', '') || (isAdmin() ? 'health' : 'create');
+  const hash = location.hash.replace('#', '');
+  const wanted = ['health', 'create'].includes(hash) ? hash : (isAdmin() ? 'health' : 'create');
   if (wanted === 'health') {
     if (!isAdmin()) { showView('forbidden-view'); return; }
     showView('health-view');
@@ -229,7 +230,14 @@ $('signin-form').addEventListener('submit', async (event) => {
 });
 
 $('sign-out').addEventListener('click', () => signOut());
-window.addEventListener('hashchange', route);
+// Only the screens' own addresses route; any other fragment changes nothing.
+window.addEventListener('hashchange', () => {
+  if (['', '#health', '#create'].includes(location.hash)) route();
+});
+document.querySelector('.skip-link').addEventListener('click', (event) => {
+  event.preventDefault();
+  $('main').focus();
+});
 
 // ---------- Create account ----------
 
@@ -471,6 +479,7 @@ function resetHealth() {
   $('log-body').replaceChildren();
   $('dead-body').replaceChildren();
   $('timeline-card').hidden = true;
+  health.timelineQuery = null;
   $('timeline-list').replaceChildren();
   $('find-input').value = '';
   $('find-error').textContent = '';
@@ -730,8 +739,9 @@ function renderTimeline(data, { focus = true } = {}) {
   if (focus) $('timeline-title').focus();
 }
 
-async function openTimeline(query) {
+async function openTimeline(query, { focus = true } = {}) {
   const q = query.trim();
+  health.timelineQuery = q;
   $('find-error').textContent = '';
   $('find-input').removeAttribute('aria-invalid');
   if (!q) { $('find-error').textContent = 'Enter an email or a job id.'; return; }
@@ -740,7 +750,7 @@ async function openTimeline(query) {
     : `/api/v1/admin/timeline?${new URLSearchParams({ email: q })}`;
   try {
     const { data } = await api(path);
-    renderTimeline(data);
+    renderTimeline(data, { focus });
     // While it is open the timeline follows the job (a retry, an alert sent).
     let shown = JSON.stringify(data);
     every('timeline', POLL_MS.overview, async () => {
@@ -757,6 +767,10 @@ async function openTimeline(query) {
 }
 
 function startHealth() {
+  // Back on the screen with a timeline open: it follows its job again.
+  if (!$('timeline-card').hidden && health.timelineQuery) {
+    openTimeline(health.timelineQuery, { focus: false });
+  }
   every('overview', POLL_MS.overview, refreshOverview);
   every('logs', POLL_MS.logs, refreshLogs);
   every('dead', POLL_MS.dead, refreshDead);
