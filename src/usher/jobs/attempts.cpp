@@ -10,7 +10,7 @@ constexpr const char *k_insert_attempt =
 
 constexpr const char *k_select_attempts =
     "SELECT attempt, worker, outcome, error, started_at, finished_at, duration_ms "
-    "FROM job_attempts WHERE job_id = :job_id ORDER BY id";
+    "FROM job_attempts WHERE job_id = :job_id ORDER BY started_at, id";
 
 } // namespace
 
