@@ -194,6 +194,16 @@ test('the health log filters by type and pages to older events', async () => {
   await page.locator('#log-body tr.type-SWITCH').first().waitFor();
 });
 
+test('when usher stops answering the screen says its figures are stale, and recovers', async () => {
+  const port = server.port;
+  await server.stop();
+  await waitForText(page.locator('#health-updated'), 'Not updated', 5000);
+  // Back on the same address: the page goes on by itself.
+  await server.start({ USHER_LISTEN: `127.0.0.1:${port}` });
+  await page.locator('#health-updated:not(.stale)').waitFor({ timeout: 5000 });
+  assert.match(await page.locator('#health-updated').textContent(), /^Updated /);
+});
+
 test('signing out forgets the token', async () => {
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.getByLabel('API token').waitFor();

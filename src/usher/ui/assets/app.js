@@ -530,11 +530,23 @@ function renderQueue(q) {
 }
 
 async function refreshOverview() {
-  const [mode, queue, switches] = await Promise.all([
-    api('/api/v1/admin/system/mode'),
-    api('/api/v1/admin/queue'),
-    api('/api/v1/admin/health/logs?type=SWITCH&limit=1'),
-  ]);
+  let mode, queue, switches;
+  try {
+    [mode, queue, switches] = await Promise.all([
+      api('/api/v1/admin/system/mode'),
+      api('/api/v1/admin/queue'),
+      api('/api/v1/admin/health/logs?type=SWITCH&limit=1'),
+    ]);
+  } catch (e) {
+    // What is shown is going stale: say so (a database outage answers 503).
+    const updated = $('health-updated');
+    updated.textContent = e instanceof ApiError
+      ? `Not updated: usher answered ${e.status} (${e.problem.code || 'error'}); retrying`
+      : 'Not updated: usher is not answering; retrying';
+    updated.classList.add('stale');
+    throw e;
+  }
+  $('health-updated').classList.remove('stale');
   health.mode = mode.data;
   health.lastSwitch = switches.data.events[0] || null;
   renderMode();
