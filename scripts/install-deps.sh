@@ -13,6 +13,9 @@ packages=(
   libcli11-dev libtomlplusplus-dev libexpected-dev
   # tests and benchmarks
   libgtest-dev libbenchmark-dev wrk python3 curl redis-server
+  # browser tests (docs/ui.md): Debian's Chromium (no browser download);
+  # node and npm below
+  chromium
   # compiler cache (optional for the build, used when present)
   ccache
   # safety nets (docs/development.md): clang 14 for the sanitizer builds and
@@ -27,6 +30,13 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
+
+# node and npm for the browser tests: the machine's own when it has them
+# (Node.js 20 with its npm on this project's machines; playwright-core needs
+# Node.js >= 20, scripts/browser-deps.sh checks). Debian's packages only when
+# there is none: installing Debian's npm next to another Node.js conflicts.
+if ! command -v node >/dev/null 2>&1; then missing+=(nodejs); fi
+if ! command -v npm >/dev/null 2>&1; then missing+=(npm); fi
 
 if ((${#missing[@]} == 0)); then
   exit 0

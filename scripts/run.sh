@@ -10,6 +10,7 @@ scripts/build.sh build Release
 token=$(./build/usher token create --role admin --name "readme-admin-$(date -u +%Y%m%dT%H%M%SZ)" | tail -n 1)
 listen="${USHER_LISTEN:-127.0.0.1:8080}"
 echo "usher URL:   http://${listen}"
+echo "web UI:      http://${listen}/  (sign in with the admin token below)"
 echo "admin token: ${token}"
 echo "try: curl -H \"Authorization: Bearer ${token}\" http://${listen}/api/v1/admin/system/mode"
 exec ./build/usher serve

@@ -3,7 +3,7 @@
 # test suite (unit, integration against real servers, browser). .ci/run runs
 # it, then the safety nets (docs/development.md says what each step does and
 # what it costs):
-#   release  Release build in build/, every test (unit + integration) with ctest
+#   release  Release build in build/, every test (unit + integration + browser) with ctest
 #   asan     ASan + UBSan (+ libFuzzer coverage) build in build-asan/, every
 #            test again; any report fails. The fuzz targets are built here too
 #   tsan     TSan build in build-tsan/, the unit tests that exercise concurrency
@@ -53,12 +53,14 @@ check_reports() { # DIR
 
 step_release() {
   scripts/build.sh build Release
+  scripts/browser-deps.sh
   ctest --test-dir build --output-on-failure --timeout 600 -j "$jobs"
 }
 
 step_asan() {
   asan_configure
   cmake --build build-asan --parallel "$jobs"
+  scripts/browser-deps.sh
   local reports="${root}/build-asan/sanitizer-reports"
   rm -rf "$reports" && mkdir -p "$reports"
   local status=0

@@ -75,6 +75,11 @@ int run(int argc, char **argv) {
   auto *jobs_retry = jobs->add_subcommand("retry", "re-queue a dead job");
   std::int64_t retry_id = 0;
   jobs_retry->add_option("id", retry_id, "the job id")->required()->check(CLI::PositiveNumber);
+  auto *jobs_show = jobs->add_subcommand("show", "print one job's timeline, oldest entry first");
+  std::int64_t show_id = 0;
+  bool show_json = false;
+  jobs_show->add_option("id", show_id, "the job id")->required()->check(CLI::PositiveNumber);
+  jobs_show->add_flag("--json", show_json, "print the timeline as JSON (as the API answers)");
 
   auto *alerts_cmd = app.add_subcommand("alerts", "Telegram alerts");
   alerts_cmd->require_subcommand(1);
@@ -122,6 +127,7 @@ int run(int argc, char **argv) {
     if (serve->parsed()) return app::serve(*config);
     if (worker->parsed()) return app::run_worker(*config);
     if (jobs_retry->parsed()) return cli::retry_job(*config, retry_id);
+    if (jobs_show->parsed()) return cli::show_job(*config, show_id, show_json);
     if (jobs->parsed()) return cli::list_jobs(*config, job_status, job_limit);
     if (migrate->parsed()) return cli::migrate(*config);
     if (token_create->parsed()) {

@@ -14,6 +14,7 @@
 #include <usher/alerts/telegram.hpp>
 #include <usher/health/health_log.hpp>
 #include <usher/jobs/job_store.hpp>
+#include <usher/jobs/timeline.hpp>
 #include <usher/redis/channel.hpp>
 #include <usher/redis/connection.hpp>
 #include <usher/store/database.hpp>
@@ -142,6 +143,56 @@ int retry_job(const config::Config &config, std::int64_t id) {
   if (!job) throw std::runtime_error(job.error().detail);
   tr.commit();
   fmt::print("job {} re-queued\n", job->id);
+  return 0;
+}
+
+namespace {
+
+// One line of `jobs show`: what the entry says, in words.
+std::string describe_entry(const nlohmann::json &entry) {
+  const auto kind = entry.value("kind", "");
+  auto text = [&](const char *name) {
+    const auto it = entry.find(name);
+    return it != entry.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  if (kind == "request") {
+    return fmt::format("by {}, mode {}{}{}, idempotency key: {}", text("by"), text("mode"),
+                       entry.value("fallback", false) ? " (fallback: the queue was down)" : "",
+                       entry.value("provisioned_inline", false) ? ", provisioned inline" : "",
+                       entry.value("idempotency_key", false) ? "yes" : "no");
+  }
+  if (kind == "attempt") {
+    std::string line =
+        fmt::format("#{} on {}: {} in {} ms", entry.value("number", 0), text("worker"),
+                    text("outcome"), entry.value("duration_ms", 0LL));
+    if (const auto error = text("error"); !error.empty()) line += ": " + error;
+    return line;
+  }
+  if (kind == "event") {
+    return fmt::format("{} x{}: {}", text("type"), entry.value("count", 1), text("message"));
+  }
+  return fmt::format("{} to chat {}: {}{}", text("alert_kind"), text("chat_id"), text("status"),
+                     entry.value("delivered", false) ? " (delivered)" : "");
+}
+
+} // namespace
+
+int show_job(const config::Config &config, std::int64_t id, bool json) {
+  auto sql = open(config);
+  const auto found = jobs::timeline(*sql, id);
+  if (!found) throw std::runtime_error(fmt::format("no job with id {}", id));
+  if (json) {
+    fmt::print("{}\n", found->to_json().dump(2));
+    return 0;
+  }
+  const auto &job = found->job;
+  fmt::print("job {} {}: {}, {} attempt(s), created by {}{}\n", job.id, job.email,
+             jobs::to_string(job.status), job.attempts, found->created_by,
+             job.last_error ? ", last error: " + *job.last_error : "");
+  for (const auto &entry : found->entries) {
+    fmt::print("{}  {:<8} {}\n", entry.value("at", ""), entry.value("kind", ""),
+               describe_entry(entry));
+  }
   return 0;
 }
 

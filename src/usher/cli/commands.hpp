@@ -19,6 +19,9 @@ int mode_set(const config::Config &config, system::SystemMode mode, const std::s
 int logs(const config::Config &config, const std::optional<std::string> &type, int limit);
 int list_jobs(const config::Config &config, const std::optional<std::string> &status, int limit);
 int retry_job(const config::Config &config, std::int64_t id);
+// `usher jobs show ID`: the job's timeline (SPEC §8), one line per entry, or
+// the API's JSON with `json`; throws when there is no such job.
+int show_job(const config::Config &config, std::int64_t id, bool json);
 
 // `usher alerts test`: sends a test message to every TELEGRAM_ADMIN_CHAT_ID
 // at once (not through the outbox); throws with Telegram's description

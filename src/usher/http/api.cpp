@@ -58,6 +58,11 @@ std::unique_ptr<Router> Api::make_router() {
   router->http_get("/api/v1/admin/jobs", route(&Api::list_jobs));
   router->http_post(R"(/api/v1/admin/jobs/:id(\d{1,18})/retry)", route(&Api::retry_job));
   router->http_get("/api/v1/admin/queue", route(&Api::queue_overview));
+  router->http_get(R"(/api/v1/admin/jobs/:id(\d{1,18})/timeline)", route(&Api::job_timeline));
+  router->http_get("/api/v1/admin/timeline", route(&Api::timeline_by_email));
+  router->http_get("/api/v1/whoami", route(&Api::whoami));
+  router->http_get("/", route(&Api::ui_page));
+  router->http_get(R"(/assets/:name([A-Za-z0-9._-]{1,100}))", route(&Api::ui_page));
   router->non_matched_request_handler([this](const Request &req) {
     ++m_in_flight;
     reply_error(req, Error{ErrorKind::not_found, "not_found", "no such resource or method", ""});

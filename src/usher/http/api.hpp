@@ -125,6 +125,11 @@ private:
   void list_jobs(const Request &req, const restinio::router::route_params_t &);
   void retry_job(const Request &req, const restinio::router::route_params_t &params);
   void queue_overview(const Request &req, const restinio::router::route_params_t &);
+  // The web UI (http/ui_api.cpp) and what it reads (http/timeline_api.cpp).
+  void ui_page(const Request &req, const restinio::router::route_params_t &);
+  void whoami(const Request &req, const restinio::router::route_params_t &);
+  void job_timeline(const Request &req, const restinio::router::route_params_t &params);
+  void timeline_by_email(const Request &req, const restinio::router::route_params_t &);
 
   ApiDeps m_deps;
   health::FoldedEvent m_fallbacks;

@@ -153,6 +153,24 @@ CREATE TABLE alert_conditions (
   updated_at TEXT NOT NULL
 )
 )SQL",
+    // 4: the timeline (SPEC §8). One row per worker attempt at a job,
+    // written in the transaction that records its outcome; and an index for
+    // finding a customer's jobs by email (dead ones included), newest first.
+    R"SQL(
+CREATE TABLE job_attempts (
+  id {ID},
+  job_id BIGINT NOT NULL REFERENCES jobs (id),
+  attempt INTEGER NOT NULL,
+  worker TEXT NOT NULL,
+  outcome TEXT NOT NULL CHECK (outcome IN ('succeeded', 'failed', 'dead')),
+  error TEXT,
+  started_at TEXT NOT NULL,
+  finished_at TEXT NOT NULL,
+  duration_ms BIGINT NOT NULL
+);
+CREATE INDEX job_attempts_job_id ON job_attempts (job_id, id);
+CREATE INDEX jobs_email_normalized_id ON jobs (email_normalized, id)
+)SQL",
 };
 
 std::string replace_all(std::string s, const std::string &from, const std::string &to) {

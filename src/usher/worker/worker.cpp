@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <usher/jobs/attempts.hpp>
 #include <usher/provisioning/provisioner.hpp>
 #include <usher/util/clock.hpp>
 #include <usher/util/crypto.hpp>
@@ -27,6 +28,22 @@ struct JobOutcome {
   int attempts = 0;
   Result<void> result;
 };
+
+// The timeline's record of one attempt (jobs/attempts.hpp), finished now.
+jobs::Attempt attempt_record(std::int64_t id, int number, const std::string &owner,
+                             std::chrono::system_clock::time_point started, std::string outcome,
+                             std::optional<std::string> error) {
+  const auto finished = std::chrono::system_clock::now();
+  return jobs::Attempt{
+      id,
+      number,
+      owner,
+      std::move(outcome),
+      std::move(error),
+      clock::iso8601(started),
+      clock::iso8601(finished),
+      std::chrono::duration_cast<std::chrono::milliseconds>(finished - started).count()};
+}
 
 } // namespace
 
@@ -126,6 +143,7 @@ void Worker::process(const std::string &owner, std::vector<jobs::ClaimedJob> bat
     std::vector<JobOutcome> outcomes;
   };
   auto shared = std::make_shared<Shared>();
+  const auto started = std::chrono::system_clock::now(); // the batch was just claimed
   shared->remaining = batch.size();
   shared->outcomes.resize(batch.size());
   auto finish = [shared](std::size_t i, Result<void> result) {
@@ -139,12 +157,14 @@ void Worker::process(const std::string &owner, std::vector<jobs::ClaimedJob> bat
     auto job = std::make_shared<jobs::ClaimedJob>(std::move(batch[i]));
     auto step = [this](const char *name) { checkpoint(name); };
     const bool queued = m_writer.submit(
-        [job, owner, step](store::WriteContext &context) {
+        [job, owner, step, started](store::WriteContext &context) {
           auto provisioned =
               context.prepared<provisioning::ProvisioningStatements>().provision_queued(
                   job->id, owner, job->user, job->creator, job->activation_hash,
                   job->activation_expires_at, step);
           if (!provisioned) throw store::AbortWrite(provisioned.error());
+          jobs::record_attempt(context.sql(), attempt_record(job->id, job->attempts, owner, started,
+                                                             "succeeded", std::nullopt));
         },
         [finish, i](const Result<void> &written) { finish(i, written); });
     if (!queued) {
@@ -201,11 +221,18 @@ void Worker::process(const std::string &owner, std::vector<jobs::ClaimedJob> bat
     const auto *alerts = m_settings.alerts;
     spdlog::warn("job {} attempt {} failed: {}", id, outcome.attempts, error);
     auto status = std::make_shared<std::optional<jobs::JobStatus>>();
+    const int number = outcome.attempts;
     const bool recorded = m_writer.submit_and_wait(
-        [id, owner, error, retry_at, max_attempts, instance, alerts,
-         status](store::WriteContext &context) {
+        [id, owner, error, retry_at, max_attempts, instance, alerts, status, number,
+         started](store::WriteContext &context) {
           *status = jobs::fail_attempt(context.sql(), id, owner, error, retry_at, max_attempts,
                                        instance, alerts);
+          if (*status) {
+            jobs::record_attempt(
+                context.sql(),
+                attempt_record(id, number, owner, started,
+                               **status == jobs::JobStatus::dead ? "dead" : "failed", error));
+          }
         },
         std::chrono::seconds(30));
     if (recorded && *status == jobs::JobStatus::queued) {
