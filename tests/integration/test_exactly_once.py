@@ -7,14 +7,12 @@ exist exactly once, with its profile and its activation token, and every job
 must have succeeded.
 """
 
-import os
 import signal
 import subprocess
-import time
 import unittest
 
-from usher_harness import (USHER_BIN, UsherServer, parallel, unique_email, _live_lock,
-                           _live_processes)
+from usher_harness import (USHER_BIN, UsherServer, parallel, unique_email, wait_until,
+                           _live_lock, _live_processes)
 
 # Short leases so that a crashed worker's jobs come back within a second.
 FAST_JOBS = {"JOB_LEASE_MS": "1000", "QUEUE_POLL_MS": "50", "JOB_BACKOFF_MS": "50"}
@@ -32,15 +30,10 @@ def start_worker(server, extra_env):
 
 
 def wait_until_drained(server, expected_jobs, timeout=DRAIN_TIMEOUT):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        rows = server.query("SELECT status, COUNT(*) FROM jobs GROUP BY status")
-        counts = dict(rows)
-        if counts.get("succeeded", 0) >= expected_jobs and len(counts) == 1:
-            return counts
-        time.sleep(0.1)
-    raise AssertionError(f"jobs not drained within {timeout} s: "
-                         f"{server.query('SELECT status, COUNT(*) FROM jobs GROUP BY status')}")
+    return wait_until(lambda: dict(server.query("SELECT status, COUNT(*) FROM jobs GROUP BY status")),
+                      timeout, f"{expected_jobs} jobs, all succeeded (job counts by status)",
+                      interval=0.1, until=lambda counts: counts.get("succeeded", 0) >= expected_jobs
+                      and len(counts) == 1)
 
 
 class ExactlyOnceAssertions:

@@ -7,9 +7,8 @@ import time
 import unittest
 
 from redis_harness import (ExactlyOnceAssertions, RedisServer, WorkerProcess, job_counts,
-                           post_many, redis_env, sibling, unique_prefix, wait_until,
-                           wait_until_drained)
-from usher_harness import UsherServer, unique_email
+                           post_many, redis_env, sibling, unique_prefix, wait_until_drained)
+from usher_harness import UsherServer, WaitTimeout, unique_email, wait_until
 
 MODE = "/api/v1/admin/system/mode"
 FOLLOW_LIMIT_S = 2.0
@@ -27,8 +26,8 @@ class TwoServersAndAWorkerTest(ExactlyOnceAssertions, unittest.TestCase):
         redis = RedisServer("redis-multi")
         a = b = worker = None
         try:
-            a = UsherServer("redis-multi-a", mode="async_queue",
-                            env=redis_env(redis, unique_prefix("multi")))
+            prefix = unique_prefix("multi")
+            a = UsherServer("redis-multi-a", mode="async_queue", env=redis_env(redis, prefix))
             b = sibling(a, "redis-multi-b")
             a.start()
             b.start()
@@ -52,7 +51,16 @@ class TwoServersAndAWorkerTest(ExactlyOnceAssertions, unittest.TestCase):
                 wait_until_drained(a, len(emails), timeout=60.0)
             except AssertionError as e:
                 raise AssertionError(f"{e}; worker stderr: {worker.stderr_tail()}") from None
-            time.sleep(1.0)  # a late duplicate delivery would show in attempts now
+            # No late duplicate delivery can come: Redis holds no entry, pending
+            # delivery, known id or delayed retry any more (each is deleted when
+            # its job is finished), so there is nothing left to deliver again.
+            def left_in_redis():
+                return {"entries": redis.command("XLEN", f"{prefix}jobs"),
+                        "pending": redis.command("XPENDING", f"{prefix}jobs", "workers")[0],
+                        "known": redis.command("SCARD", f"{prefix}known"),
+                        "delayed": redis.command("ZCARD", f"{prefix}delayed")}
+            wait_until(left_in_redis, 30.0, "Redis to hold no unfinished work",
+                       until=lambda left: not any(left.values()))
             self.assertEqual(job_counts(a), {"succeeded": len(emails)})
             self.assertExactlyOnce(a, emails, attempts_one=True)
             self.assertTrue(worker.alive(), worker.stderr_tail())
@@ -112,11 +120,12 @@ class CrossInstanceKillSwitchTest(unittest.TestCase):
     def follow_delay(self, target, limit):
         """Seconds until B applies `target` (polling every 20 ms), or None after `limit`."""
         started = time.monotonic()
-        while time.monotonic() - started < limit:
-            if self.mode_seen_by(self.b) == target:
-                return time.monotonic() - started
-            time.sleep(POLL_S)
-        return None
+        try:
+            wait_until(lambda: self.mode_seen_by(self.b), limit, f"B to apply {target}",
+                       interval=POLL_S, until=lambda seen: seen == target)
+        except WaitTimeout:
+            return None
+        return time.monotonic() - started
 
     def test_b_follows_a_flip_within_2_s_also_after_a_redis_restart(self):
         env = redis_env(self.redis, unique_prefix("switch"), CONFIG_CACHE_TTL_MS=600000)
@@ -136,8 +145,9 @@ class CrossInstanceKillSwitchTest(unittest.TestCase):
             delays.append(delay)
 
         # The subscription drops with redis-server and must come back.
+        mark = self.b.log_mark()
         self.redis.kill()
-        time.sleep(0.5)
+        self.b.wait_for_log(r"subscription to \S+ lost", since=mark)
         self.redis.restart()
         restarted = time.monotonic()
         # Each try flips A and waits 2 s for B; the first flip B follows within
