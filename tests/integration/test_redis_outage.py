@@ -14,7 +14,8 @@ import uuid
 from fake_telegram import FakeTelegram
 from redis_harness import (ExactlyOnceAssertions, RedisServer, redis_env, unique_prefix,
                            wait_until_drained)
-from usher_harness import UsherServer, WaitTimeout, unique_email, wait_for_job, wait_until
+from usher_harness import (ServerPerTestCase, UsherServer, WaitTimeout, unique_email,
+                           wait_for_job, wait_until)
 
 USERS = "/api/v1/users"
 CLIENTS = 32
@@ -86,24 +87,16 @@ class OutageChecks:
         return time.monotonic() - restarted, posted
 
 
-class RedisKilledUnderLoadTest(OutageChecks, ExactlyOnceAssertions, unittest.TestCase):
+class RedisKilledUnderLoadTest(OutageChecks, ExactlyOnceAssertions, ServerPerTestCase):
     def setUp(self):
-        self.redis = RedisServer("redis-outage")
-        self.server = None
-
-    def tearDown(self):
-        try:
-            if self.server is not None:
-                self.server.close()
-        finally:
-            self.redis.close()
+        self.redis = self.own(RedisServer("redis-outage"))  # closed after the server
 
     def test_sigkill_redis_while_32_clients_post(self):
-        self.server = UsherServer("redis-outage", mode="async_queue",
-                                  env=redis_env(self.redis, unique_prefix("outage"),
-                                                ALERT_THROTTLE_MS=60000,
-                                                REDIS_COMMAND_TIMEOUT_MS=300,
-                                                REDIS_CONNECT_TIMEOUT_MS=300))
+        self.server = self.own(UsherServer("redis-outage", mode="async_queue",
+                                           env=redis_env(self.redis, unique_prefix("outage"),
+                                                         ALERT_THROTTLE_MS=60000,
+                                                         REDIS_COMMAND_TIMEOUT_MS=300,
+                                                         REDIS_CONNECT_TIMEOUT_MS=300)))
         server = self.server
         server.start()
         self.assertEqual(server.get("/readyz").json["queue"], CLOSED)
@@ -235,19 +228,11 @@ class RedisKilledUnderLoadTest(OutageChecks, ExactlyOnceAssertions, unittest.Tes
         self.assertExactlyOnce(server, accepted)
 
 
-class OutageAlertsTest(OutageChecks, unittest.TestCase):
+class OutageAlertsTest(OutageChecks, ServerPerTestCase):
     def setUp(self):
-        self.fake = FakeTelegram(TOKEN)
-        self.redis = RedisServer("redis-alerts")
-        self.server = None
-
-    def tearDown(self):
-        try:
-            if self.server is not None:
-                self.server.close()
-        finally:
-            self.redis.close()
-            self.fake.close()
+        # Closed after the server (cleanups run last-in, first-out).
+        self.fake = self.own(FakeTelegram(TOKEN))
+        self.redis = self.own(RedisServer("redis-alerts"))
 
     def test_200_fallbacks_send_at_most_three_messages_one_of_them_resolved(self):
         env = redis_env(self.redis, unique_prefix("alerts"), ALERT_THROTTLE_MS=60000,
@@ -255,7 +240,7 @@ class OutageAlertsTest(OutageChecks, unittest.TestCase):
                         TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_ADMIN_CHAT_ID=CHAT,
                         TELEGRAM_API_URL=self.fake.url, ALERT_POLL_MS=50, ALERT_BACKOFF_MS=200,
                         TELEGRAM_TIMEOUT_MS=2000, TELEGRAM_CONNECT_TIMEOUT_MS=1000)
-        self.server = UsherServer("redis-alerts", mode="async_queue", env=env)
+        self.server = self.own(UsherServer("redis-alerts", mode="async_queue", env=env))
         server = self.server
         server.start()
         # No message before the outage: the job went through, and nothing was
