@@ -19,8 +19,8 @@ import threading
 import time
 import uuid
 
-from usher_harness import (USHER_BIN, UsherServer, _live_lock, _live_processes, base_env,
-                           unique_email)
+from usher_harness import (USHER_BIN, UsherServer, WaitTimeout, _live_lock, _live_processes,
+                           base_env, unique_email, wait_for_job, wait_until)
 
 REDIS_SERVER = "/usr/bin/redis-server"
 REDIS_START_TIMEOUT = 10.0
@@ -110,6 +110,18 @@ def redis_command(port, *args, timeout=REDIS_COMMAND_TIMEOUT, host="127.0.0.1"):
         return _Reader(sock).reply()
 
 
+def redis_transaction(port, *commands, timeout=REDIS_COMMAND_TIMEOUT, host="127.0.0.1"):
+    """Runs `commands` (each a list of arguments) as one MULTI/EXEC on one
+    connection, so no other client's command comes between them; returns EXEC's
+    replies."""
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.settimeout(timeout)
+        sock.sendall(b"".join(_encode(c) for c in (["MULTI"], *commands, ["EXEC"])))
+        reader = _Reader(sock)
+        replies = [reader.reply() for _ in range(len(commands) + 2)]
+        return replies[-1]
+
+
 class RedisServer:
     """A real redis-server on 127.0.0.1, no persistence, for one test (class)."""
 
@@ -141,21 +153,25 @@ class RedisServer:
             log.close()
         with _live_lock:
             _live_processes.add(self.proc)
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
+
+        last = [None]
+
+        def answers():
             if self.proc.poll() is not None:
                 raise AssertionError(f"redis-server exited with {self.proc.returncode}: "
                                      f"{self.log_tail()}")
             try:
-                if redis_command(self.port, "PING", timeout=1.0) == "PONG":
-                    return self
+                return redis_command(self.port, "PING", timeout=1.0) == "PONG"
             except (OSError, ConnectionError, RedisError) as e:
-                last = e
-            time.sleep(0.02)
-        self.kill()
-        raise AssertionError(f"redis-server on port {self.port} did not answer PING within "
-                             f"{timeout} s ({last}): {self.log_tail()}")
+                last[0] = e
+                return False
+        try:
+            wait_until(answers, timeout, f"redis-server on port {self.port} to answer PING",
+                       interval=0.02)
+        except WaitTimeout as e:
+            self.kill()
+            raise AssertionError(f"{e} ({last[0]}): {self.log_tail()}") from None
+        return self
 
     def restart(self, timeout=REDIS_START_TIMEOUT):
         """Starts it again on the same port (after kill() or stop()); empty."""
@@ -198,6 +214,9 @@ class RedisServer:
 
     def command(self, *args, timeout=REDIS_COMMAND_TIMEOUT):
         return redis_command(self.port, *args, timeout=timeout)
+
+    def transaction(self, *commands, timeout=REDIS_COMMAND_TIMEOUT):
+        return redis_transaction(self.port, *commands, timeout=timeout)
 
     def keys(self, pattern="*"):
         return sorted(self.command("KEYS", pattern))
@@ -281,33 +300,15 @@ class WorkerProcess:
                 _live_processes.discard(self.proc)
 
 
-def wait_until(predicate, timeout, what, interval=0.05):
-    """predicate()'s first truthy value, polled until `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
-
-
 def job_counts(server):
     return dict(server.query("SELECT status, COUNT(*) FROM jobs GROUP BY status"))
 
 
 def wait_until_drained(server, expected_jobs, timeout=60.0):
     """Every job row succeeded (and there are `expected_jobs` of them)."""
-    deadline = time.monotonic() + timeout
-    counts = {}
-    while time.monotonic() < deadline:
-        counts = job_counts(server)
-        if counts == {"succeeded": expected_jobs}:
-            return counts
-        time.sleep(0.1)
-    raise AssertionError(f"jobs not drained within {timeout} s (expected {expected_jobs} "
-                         f"succeeded): {counts}")
+    return wait_until(lambda: job_counts(server), timeout,
+                      f"{expected_jobs} jobs, all succeeded (job counts by status)",
+                      until=lambda counts: counts == {"succeeded": expected_jobs})
 
 
 class ExactlyOnceAssertions:

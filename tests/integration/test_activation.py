@@ -2,25 +2,14 @@
 
 import unittest
 
-from usher_harness import ProblemAssertions, UsherServer, unique_email
+from usher_harness import ServerTestCase, unique_email
 
 ACTIVATE = "/api/v1/auth/activate"
 LOGIN = "/api/v1/auth/login"
 
 
-class ActivationTest(ProblemAssertions, unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.server = UsherServer("activation")
-        try:
-            cls.server.start()
-        except Exception:
-            cls.server.close()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.close()
+class ActivationTest(ServerTestCase):
+    server_name = "activation"
 
     def new_user(self, prefix="act"):
         email = unique_email(prefix)

@@ -10,10 +10,12 @@ import secrets
 import time
 import unittest
 import uuid
+from datetime import datetime, timezone
 
 from fake_telegram import (FakeTelegram, bad_request, hang, migrate, ok, server_error,
                            too_many)
-from usher_harness import UsherServer, run_cli, base_env, unique_email
+from usher_harness import (ServerPerTestCase, ServerTestCase, UsherServer, base_env, run_cli,
+                           unique_email, wait_until)
 
 # Looks like a real bot token (digits:secret) so that any leak is easy to grep.
 TOKEN = f"7{secrets.randbelow(10**9):09d}:AAE{secrets.token_urlsafe(26)}"
@@ -63,14 +65,37 @@ def details_of(visible):
     return json.loads(visible[start:])
 
 
-def wait_until(predicate, timeout=15.0, what="the condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+def marker_delivered(server, fake):
+    """Switches the mode with a fresh reason (the marker) and waits until every
+    chat received it. The sender takes due messages in outbox order, so what
+    was due before the switch has been sent or given up by then. Only where the
+    switch alerts at once (ALERT_THROTTLE_MS=0, or no SWITCH window open).
+    Returns the marker."""
+    marker = f"marker {uuid.uuid4().hex[:8]}"
+    switch(server, marker)
+    fake.wait_for(lambda s: len([r for r in with_text(s, marker) if r.status == 200]) == len(CHATS),
+                  what=f"the marker switch {marker!r} in every chat")
+    return marker
+
+
+def without(requests, needle):
+    return [r for r in requests if not (r.text and needle in r.text)]
+
+
+def outbox_rows(server, needle):
+    """(status, attempts) of the outbox messages containing `needle`, once none
+    of them is pending any more."""
+    return wait_until(lambda: server.query("SELECT status, attempts FROM alert_outbox "
+                                           "WHERE text LIKE ? ORDER BY status, attempts",
+                                           (f"%{needle}%",)),
+                      what=f"the messages of {needle!r} to be sent or failed",
+                      until=lambda rows: rows and all(r[0] != "pending" for r in rows))
+
+
+def utc_now_iso():
+    """Now as usher writes times (ISO 8601 UTC, milliseconds)."""
+    now = datetime.now(timezone.utc)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
 
 def warnings_matching(server, needle):
@@ -100,25 +125,18 @@ class TokenNeverLogged:
             self.assertNotIn(TOKEN, out)
 
 
-class AlertMessagesTest(TokenNeverLogged, unittest.TestCase):
+class AlertMessagesTest(TokenNeverLogged, ServerTestCase):
     """One server, every event alerting at once (ALERT_THROTTLE_MS=0)."""
 
     @classmethod
-    def setUpClass(cls):
+    def make_server(cls):
         cls.fake = FakeTelegram(TOKEN)
-        cls.server = alert_server("alerts-msg", cls.fake, ALERT_THROTTLE_MS=0)
-        try:
-            cls.server.tokens["nasty"] = cls.server.create_token("admin", NASTY)
-            cls.server.start()
-        except Exception:
-            cls.server.close()
-            cls.fake.close()
-            raise
+        cls.addClassCleanup(cls.fake.close)  # after the server stopped
+        return alert_server("alerts-msg", cls.fake, ALERT_THROTTLE_MS=0)
 
     @classmethod
-    def tearDownClass(cls):
-        cls.server.close()
-        cls.fake.close()
+    def prepare_server(cls, server):
+        server.tokens["nasty"] = server.create_token("admin", NASTY)
 
     def tearDown(self):
         self.assertTokenAbsent(self.server)
@@ -177,11 +195,11 @@ class AlertMessagesTest(TokenNeverLogged, unittest.TestCase):
         same_chat = [r for r in requests if r.chat_id == limited[0].chat_id]
         self.assertEqual([r.status for r in same_chat], [429, 200])
         self.assertGreaterEqual(same_chat[1].received_at - same_chat[0].received_at, 0.95)
-        time.sleep(0.5)  # nothing more arrives
+        # Nothing more arrives: both messages are settled (a sent message is never
+        # claimed again), and a marker sent after them finds nothing before it.
+        self.assertEqual(outbox_rows(self.server, reason), [("sent", 1), ("sent", 2)])
+        marker_delivered(self.server, self.fake)
         self.assertEqual(len([r for r in with_text(self.fake.snapshot(), reason) if r.status == 200]), 2)
-        rows = self.server.query("SELECT status, attempts FROM alert_outbox WHERE text LIKE ? "
-                                 "ORDER BY attempts", (f"%{reason}%",))
-        self.assertEqual(rows, [("sent", 1), ("sent", 2)])
 
     def test_400_is_not_retried_and_recorded_as_a_warning_with_telegrams_description(self):
         reason = f"rejected {uuid.uuid4().hex[:8]}"
@@ -194,76 +212,71 @@ class AlertMessagesTest(TokenNeverLogged, unittest.TestCase):
         self.assertEqual(len(warnings), 1)
         self.assertIn("Telegram rejected SWITCH alert", warnings[0][0])
         self.assertEqual(json.loads(warnings[0][1])["description"], description)
-        time.sleep(0.8)  # no retry, and the WARNING itself is never alerted
+        # No retry: the rejected message failed for good after one attempt. And the
+        # WARNING itself is never alerted: it queued nothing (it was written with
+        # the failure), so a marker sent after it arrives with nothing before it.
+        self.assertEqual(outbox_rows(self.server, reason), [("failed", 1), ("sent", 1)])
+        self.assertEqual(self.server.query("SELECT COUNT(*) FROM alert_outbox WHERE text LIKE ?",
+                                           (f"%{description}%",)), [(0,)])
+        marker_delivered(self.server, self.fake)
         requests = with_text(self.fake.snapshot(), reason)
         self.assertEqual(sorted(r.status for r in requests), [200, 400])
         self.assertEqual(with_text(self.fake.snapshot(), description), [])
-        self.assertEqual(self.server.query("SELECT status, attempts FROM alert_outbox "
-                                           "WHERE text LIKE ? ORDER BY status", (f"%{reason}%",)),
-                         [("failed", 1), ("sent", 1)])
 
 
-class DeadJobAlertTest(TokenNeverLogged, unittest.TestCase):
+class DeadJobAlertTest(TokenNeverLogged, ServerPerTestCase):
     def test_dead_jobs_alert_once_then_a_summary_of_the_repeats(self):
-        fake = FakeTelegram(TOKEN)
-        server = alert_server("alerts-dead", fake, mode="async_queue",
-                              env={"JOB_MAX_ATTEMPTS": "1", "USHER_FAULT_AFTER": "account",
-                                   "USHER_FAULT_MODE": "throw", "QUEUE_POLL_MS": "50"},
-                              ALERT_THROTTLE_MS=2000)
-        try:
-            server.start()
-            emails = [f"o&connor_*{i}-{uuid.uuid4().hex[:6]}@example.com" for i in range(4)]
-            for email in emails:
-                resp = server.create_user(email=email, full_name=NASTY)
-                self.assertEqual(resp.status, 202, resp)
-            # The first dead job alerts at once; the other three come as one summary
-            # when the 2 s window ends.
-            snap = fake.wait_for(lambda s: len([r for r in s if r.status == 200]) == 4, timeout=20)
-            delivered = [r for r in snap if r.status == 200]
-            firsts = [r for r in delivered if "(repeated)" not in r.visible]
-            summaries = [r for r in delivered if "(repeated)" in r.visible]
-            self.assertEqual(len(firsts), 2)
-            self.assertEqual(len(summaries), 2)
-            for first in firsts:
-                lines = first.visible.split("\n")
-                self.assertEqual(lines[0], f"{EMOJI['ERROR']} ERROR")
-                self.assertRegex(lines[1], r"^job \d+ for .+ is dead after 1 attempts")
-                email = re.search(r"for (\S+) is dead", lines[1]).group(1)
-                self.assertIn(email, emails)
-                self.assertIn("&amp;connor_*", first.text)
-                details = details_of(first.visible)
-                self.assertEqual(details["email"], email)
-                self.assertIn("injected fault", details["last_error"])
-            for summary in summaries:
-                self.assertTrue(summary.visible.startswith(
-                    f"{EMOJI['ERROR']} ERROR (repeated)\n\u2026and 3 more in the last 2 s\nLatest: job "),
-                    summary.visible)
-                self.assertGreaterEqual(summary.received_at - firsts[0].received_at, 1.5)
-            # Every dead job keeps its own ERROR row (a customer each).
-            self.assertEqual(server.query("SELECT COUNT(*) FROM system_health_logs "
-                                          "WHERE event_type = 'ERROR'"), [(4,)])
-            time.sleep(0.5)
-            self.assertEqual(len(fake.delivered()), 4)
-            self.assertTokenAbsent(server)
-        finally:
-            server.close()
-            fake.close()
+        fake = self.own(FakeTelegram(TOKEN))
+        server = self.own(alert_server("alerts-dead", fake, mode="async_queue",
+                                       env={"JOB_MAX_ATTEMPTS": "1", "USHER_FAULT_AFTER": "account",
+                                            "USHER_FAULT_MODE": "throw", "QUEUE_POLL_MS": "50"},
+                                       ALERT_THROTTLE_MS=2000))
+        server.start()
+        emails = [f"o&connor_*{i}-{uuid.uuid4().hex[:6]}@example.com" for i in range(4)]
+        for email in emails:
+            resp = server.create_user(email=email, full_name=NASTY)
+            self.assertEqual(resp.status, 202, resp)
+        # The first dead job alerts at once; the other three come as one summary
+        # when the 2 s window ends.
+        snap = fake.wait_for(lambda s: len([r for r in s if r.status == 200]) == 4, timeout=20)
+        delivered = [r for r in snap if r.status == 200]
+        firsts = [r for r in delivered if "(repeated)" not in r.visible]
+        summaries = [r for r in delivered if "(repeated)" in r.visible]
+        self.assertEqual(len(firsts), 2)
+        self.assertEqual(len(summaries), 2)
+        for first in firsts:
+            lines = first.visible.split("\n")
+            self.assertEqual(lines[0], f"{EMOJI['ERROR']} ERROR")
+            self.assertRegex(lines[1], r"^job \d+ for .+ is dead after 1 attempts")
+            email = re.search(r"for (\S+) is dead", lines[1]).group(1)
+            self.assertIn(email, emails)
+            self.assertIn("&amp;connor_*", first.text)
+            details = details_of(first.visible)
+            self.assertEqual(details["email"], email)
+            self.assertIn("injected fault", details["last_error"])
+        for summary in summaries:
+            self.assertTrue(summary.visible.startswith(
+                f"{EMOJI['ERROR']} ERROR (repeated)\n\u2026and 3 more in the last 2 s\nLatest: job "),
+                summary.visible)
+            self.assertGreaterEqual(summary.received_at - firsts[0].received_at, 1.5)
+        # Every dead job keeps its own ERROR row (a customer each).
+        self.assertEqual(server.query("SELECT COUNT(*) FROM system_health_logs "
+                                      "WHERE event_type = 'ERROR'"), [(4,)])
+        # Nothing more arrives: every message is settled and no window holds
+        # repeats for another summary; the four are all there ever were.
+        wait_until(server.alerts_settled, what="the outbox to settle")
+        self.assertEqual(server.query("SELECT status, COUNT(*) FROM alert_outbox "
+                                      "GROUP BY status"), [("sent", 4)])
+        self.assertEqual(len(fake.delivered()), 4)
+        self.assertTokenAbsent(server)
 
 
-class ThrottleAndDeliveryTest(TokenNeverLogged, unittest.TestCase):
+class ThrottleAndDeliveryTest(TokenNeverLogged, ServerPerTestCase):
     def setUp(self):
-        self.fake = FakeTelegram(TOKEN)
-        self.servers = []
-
-    def tearDown(self):
-        for server in self.servers:
-            server.close()
-        self.fake.close()
+        self.fake = self.own(FakeTelegram(TOKEN))  # closed after the servers (cleanups run LIFO)
 
     def server(self, name, **kw):
-        server = alert_server(name, self.fake, **kw)
-        self.servers.append(server)
-        return server
+        return self.own(alert_server(name, self.fake, **kw))
 
     def test_repeated_switches_fold_into_one_summary(self):
         server = self.server("alerts-throttle", ALERT_THROTTLE_MS=2000).start()
@@ -281,11 +294,22 @@ class ThrottleAndDeliveryTest(TokenNeverLogged, unittest.TestCase):
         for summary in summaries:
             self.assertIn("\u2026and 5 more in the last 2 s\nLatest: system mode switched", summary.visible)
             self.assertEqual(details_of(summary.visible)["reason"], "flap 5")
-        time.sleep(2.5)  # the window rolled on with nothing in it: no third message
-        self.assertEqual(len(self.fake.delivered()), 4)
-        # SWITCH events keep a row each: the audit trail of who switched and why.
+        # The window rolled on with nothing in it: when it has ended, no third
+        # message came, and the next switch alerts at once.
+        ends = server.query("SELECT window_ends_at FROM alert_conditions "
+                            "WHERE condition_key = 'SWITCH:system_mode'")[0][0]
+        wait_until(lambda: utc_now_iso() > ends, timeout=10,
+                   what=f"the rolled-on window to end at {ends}", interval=0.1)
+        marker = marker_delivered(server, self.fake)
+        wait_until(server.alerts_settled, what="the outbox to settle")
+        delivered = self.fake.delivered()
+        self.assertEqual(len(without(delivered, marker)), 4, delivered)
+        self.assertEqual([r.visible.split("\n", 1)[0] for r in with_text(delivered, marker)],
+                         [f"{EMOJI['SWITCH']} SWITCH"] * 2, "the switch after the window was folded")
+        # SWITCH events keep a row each: the audit trail of who switched and why
+        # (the six flaps and the marker).
         self.assertEqual(server.query("SELECT COUNT(*) FROM system_health_logs "
-                                      "WHERE event_type = 'SWITCH'")[0][0], switches_before + 6)
+                                      "WHERE event_type = 'SWITCH'")[0][0], switches_before + 7)
         self.assertTokenAbsent(server)
 
     def test_group_migration_is_followed_and_recorded(self):
@@ -326,9 +350,12 @@ class ThrottleAndDeliveryTest(TokenNeverLogged, unittest.TestCase):
             gaps = [b - a for a, b in zip(times, times[1:])]
             self.assertGreaterEqual(max(gaps), 0.35, f"no backoff for chat {chat}: {gaps}")
             self.assertLessEqual(times[-1] - times[0], 6.0)
+        # Given up for good: once the Bot API answers again, a marker gets
+        # through and nothing given up is sent again.
         count = len(self.fake.snapshot())
-        time.sleep(0.6)
-        self.assertEqual(len(self.fake.snapshot()), count, "retried after giving up")
+        self.fake.default(ok())
+        marker = marker_delivered(server, self.fake)
+        self.assertEqual(len(without(self.fake.snapshot(), marker)), count, "retried after giving up")
         self.assertEqual([r for r in self.fake.snapshot() if "gave up" in (r.text or "")], [],
                          "a failed delivery was alerted")
         self.assertTokenAbsent(server)
@@ -353,10 +380,14 @@ class ThrottleAndDeliveryTest(TokenNeverLogged, unittest.TestCase):
         for reason in ("while telegram is down", "while usher is down"):
             got = [r for r in snap if reason in r.visible]
             self.assertEqual(sorted(str(r.chat_id) for r in got), sorted(CHATS), reason)
-        time.sleep(0.5)
-        self.assertEqual(len(self.fake.delivered()), 4, "delivered twice")
-        self.assertEqual(server.query("SELECT status, COUNT(*) FROM alert_outbox GROUP BY status"),
-                         [("sent", 4)])
+        # Each sent once: all four settled as sent, and a marker after them finds
+        # nothing sent twice before it.
+        self.assertEqual(wait_until(
+            lambda: server.query("SELECT status, COUNT(*) FROM alert_outbox GROUP BY status"),
+            what="the four messages to settle",
+            until=lambda rows: all(status != "pending" for status, _ in rows)), [("sent", 4)])
+        marker = marker_delivered(server, self.fake)
+        self.assertEqual(len(without(self.fake.delivered(), marker)), 4, "delivered twice")
         self.assertTokenAbsent(server, cli.stdout, cli.stderr)
 
 

@@ -9,11 +9,10 @@ connection, never a 5xx.
 import http.client
 import json
 import socket
-import time
 import unittest
 
-from usher_harness import (ProblemAssertions, UsherServer, WRITE_TABLES, http_request,
-                           long_email, status_of_raw, unique_email)
+from usher_harness import (ServerTestCase, WRITE_TABLES, connections, http_request,
+                           long_email, status_of_raw, unique_email, wait_until)
 
 USERS = "/api/v1/users"
 KIB64 = 64 * 1024
@@ -220,20 +219,10 @@ def matrix():
     return cases
 
 
-class BadInputTest(ProblemAssertions, unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        # A short read timeout so half-sent requests are dropped quickly.
-        cls.server = UsherServer("badinput", env={"HTTP_READ_TIMEOUT_MS": "2000"})
-        try:
-            cls.server.start()
-        except Exception:
-            cls.server.close()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.close()
+class BadInputTest(ServerTestCase):
+    server_name = "badinput"
+    # A short read timeout so half-sent requests are dropped quickly.
+    server_env = {"HTTP_READ_TIMEOUT_MS": "2000"}
 
     def snapshot(self):
         state = self.server.counts(WRITE_TABLES + ("sessions", "system_health_logs"))
@@ -246,7 +235,7 @@ class BadInputTest(ProblemAssertions, unittest.TestCase):
         if not self.server.alive():
             stderr = self.server.stderr_tail()
             self.server.close()
-            type(self).server = UsherServer("badinput", env={"HTTP_READ_TIMEOUT_MS": "2000"})
+            type(self).server = self.make_server()
             self.server.start()
             return stderr
         return None
@@ -388,7 +377,12 @@ class BadInputTest(ProblemAssertions, unittest.TestCase):
             sock.sendall(b"POST /api/v1/users HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n"
                          b"Content-Type: application/json\r\n\r\n{\"email\":")
             sock.close()
-        time.sleep(0.2)
+        # The server has seen every one of them go: none of its connections is
+        # left open (a connection the client closed stays CLOSE_WAIT until the
+        # server reads the end and closes its side).
+        wait_until(lambda: connections(self.server.port), 15.0,
+                   "the server to close the 20 abandoned connections",
+                   until=lambda left: not left)
         self.assertTrue(self.server.alive(), self.server.stderr_tail())
         self.assertEqual(self.snapshot(), before)
         self.assert_healthy()

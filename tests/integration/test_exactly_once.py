@@ -7,14 +7,12 @@ exist exactly once, with its profile and its activation token, and every job
 must have succeeded.
 """
 
-import os
 import signal
 import subprocess
-import time
 import unittest
 
-from usher_harness import (USHER_BIN, UsherServer, parallel, unique_email, _live_lock,
-                           _live_processes)
+from usher_harness import (USHER_BIN, ServerPerTestCase, parallel, unique_email, wait_until,
+                           _live_lock, _live_processes)
 
 # Short leases so that a crashed worker's jobs come back within a second.
 FAST_JOBS = {"JOB_LEASE_MS": "1000", "QUEUE_POLL_MS": "50", "JOB_BACKOFF_MS": "50"}
@@ -32,15 +30,10 @@ def start_worker(server, extra_env):
 
 
 def wait_until_drained(server, expected_jobs, timeout=DRAIN_TIMEOUT):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        rows = server.query("SELECT status, COUNT(*) FROM jobs GROUP BY status")
-        counts = dict(rows)
-        if counts.get("succeeded", 0) >= expected_jobs and len(counts) == 1:
-            return counts
-        time.sleep(0.1)
-    raise AssertionError(f"jobs not drained within {timeout} s: "
-                         f"{server.query('SELECT status, COUNT(*) FROM jobs GROUP BY status')}")
+    return wait_until(lambda: dict(server.query("SELECT status, COUNT(*) FROM jobs GROUP BY status")),
+                      timeout, f"{expected_jobs} jobs, all succeeded (job counts by status)",
+                      interval=0.1, until=lambda counts: counts.get("succeeded", 0) >= expected_jobs
+                      and len(counts) == 1)
 
 
 class ExactlyOnceAssertions:
@@ -65,38 +58,34 @@ class ExactlyOnceAssertions:
         self.assertEqual(jobs[0][2], 0, "a succeeded job without its user_id")
 
 
-class CrashAfterEachStep(unittest.TestCase, ExactlyOnceAssertions):
+class CrashAfterEachStep(ServerPerTestCase, ExactlyOnceAssertions):
     """Accept N jobs with no worker, run a worker that kills itself after a
     step, then restart serve with a worker: all N provisioned exactly once."""
 
     N = 20
 
     def run_crash(self, step):
-        server = UsherServer(f"crash-{step}", mode="async_queue",
-                             env={**FAST_JOBS, "START_WORKER": "false"})
+        server = self.new_server(f"crash-{step}", mode="async_queue",
+                                 env={**FAST_JOBS, "START_WORKER": "false"})
+        emails = [unique_email(step.replace("_", "")) for _ in range(self.N)]
+        for email in emails:
+            resp = server.create_user(email=email)
+            self.assertEqual(resp.status, 202, resp)
+        self.assertEqual(server.counts()["accounts"], 0, "no worker ran yet")
+        self.assertEqual(server.stop(), 0)
+
+        worker = start_worker(server, {"USHER_FAULT_AFTER": step, "WORKER_CONCURRENCY": "1"})
         try:
-            server.start()
-            emails = [unique_email(step.replace("_", "")) for _ in range(self.N)]
-            for email in emails:
-                resp = server.create_user(email=email)
-                self.assertEqual(resp.status, 202, resp)
-            self.assertEqual(server.counts()["accounts"], 0, "no worker ran yet")
-            self.assertEqual(server.stop(), 0)
-
-            worker = start_worker(server, {"USHER_FAULT_AFTER": step, "WORKER_CONCURRENCY": "1"})
-            try:
-                code = worker.wait(timeout=30)
-            finally:
-                if worker.poll() is None:
-                    worker.kill()
-            self.assertEqual(code, -signal.SIGKILL, f"the worker should have died after {step}")
-
-            server.env["START_WORKER"] = "true"
-            server.start()
-            wait_until_drained(server, self.N)
-            self.assertExactlyOnce(server, emails)
+            code = worker.wait(timeout=30)
         finally:
-            server.close()
+            if worker.poll() is None:
+                worker.kill()
+        self.assertEqual(code, -signal.SIGKILL, f"the worker should have died after {step}")
+
+        server.env["START_WORKER"] = "true"
+        server.start()
+        wait_until_drained(server, self.N)
+        self.assertExactlyOnce(server, emails)
 
     def test_crash_after_claim(self):
         self.run_crash("claim")
@@ -114,31 +103,27 @@ class CrashAfterEachStep(unittest.TestCase, ExactlyOnceAssertions):
         self.run_crash("after_commit")
 
 
-class KillServeUnderLoad(unittest.TestCase, ExactlyOnceAssertions):
+class KillServeUnderLoad(ServerPerTestCase, ExactlyOnceAssertions):
     def test_sigkill_with_300_accepted_jobs(self):
-        server = UsherServer("kill9", mode="async_queue", env=FAST_JOBS)
-        try:
-            server.start()
-            emails = [unique_email("k9") for _ in range(300)]
+        server = self.new_server("kill9", mode="async_queue", env=FAST_JOBS)
+        emails = [unique_email("k9") for _ in range(300)]
 
-            def post(i):
-                # 16 clients, each posting its share of the 300.
-                out = []
-                for email in emails[i::16]:
-                    out.append((email, server.create_user(email=email).status))
-                return out
+        def post(i):
+            # 16 clients, each posting its share of the 300.
+            out = []
+            for email in emails[i::16]:
+                out.append((email, server.create_user(email=email).status))
+            return out
 
-            results = [r for chunk in parallel(16, post) for r in chunk]
-            server.proc.send_signal(signal.SIGKILL)
-            server.wait(10)
-            accepted = [email for email, status in results if status == 202]
-            self.assertEqual(len(accepted), 300, [s for _, s in results if s != 202][:5])
+        results = [r for chunk in parallel(16, post) for r in chunk]
+        server.proc.send_signal(signal.SIGKILL)
+        server.wait(10)
+        accepted = [email for email, status in results if status == 202]
+        self.assertEqual(len(accepted), 300, [s for _, s in results if s != 202][:5])
 
-            server.start()
-            wait_until_drained(server, 300)
-            self.assertExactlyOnce(server, accepted)
-        finally:
-            server.close()
+        server.start()
+        wait_until_drained(server, 300)
+        self.assertExactlyOnce(server, accepted)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ import json
 import unittest
 import uuid
 
-from usher_harness import ProblemAssertions, UsherServer, parallel, unique_email
+from usher_harness import ServerTestCase, parallel, unique_email
 
 USERS = "/api/v1/users"
 
@@ -13,20 +13,9 @@ def key():
     return f"it-{uuid.uuid4().hex}"
 
 
-class IdempotencyTest(ProblemAssertions, unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.server = UsherServer("idem", tokens=(("admin", "admin"), ("sales", "sales_manager"),
-                                                 ("sales2", "sales_manager")))
-        try:
-            cls.server.start()
-        except Exception:
-            cls.server.close()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.close()
+class IdempotencyTest(ServerTestCase):
+    server_name = "idem"
+    server_tokens = (("admin", "admin"), ("sales", "sales_manager"), ("sales2", "sales_manager"))
 
     def post(self, body, idem_key, token="sales"):
         if not isinstance(body, (str, bytes)):

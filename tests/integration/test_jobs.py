@@ -1,26 +1,21 @@
 """Async provisioning through the embedded queue: 202 intake, the job
 resource, dead jobs and their retry (API and CLI), the queue overview."""
 
-import time
+import os
+import subprocess
 import unittest
 
-from usher_harness import (QUEUE_UNDER_TEST, ProblemAssertions, UsherServer, unique_email,
-                           wait_for_job)
+from usher_harness import (QUEUE_UNDER_TEST, USHER_BIN, ServerPerTestCase, ServerTestCase,
+                           unique_email, wait_for_job, wait_until)
 
 FAST_JOBS = {"JOB_LEASE_MS": "1000", "QUEUE_POLL_MS": "50", "JOB_BACKOFF_MS": "50"}
 
 
-class AsyncIntakeTest(unittest.TestCase, ProblemAssertions):
-    @classmethod
-    def setUpClass(cls):
-        cls.server = UsherServer("jobs", mode="async_queue", env=FAST_JOBS,
-                                 tokens=(("admin", "admin"), ("sales", "sales_manager"),
-                                         ("other", "sales_manager")))
-        cls.server.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.close()
+class AsyncIntakeTest(ServerTestCase):
+    server_name = "jobs"
+    server_mode = "async_queue"
+    server_env = FAST_JOBS
+    server_tokens = (("admin", "admin"), ("sales", "sales_manager"), ("other", "sales_manager"))
 
     def test_intake_answers_202_and_the_worker_provisions(self):
         email = unique_email("async")
@@ -102,83 +97,77 @@ class AsyncIntakeTest(unittest.TestCase, ProblemAssertions):
                 self.assertEqual(bad.status, 400, bad)
 
 
-class DeadJobTest(unittest.TestCase, ProblemAssertions):
+class DeadJobTest(ServerPerTestCase):
     def test_dead_job_alerts_and_can_be_retried_through_api_and_cli(self):
-        server = UsherServer("dead", mode="async_queue",
-                             env={**FAST_JOBS, "JOB_MAX_ATTEMPTS": "2",
-                                  "USHER_FAULT_AFTER": "account", "USHER_FAULT_MODE": "throw"})
-        try:
-            server.start()
-            first, second = unique_email("dead1"), unique_email("dead2")
-            job1 = server.create_user(email=first).json["job_id"]
-            job2 = server.create_user(email=second).json["job_id"]
-            dead = wait_for_job(server, job1, "dead")
-            self.assertEqual(dead["attempts"], 2)
-            self.assertIn("injected fault", dead["last_error"])
-            wait_for_job(server, job2, "dead")
-            self.assertEqual(server.counts()["accounts"], 0, "a failed attempt left an account")
+        server = self.new_server("dead", mode="async_queue",
+                                 env={**FAST_JOBS, "JOB_MAX_ATTEMPTS": "2",
+                                      "USHER_FAULT_AFTER": "account", "USHER_FAULT_MODE": "throw"})
+        first, second = unique_email("dead1"), unique_email("dead2")
+        job1 = server.create_user(email=first).json["job_id"]
+        job2 = server.create_user(email=second).json["job_id"]
+        dead = wait_for_job(server, job1, "dead")
+        self.assertEqual(dead["attempts"], 2)
+        self.assertIn("injected fault", dead["last_error"])
+        wait_for_job(server, job2, "dead")
+        self.assertEqual(server.counts()["accounts"], 0, "a failed attempt left an account")
 
-            errors = server.get("/api/v1/admin/health/logs?type=ERROR", token="admin").json["events"]
-            self.assertTrue(any(e["metadata"].get("job_id") == job1 and
-                                e["metadata"].get("email") == first for e in errors), errors)
-            listed = server.get("/api/v1/admin/jobs?status=dead", token="admin").json["jobs"]
-            self.assertEqual(sorted(j["id"] for j in listed), sorted([job1, job2]))
-            cli = server.cli(["jobs", "--status", "dead"])
-            self.assertEqual(cli.returncode, 0, cli.stderr)
-            self.assertIn(first, cli.stdout)
+        errors = server.get("/api/v1/admin/health/logs?type=ERROR", token="admin").json["events"]
+        self.assertTrue(any(e["metadata"].get("job_id") == job1 and
+                            e["metadata"].get("email") == first for e in errors), errors)
+        listed = server.get("/api/v1/admin/jobs?status=dead", token="admin").json["jobs"]
+        self.assertEqual(sorted(j["id"] for j in listed), sorted([job1, job2]))
+        cli = server.cli(["jobs", "--status", "dead"])
+        self.assertEqual(cli.returncode, 0, cli.stderr)
+        self.assertIn(first, cli.stdout)
 
-            # A dead email may be asked for again (decision: docs/api.md).
-            self.assertProblem(server.request("POST", f"/api/v1/admin/jobs/{job1}/retry",
-                                              token="sales"), 403, "forbidden")
-            self.assertEqual(server.stop(), 0)
+        # A dead email may be asked for again (decision: docs/api.md).
+        self.assertProblem(server.request("POST", f"/api/v1/admin/jobs/{job1}/retry",
+                                          token="sales"), 403, "forbidden")
+        self.assertEqual(server.stop(), 0)
 
-            # Without the fault, a retry provisions the customer.
-            del server.env["USHER_FAULT_AFTER"]
-            server.start()
-            retried = server.request("POST", f"/api/v1/admin/jobs/{job1}/retry", token="admin")
-            self.assertEqual(retried.status, 200, retried)
-            self.assertEqual(retried.json["attempts"], 0)
-            wait_for_job(server, job1, "succeeded")
-            again = server.request("POST", f"/api/v1/admin/jobs/{job1}/retry", token="admin")
-            self.assertProblem(again, 409, "job_not_dead")
-            cli_retry = server.cli(["jobs", "retry", str(job2)])
-            self.assertEqual(cli_retry.returncode, 0, cli_retry.stderr)
-            wait_for_job(server, job2, "succeeded")
-            cli_again = server.cli(["jobs", "retry", str(job2)])
-            self.assertNotEqual(cli_again.returncode, 0)
-            self.assertTrue(cli_again.stderr.startswith("usher: "), cli_again.stderr)
-            self.assertEqual(sorted(r[0] for r in server.query("SELECT email_normalized FROM accounts")),
-                             sorted([first, second]))
-        finally:
-            server.close()
+        # Without the fault, a retry provisions the customer.
+        del server.env["USHER_FAULT_AFTER"]
+        server.start()
+        retried = server.request("POST", f"/api/v1/admin/jobs/{job1}/retry", token="admin")
+        self.assertEqual(retried.status, 200, retried)
+        self.assertEqual(retried.json["attempts"], 0)
+        wait_for_job(server, job1, "succeeded")
+        again = server.request("POST", f"/api/v1/admin/jobs/{job1}/retry", token="admin")
+        self.assertProblem(again, 409, "job_not_dead")
+        cli_retry = server.cli(["jobs", "retry", str(job2)])
+        self.assertEqual(cli_retry.returncode, 0, cli_retry.stderr)
+        wait_for_job(server, job2, "succeeded")
+        cli_again = server.cli(["jobs", "retry", str(job2)])
+        self.assertNotEqual(cli_again.returncode, 0)
+        self.assertTrue(cli_again.stderr.startswith("usher: "), cli_again.stderr)
+        self.assertEqual(sorted(r[0] for r in server.query("SELECT email_normalized FROM accounts")),
+                         sorted([first, second]))
 
 
-class WorkerProcessTest(unittest.TestCase):
+class WorkerProcessTest(ServerPerTestCase):
     def test_usher_worker_drains_jobs_accepted_by_serve_without_worker(self):
-        import subprocess
-        from usher_harness import USHER_BIN
-        server = UsherServer("wproc", mode="async_queue", env={**FAST_JOBS, "START_WORKER": "false"})
-        worker = None
-        try:
-            server.start()
-            emails = [unique_email("wp") for _ in range(30)]
-            for email in emails:
-                self.assertEqual(server.create_user(email=email).status, 202)
-            time.sleep(0.3)
-            self.assertEqual(server.counts()["accounts"], 0, "serve ran a worker")
+        server = self.new_server("wproc", mode="async_queue",
+                                 env={**FAST_JOBS, "START_WORKER": "false"})
+        emails = [unique_email("wp") for _ in range(30)]
+        for email in emails:
+            self.assertEqual(server.create_user(email=email).status, 202)
+        self.assertEqual(server.counts()["accounts"], 0, "serve ran a worker")
+        worker_log = os.path.join(server.dir, "worker.stderr.log")
+        with open(worker_log, "wb") as err:
             worker = subprocess.Popen([USHER_BIN, "worker"], env=server.env, cwd=server.dir,
-                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                      stdout=subprocess.PIPE, stderr=err,
                                       stdin=subprocess.DEVNULL)
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline and server.counts()["accounts"] < 30:
-                time.sleep(0.1)
-            self.assertEqual(server.counts()["accounts"], 30)
-            worker.terminate()
-            self.assertEqual(worker.wait(timeout=15), 0, "SIGTERM should stop the worker with 0")
-        finally:
-            if worker is not None and worker.poll() is None:
-                worker.kill()
-            server.close()
+        self.addCleanup(lambda: worker.poll() is None and worker.kill())
+        wait_until(lambda: server.counts()["accounts"], 20.0, "30 accounts", interval=0.1,
+                   until=lambda n: n >= 30)
+        self.assertEqual(server.counts()["accounts"], 30)
+        worker.terminate()
+        self.assertEqual(worker.wait(timeout=15), 0, "SIGTERM should stop the worker with 0")
+        worker.stdout.close()
+        # Serve ran no worker, then or later: the worker process provisioned all 30.
+        with open(worker_log, encoding="utf-8", errors="replace") as f:
+            log = f.read()
+        self.assertIn("usher worker stopped after 30 jobs", log, "serve ran a worker")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,11 @@
 """The kill switch (API and CLI) and the health log API."""
 
 import json
-import time
 import unittest
 import urllib.parse
 import uuid
 
-from usher_harness import ProblemAssertions, UsherServer
+from usher_harness import ServerTestCase, wait_until
 
 MODE = "/api/v1/admin/system/mode"
 LOGS = "/api/v1/admin/health/logs"
@@ -32,22 +31,19 @@ def parse_log_line(line):
     return int(parts[0]), parts[1], parts[2], metadata
 
 
-class ModeTest(ProblemAssertions, unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        # A fresh database: the mode is left as the migration created it.
-        cls.server = UsherServer("mode", mode=None)
-        try:
-            cls.cli_initial = cls.server.cli(["mode", "get"])
-            cls.server.start()
-            cls.api_initial = cls.server.get(MODE, token="admin")
-        except Exception:
-            cls.server.close()
-            raise
+class ModeTest(ServerTestCase):
+    # A fresh database: the mode is left as the migration created it.
+    server_name = "mode"
+    server_mode = None
 
     @classmethod
-    def tearDownClass(cls):
-        cls.server.close()
+    def prepare_server(cls, server):
+        cls.cli_initial = server.cli(["mode", "get"])
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.api_initial = cls.server.get(MODE, token="admin")
 
     # --- helpers --------------------------------------------------------------
     def get_mode(self):
@@ -157,11 +153,8 @@ class ModeTest(ProblemAssertions, unittest.TestCase):
         self.assertEqual(lines[0], target)
         self.assertEqual(lines[1], f"switched; version {before['version'] + 1}")
 
-        deadline = time.monotonic() + 3
-        state = self.get_mode()
-        while state["mode"] != target and time.monotonic() < deadline:
-            time.sleep(0.1)
-            state = self.get_mode()
+        state = wait_until(self.get_mode, 3.0, f"the API to show {target}", interval=0.1,
+                           until=lambda state: state["mode"] == target)
         self.assertEqual(state["mode"], target)
         self.assertEqual(state["version"], before["version"] + 1)
 

@@ -7,9 +7,8 @@ import time
 import unittest
 
 from redis_harness import (ExactlyOnceAssertions, RedisServer, WorkerProcess, job_counts,
-                           post_many, redis_env, sibling, unique_prefix, wait_until,
-                           wait_until_drained)
-from usher_harness import UsherServer, unique_email
+                           post_many, redis_env, sibling, unique_prefix, wait_until_drained)
+from usher_harness import ServerPerTestCase, UsherServer, WaitTimeout, unique_email, wait_until
 
 MODE = "/api/v1/admin/system/mode"
 FOLLOW_LIMIT_S = 2.0
@@ -22,52 +21,53 @@ def other(mode):
     return "sync_direct" if mode == "async_queue" else "async_queue"
 
 
-class TwoServersAndAWorkerTest(ExactlyOnceAssertions, unittest.TestCase):
+class TwoServersAndAWorkerTest(ExactlyOnceAssertions, ServerPerTestCase):
     def test_320_users_across_two_servers_each_processed_once(self):
-        redis = RedisServer("redis-multi")
-        a = b = worker = None
+        # Cleanups run last-in, first-out: the worker stops, then B, A and Redis.
+        redis = self.own(RedisServer("redis-multi"))
+        prefix = unique_prefix("multi")
+        a = self.own(UsherServer("redis-multi-a", mode="async_queue", env=redis_env(redis, prefix)))
+        b = self.own(sibling(a, "redis-multi-b"))
+        a.start()
+        b.start()
+        worker = WorkerProcess(a, name="multi-worker")
+        self.addCleanup(worker.stop)
+        for s in (a, b):
+            self.assertEqual(s.get("/readyz").json["queue"], CLOSED)
+
+        emails = [unique_email("multi") for _ in range(320)]
+        results = post_many(lambda i: (a, b)[i % 2], emails, threads=16)
+        self.assertEqual(len(results), len(emails))
+        # A loaded CI machine may stall a Redis call past its timeout: that
+        # request is provisioned inline (a 201 fallback), which is still once.
+        not_queued = [(e, r) for e, r in results if r.status != 202 and not (
+            r.status == 201 and r.json.get("fallback") is True)]
+        self.assertEqual(not_queued[:3], [], f"{len(not_queued)} answers neither 202 "
+                         "nor a 201 fallback")
+        fallbacks = sum(1 for _, r in results if r.status == 201)
+        self.assertLess(fallbacks, len(emails) // 2, "the queue hardly took any job")
+
         try:
-            a = UsherServer("redis-multi-a", mode="async_queue",
-                            env=redis_env(redis, unique_prefix("multi")))
-            b = sibling(a, "redis-multi-b")
-            a.start()
-            b.start()
-            worker = WorkerProcess(a, name="multi-worker")
-            for s in (a, b):
-                self.assertEqual(s.get("/readyz").json["queue"], CLOSED)
-
-            emails = [unique_email("multi") for _ in range(320)]
-            results = post_many(lambda i: (a, b)[i % 2], emails, threads=16)
-            self.assertEqual(len(results), len(emails))
-            # A loaded CI machine may stall a Redis call past its timeout: that
-            # request is provisioned inline (a 201 fallback), which is still once.
-            not_queued = [(e, r) for e, r in results if r.status != 202 and not (
-                r.status == 201 and r.json.get("fallback") is True)]
-            self.assertEqual(not_queued[:3], [], f"{len(not_queued)} answers neither 202 "
-                             "nor a 201 fallback")
-            fallbacks = sum(1 for _, r in results if r.status == 201)
-            self.assertLess(fallbacks, len(emails) // 2, "the queue hardly took any job")
-
-            try:
-                wait_until_drained(a, len(emails), timeout=60.0)
-            except AssertionError as e:
-                raise AssertionError(f"{e}; worker stderr: {worker.stderr_tail()}") from None
-            time.sleep(1.0)  # a late duplicate delivery would show in attempts now
-            self.assertEqual(job_counts(a), {"succeeded": len(emails)})
-            self.assertExactlyOnce(a, emails, attempts_one=True)
-            self.assertTrue(worker.alive(), worker.stderr_tail())
-            self.assertEqual(worker.stop(), 0)
-        finally:
-            if worker is not None:
-                worker.stop()
-            if b is not None:
-                b.close()
-            if a is not None:
-                a.close()
-            redis.close()
+            wait_until_drained(a, len(emails), timeout=60.0)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; worker stderr: {worker.stderr_tail()}") from None
+        # No late duplicate delivery can come: Redis holds no entry, pending
+        # delivery, known id or delayed retry any more (each is deleted when
+        # its job is finished), so there is nothing left to deliver again.
+        def left_in_redis():
+            return {"entries": redis.command("XLEN", f"{prefix}jobs"),
+                    "pending": redis.command("XPENDING", f"{prefix}jobs", "workers")[0],
+                    "known": redis.command("SCARD", f"{prefix}known"),
+                    "delayed": redis.command("ZCARD", f"{prefix}delayed")}
+        wait_until(left_in_redis, 30.0, "Redis to hold no unfinished work",
+                   until=lambda left: not any(left.values()))
+        self.assertEqual(job_counts(a), {"succeeded": len(emails)})
+        self.assertExactlyOnce(a, emails, attempts_one=True)
+        self.assertTrue(worker.alive(), worker.stderr_tail())
+        self.assertEqual(worker.stop(), 0)
 
 
-class CrossInstanceKillSwitchTest(unittest.TestCase):
+class CrossInstanceKillSwitchTest(ServerPerTestCase):
     """B's behaviour is observed through POST /api/v1/users (202 in async_queue,
     201 with mode sync_direct in sync_direct): that reads B's cached mode. GET
     /api/v1/admin/system/mode is not used on B while measuring, because it
@@ -75,17 +75,7 @@ class CrossInstanceKillSwitchTest(unittest.TestCase):
     without any cross-instance signal."""
 
     def setUp(self):
-        self.redis = RedisServer("redis-switch")
-        self.a = self.b = None
-
-    def tearDown(self):
-        try:
-            if self.b is not None:
-                self.b.close()
-            if self.a is not None:
-                self.a.close()
-        finally:
-            self.redis.close()
+        self.redis = self.own(RedisServer("redis-switch"))  # closed after A and B
 
     def mode_seen_by(self, server):
         """The mode `server` applies to a new request, from its answer: 202, or
@@ -112,16 +102,17 @@ class CrossInstanceKillSwitchTest(unittest.TestCase):
     def follow_delay(self, target, limit):
         """Seconds until B applies `target` (polling every 20 ms), or None after `limit`."""
         started = time.monotonic()
-        while time.monotonic() - started < limit:
-            if self.mode_seen_by(self.b) == target:
-                return time.monotonic() - started
-            time.sleep(POLL_S)
-        return None
+        try:
+            wait_until(lambda: self.mode_seen_by(self.b), limit, f"B to apply {target}",
+                       interval=POLL_S, until=lambda seen: seen == target)
+        except WaitTimeout:
+            return None
+        return time.monotonic() - started
 
     def test_b_follows_a_flip_within_2_s_also_after_a_redis_restart(self):
         env = redis_env(self.redis, unique_prefix("switch"), CONFIG_CACHE_TTL_MS=600000)
-        self.a = UsherServer("redis-switch-a", mode="async_queue", env=env)
-        self.b = sibling(self.a, "redis-switch-b")
+        self.a = self.own(UsherServer("redis-switch-a", mode="async_queue", env=env))
+        self.b = self.own(sibling(self.a, "redis-switch-b"))
         self.a.start()
         self.b.start()
         delays = []
@@ -136,8 +127,9 @@ class CrossInstanceKillSwitchTest(unittest.TestCase):
             delays.append(delay)
 
         # The subscription drops with redis-server and must come back.
+        mark = self.b.log_mark()
         self.redis.kill()
-        time.sleep(0.5)
+        self.b.wait_for_log(r"subscription to \S+ lost", since=mark)
         self.redis.restart()
         restarted = time.monotonic()
         # Each try flips A and waits 2 s for B; the first flip B follows within

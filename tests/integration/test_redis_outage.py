@@ -5,7 +5,6 @@ exactly once (jobs Redis lost are found again), one folded CRITICAL row,
 recovers by itself (202 again, circuit closed, an INFO "job queue recovered"),
 and the fake Telegram gets at most three messages, the last the RESOLVED one."""
 
-import json
 import secrets
 import threading
 import time
@@ -14,13 +13,18 @@ import uuid
 
 from fake_telegram import FakeTelegram
 from redis_harness import (ExactlyOnceAssertions, RedisServer, redis_env, unique_prefix,
-                           wait_until, wait_until_drained)
-from usher_harness import UsherServer, unique_email
+                           wait_until_drained)
+from usher_harness import (ServerPerTestCase, UsherServer, WaitTimeout, unique_email,
+                           wait_for_job, wait_until)
 
 USERS = "/api/v1/users"
 CLIENTS = 32
-BEFORE_KILL_S = 1.5
-OUTAGE_LOAD_S = 4.5
+# The load runs until this many answers were seen before the kill, and this
+# many fallbacks (and /readyz answers) during the outage.
+QUEUED_BEFORE_KILL = 64
+FALLBACKS_DURING_OUTAGE = 96
+READYZ_DURING_OUTAGE = 20
+LOAD_TIMEOUT_S = 60.0
 MAX_LATENCY_S = 1.0
 RECOVERY_TIMEOUT_S = 30.0
 FALLBACK_KEYS = {"status", "user_id", "job_id", "email", "mode", "fallback", "activation_token"}
@@ -66,39 +70,33 @@ class OutageChecks:
         redis.restart()
         restarted = time.monotonic()
         posted = []
-        while True:
+
+        def queued_again():
             email = unique_email("recover")
             status, body, elapsed, error = post_timed(server, email)
             self.assertIsNone(error, error)
             self.assertIn(status, (201, 202), f"after restart: {status} {body}")
             self.check_answer(status, body, "after restart")
             posted.append((email, status, body))
-            if status == 202:
-                return time.monotonic() - restarted, posted
-            self.assertLess(time.monotonic() - restarted, RECOVERY_TIMEOUT_S,
-                            f"no 202 within {RECOVERY_TIMEOUT_S} s of restarting redis-server; "
-                            f"readyz {server.get('/readyz').json}")
-            time.sleep(0.2)
-
-
-class RedisKilledUnderLoadTest(OutageChecks, ExactlyOnceAssertions, unittest.TestCase):
-    def setUp(self):
-        self.redis = RedisServer("redis-outage")
-        self.server = None
-
-    def tearDown(self):
+            return status == 202
         try:
-            if self.server is not None:
-                self.server.close()
-        finally:
-            self.redis.close()
+            wait_until(queued_again, RECOVERY_TIMEOUT_S, "a 202 after restarting redis-server",
+                       interval=0.2)
+        except WaitTimeout as e:
+            raise WaitTimeout(f"{e}; readyz {server.get('/readyz').json}") from None
+        return time.monotonic() - restarted, posted
+
+
+class RedisKilledUnderLoadTest(OutageChecks, ExactlyOnceAssertions, ServerPerTestCase):
+    def setUp(self):
+        self.redis = self.own(RedisServer("redis-outage"))  # closed after the server
 
     def test_sigkill_redis_while_32_clients_post(self):
-        self.server = UsherServer("redis-outage", mode="async_queue",
-                                  env=redis_env(self.redis, unique_prefix("outage"),
-                                                ALERT_THROTTLE_MS=60000,
-                                                REDIS_COMMAND_TIMEOUT_MS=300,
-                                                REDIS_CONNECT_TIMEOUT_MS=300))
+        self.server = self.own(UsherServer("redis-outage", mode="async_queue",
+                                           env=redis_env(self.redis, unique_prefix("outage"),
+                                                         ALERT_THROTTLE_MS=60000,
+                                                         REDIS_COMMAND_TIMEOUT_MS=300,
+                                                         REDIS_CONNECT_TIMEOUT_MS=300)))
         server = self.server
         server.start()
         self.assertEqual(server.get("/readyz").json["queue"], CLOSED)
@@ -125,19 +123,33 @@ class RedisKilledUnderLoadTest(OutageChecks, ExactlyOnceAssertions, unittest.Tes
                     readyz.append((r.status, r.json and r.json.get("queue")))
                 except Exception as e:  # noqa: BLE001
                     readyz.append((None, repr(e)))
-                time.sleep(0.1)
+                stop.wait(0.1)  # a sample every 100 ms until the load stops
+
+        def answers(phase, status):
+            with lock:
+                return sum(1 for r in records if r[0] == phase and r[2] == status)
 
         threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(CLIENTS)]
         for t in threads:
             t.start()
-        time.sleep(BEFORE_KILL_S)
-        self.redis.kill()
-        killed.set()
         watcher = threading.Thread(target=watch_readyz, daemon=True)
-        watcher.start()
-        time.sleep(OUTAGE_LOAD_S)
-        stop.set()
-        for t in threads + [watcher]:
+        try:
+            wait_until(lambda: answers("before", 202), LOAD_TIMEOUT_S,
+                       f"{QUEUED_BEFORE_KILL} jobs queued before the kill",
+                       until=lambda n: n >= QUEUED_BEFORE_KILL)
+            self.redis.kill()
+            killed.set()
+            watcher.start()
+            wait_until(lambda: (answers("outage", 201), len(readyz)), LOAD_TIMEOUT_S,
+                       f"{FALLBACKS_DURING_OUTAGE} fallbacks and {READYZ_DURING_OUTAGE} /readyz "
+                       "answers while Redis is down",
+                       until=lambda seen: seen[0] >= FALLBACKS_DURING_OUTAGE
+                       and seen[1] >= READYZ_DURING_OUTAGE)
+        finally:
+            stop.set()
+        if watcher.ident is not None:
+            watcher.join(15)
+        for t in threads:
             t.join(15)
         self.assertFalse(any(t.is_alive() for t in threads), "a client thread hung")
 
@@ -216,19 +228,11 @@ class RedisKilledUnderLoadTest(OutageChecks, ExactlyOnceAssertions, unittest.Tes
         self.assertExactlyOnce(server, accepted)
 
 
-class OutageAlertsTest(OutageChecks, unittest.TestCase):
+class OutageAlertsTest(OutageChecks, ServerPerTestCase):
     def setUp(self):
-        self.fake = FakeTelegram(TOKEN)
-        self.redis = RedisServer("redis-alerts")
-        self.server = None
-
-    def tearDown(self):
-        try:
-            if self.server is not None:
-                self.server.close()
-        finally:
-            self.redis.close()
-            self.fake.close()
+        # Closed after the server (cleanups run last-in, first-out).
+        self.fake = self.own(FakeTelegram(TOKEN))
+        self.redis = self.own(RedisServer("redis-alerts"))
 
     def test_200_fallbacks_send_at_most_three_messages_one_of_them_resolved(self):
         env = redis_env(self.redis, unique_prefix("alerts"), ALERT_THROTTLE_MS=60000,
@@ -236,11 +240,15 @@ class OutageAlertsTest(OutageChecks, unittest.TestCase):
                         TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_ADMIN_CHAT_ID=CHAT,
                         TELEGRAM_API_URL=self.fake.url, ALERT_POLL_MS=50, ALERT_BACKOFF_MS=200,
                         TELEGRAM_TIMEOUT_MS=2000, TELEGRAM_CONNECT_TIMEOUT_MS=1000)
-        self.server = UsherServer("redis-alerts", mode="async_queue", env=env)
+        self.server = self.own(UsherServer("redis-alerts", mode="async_queue", env=env))
         server = self.server
         server.start()
-        self.assertEqual(server.create_user().status, 202)
-        time.sleep(0.3)
+        # No message before the outage: the job went through, and nothing was
+        # written to the outbox (the only way to the Bot API) meanwhile.
+        queued = server.create_user()
+        self.assertEqual(queued.status, 202, queued)
+        wait_for_job(server, queued.json["job_id"], "succeeded")
+        self.assertEqual(server.query("SELECT COUNT(*) FROM alert_outbox"), [(0,)])
         self.assertEqual(self.fake.snapshot(), [], "a message before the outage")
 
         self.redis.kill()
@@ -268,7 +276,15 @@ class OutageAlertsTest(OutageChecks, unittest.TestCase):
         self.fake.wait_for(
             lambda s: any(r.visible and r.visible.startswith(f"{EMOJI_CRITICAL} CRITICAL\n")
                           for r in s), timeout=10, what="the CRITICAL alert")
-        time.sleep(0.5)
+        # Every fallback has been recorded (they fold into the CRITICAL row, written
+        # shortly after being counted), and whatever they queued has been sent.
+        wait_until(lambda: server.query("SELECT COALESCE(SUM(repeat_count), 0) FROM "
+                                        "system_health_logs WHERE event_type = 'CRITICAL'")[0][0],
+                   10.0, "every fallback to be counted in the CRITICAL row",
+                   until=lambda n: n >= len(answers))
+        wait_until(lambda: server.query("SELECT COUNT(*) FROM alert_outbox "
+                                        "WHERE status = 'pending'")[0][0], 10.0,
+                   "the outbox to hold nothing pending", until=lambda n: n == 0)
         during = self.fake.snapshot()
         self.assertLessEqual(len(during), 2, f"too many messages during the outage: {during}")
 
@@ -276,8 +292,16 @@ class OutageAlertsTest(OutageChecks, unittest.TestCase):
         self.fake.wait_for(
             lambda s: any(r.visible and r.visible.startswith(f"{EMOJI_RESOLVED} RESOLVED")
                           for r in s), timeout=15, what="the RESOLVED notice")
-        time.sleep(1.5)  # nothing more arrives
-        snap = self.fake.snapshot()
+        # Nothing more arrives: nothing is pending or folded for a summary, and a
+        # marker (a mode switch, alerted at once) sent now finds nothing before it.
+        wait_until(server.alerts_settled, 10.0, "the outbox to settle")
+        marker = f"marker {uuid.uuid4().hex[:8]}"
+        switched = server.request("PUT", "/api/v1/admin/system/mode", token="admin",
+                                  body={"mode": "sync_direct", "reason": marker})
+        self.assertEqual(switched.status, 200, switched)
+        self.fake.wait_for(lambda s: any(r.status == 200 and marker in (r.visible or "") for r in s),
+                           timeout=10, what="the marker switch")
+        snap = [r for r in self.fake.snapshot() if marker not in (r.visible or "")]
         print(f"\nBot API messages: {[r.visible.splitlines()[0] for r in snap if r.visible]}")
         self.assertLessEqual(len(snap), 3, snap)
         self.assertTrue(all(r.status == 200 for r in snap), snap)

@@ -2,38 +2,24 @@
 async_queue): 202 intake and the worker, the queue state in /readyz and the
 mode API, a dead job retried through Redis, idempotent replay, the key prefix."""
 
-import json
-import time
 import unittest
 import uuid
 
-from redis_harness import (ExactlyOnceAssertions, RedisServer, redis_env, unique_prefix,
-                           wait_until)
-from usher_harness import ProblemAssertions, UsherServer, unique_email, wait_for_job
+from redis_harness import ExactlyOnceAssertions, RedisServer, redis_env, unique_prefix
+from usher_harness import (ProblemAssertions, ServerTestCase, UsherServer, unique_email,
+                           wait_for_job)
 
 HEALTHY = {"backend": "redis", "healthy": True, "circuit": "closed"}
 MODE = "/api/v1/admin/system/mode"
 
 
-class RedisAsyncIntakeTest(ProblemAssertions, ExactlyOnceAssertions, unittest.TestCase):
+class RedisAsyncIntakeTest(ExactlyOnceAssertions, ServerTestCase):
     @classmethod
-    def setUpClass(cls):
+    def make_server(cls):
         cls.redis = RedisServer("redis-queue")
+        cls.addClassCleanup(cls.redis.close)  # after the server stopped
         cls.prefix = unique_prefix("queue")
-        try:
-            cls.server = UsherServer("redis-queue", mode="async_queue",
-                                     env=redis_env(cls.redis, cls.prefix))
-            cls.server.start()
-        except Exception:
-            cls.redis.close()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            cls.server.close()
-        finally:
-            cls.redis.close()
+        return UsherServer("redis-queue", mode="async_queue", env=redis_env(cls.redis, cls.prefix))
 
     def setUp(self):
         # Every test here is about the Redis queue: none passes on another backend.

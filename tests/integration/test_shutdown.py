@@ -6,18 +6,14 @@ import threading
 import time
 import unittest
 
-from usher_harness import UsherServer, http_request, unique_email
+from usher_harness import ServerPerTestCase, http_request, unique_email, wait_until
 
 GRACE = 15.0
 
 
-class ShutdownTest(unittest.TestCase):
+class ShutdownTest(ServerPerTestCase):
     def setUp(self):
-        self.server = UsherServer("shutdown")
-        self.server.start()
-
-    def tearDown(self):
-        self.server.close()
+        self.server = self.new_server("shutdown")
 
     def assert_port_closed(self):
         with self.assertRaises(OSError):
@@ -82,7 +78,14 @@ class ShutdownTest(unittest.TestCase):
         threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(4)]
         for t in threads:
             t.start()
-        time.sleep(0.5)
+
+        def created_per_client():
+            with lock:
+                return {e.split("-", 1)[0] for e, s in results if s == 201}
+        # Every client is in its loop (each has had a 201): SIGTERM lands while
+        # requests are in flight.
+        wait_until(created_per_client, 15.0, "a 201 for each of the 4 clients",
+                   until=lambda clients: len(clients) == 4)
         self.server.signal(signal.SIGTERM)
         code = self.server.wait(GRACE)
         stop.set()

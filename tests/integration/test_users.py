@@ -5,24 +5,13 @@ import unittest
 import urllib.parse
 import uuid
 
-from usher_harness import ProblemAssertions, UsherServer, long_email, parallel, unique_email
+from usher_harness import ServerTestCase, long_email, parallel, unique_email
 
 USERS = "/api/v1/users"
 
 
-class UsersTest(ProblemAssertions, unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.server = UsherServer("users")
-        try:
-            cls.server.start()
-        except Exception:
-            cls.server.close()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.close()
+class UsersTest(ServerTestCase):
+    server_name = "users"
 
     def account_rows(self, email):
         return self.server.query("SELECT id FROM accounts WHERE email_normalized = ?", (email,))

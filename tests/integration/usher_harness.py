@@ -5,6 +5,13 @@ subprocess wait has a timeout, and every server started here is killed when
 its owner stops it (tests call stop() in tearDown/tearDownClass; an atexit
 hook kills anything left over).
 
+Tests wait for what they can observe, never for a guessed time: wait_until()
+polls a predicate with a deadline and names what it waited for when it
+fails; a server's log lines (wait_for_log), its database rows, its alert
+outbox (alerts_settled) and its open connections (connections) are the
+observables. ServerTestCase (one server per class) and ServerPerTestCase
+(servers per test) are the fixtures every test file builds on.
+
 The binary is taken from $USHER_BIN (ctest sets it), else build/usher.
 """
 
@@ -21,6 +28,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import unittest
 import uuid
 from pathlib import Path
 
@@ -55,6 +63,10 @@ HTTP_TIMEOUT = 15.0
 CLI_TIMEOUT = 30.0
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 15.0
+# How long wait_until() waits unless told: generous, since it returns as soon
+# as the condition holds and only a failing test waits this long.
+WAIT_TIMEOUT = 15.0
+DEFAULT_TOKENS = (("admin", "admin"), ("sales", "sales_manager"))
 
 _live_processes = set()
 _live_lock = threading.Lock()
@@ -73,6 +85,49 @@ def _kill_leftovers():
 
 
 atexit.register(_kill_leftovers)
+
+
+class WaitTimeout(AssertionError):
+    """wait_until() gave up: what was awaited did not happen in time."""
+
+
+def wait_until(predicate, timeout=WAIT_TIMEOUT, what="the condition", interval=0.05, until=bool):
+    """Calls predicate() until until(its value) holds (by default: the value is
+    truthy), and returns that value. Fails (WaitTimeout) after `timeout` seconds,
+    naming `what` was awaited and the last value predicate() returned. An
+    exception from predicate() propagates."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if until(value):
+            return value
+        if time.monotonic() >= deadline:
+            seen = repr(value)
+            if len(seen) > 600:
+                seen = seen[:600] + "..."
+            raise WaitTimeout(f"timed out after {timeout} s waiting for {what}; "
+                              f"last value seen: {seen}")
+        time.sleep(interval)
+
+
+def connections(port, states=("ESTABLISHED", "CLOSE_WAIT")):
+    """The server side of TCP connections to local `port` in `states` (Linux,
+    /proc/net/tcp*): [(peer port, state)]. A connection the client closed stays
+    CLOSE_WAIT until the server has read the end and closed it too."""
+    codes = {"01": "ESTABLISHED", "06": "TIME_WAIT", "08": "CLOSE_WAIT", "0A": "LISTEN"}
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                lines = f.readlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, remote, state = fields[1], fields[2], codes.get(fields[3], fields[3])
+            if int(local.rsplit(":", 1)[1], 16) == port and state in states:
+                found.append((int(remote.rsplit(":", 1)[1], 16), state))
+    return found
 
 
 def unique_email(prefix="user"):
@@ -260,8 +315,7 @@ class UsherServer:
     switch is set through the CLI (`sync_direct` makes POST /api/v1/users
     provision inline, answering 201)."""
 
-    def __init__(self, name="it", mode="sync_direct", env=None,
-                 tokens=(("admin", "admin"), ("sales", "sales_manager"))):
+    def __init__(self, name="it", mode="sync_direct", env=None, tokens=DEFAULT_TOKENS):
         self.name = name
         self.dir = tempfile.mkdtemp(prefix=f"usher-{name}-")
         self.db_path = os.path.join(self.dir, "usher.db")
@@ -315,31 +369,60 @@ class UsherServer:
             err.close()
         with _live_lock:
             _live_processes.add(self.proc)
-        deadline = time.monotonic() + timeout
         prefix = "usher listening on http://"
-        while time.monotonic() < deadline:
+
+        def first_line():
             with open(self.stdout_path, "rb") as f:
                 first = f.readline().decode("utf-8", "replace")
-            if first.endswith("\n") and first.startswith(prefix):
-                self.port = int(first.strip().rsplit(":", 1)[1])
-                return self
             if first.endswith("\n"):
-                self.kill()
-                raise AssertionError(f"unexpected first stdout line: {first!r}")
+                return first
             if self.proc.poll() is not None:
                 raise AssertionError(f"usher serve exited with {self.proc.returncode}: "
                                      f"{self.stderr_tail()}")
-            time.sleep(0.02)
-        self.kill()
-        raise AssertionError(f"usher serve did not print its URL within {timeout} s: "
-                             f"{self.stderr_tail()}")
+            return None
+        try:
+            first = wait_until(first_line, timeout, "usher serve to print its URL", interval=0.02)
+        except WaitTimeout as e:
+            self.kill()
+            raise AssertionError(f"{e}: {self.stderr_tail()}") from None
+        if not first.startswith(prefix):
+            self.kill()
+            raise AssertionError(f"unexpected first stdout line: {first!r}")
+        self.port = int(first.strip().rsplit(":", 1)[1])
+        return self
 
     def stderr_tail(self, n=2000):
+        return self.stderr_text()[-n:]
+
+    def stderr_text(self, since=0):
+        """The server's log (stderr) from byte offset `since` (a log_mark())."""
         try:
             with open(self.stderr_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")[-n:]
+                f.seek(since)
+                return f.read().decode("utf-8", "replace")
         except OSError:
             return ""
+
+    def log_mark(self):
+        """Where the log ends now: wait_for_log(..., since=mark) sees only later lines."""
+        try:
+            return os.path.getsize(self.stderr_path)
+        except OSError:
+            return 0
+
+    def wait_for_log(self, pattern, timeout=WAIT_TIMEOUT, since=0, count=1):
+        """Waits until the log after `since` has `count` lines matching the regular
+        expression `pattern`; returns those matches."""
+        regex = re.compile(pattern)
+
+        def found():
+            matches = [m for m in (regex.search(line) for line in
+                                   self.stderr_text(since).splitlines()) if m]
+            return matches if len(matches) >= count else None
+        try:
+            return wait_until(found, timeout, f"{count} log line(s) matching {pattern!r}")
+        except WaitTimeout as e:
+            raise WaitTimeout(f"{e}; log ends: {self.stderr_text(since)[-1500:]}") from None
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -427,6 +510,14 @@ class UsherServer:
         finally:
             conn.close()
 
+    def alerts_settled(self):
+        """True when no alert waits in the outbox (every message sent or failed for
+        good) and no throttling window holds repeats for a summary: until a new
+        event is recorded, nothing more can reach the Bot API."""
+        pending = self.query("SELECT COUNT(*) FROM alert_outbox WHERE status = 'pending'")[0][0]
+        folded = self.query("SELECT COUNT(*) FROM alert_conditions WHERE suppressed > 0")[0][0]
+        return pending == 0 and folded == 0
+
 
 def parallel(n, fn, timeout=60.0):
     """Runs fn(i) on n threads released together; returns the results in order.
@@ -469,11 +560,64 @@ class ProblemAssertions:
 
 
 def wait_for_job(server, job_id, status, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = server.get(f"/api/v1/jobs/{job_id}", token="admin")
-        if last.status == 200 and last.json["status"] == status:
-            return last.json
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} not {status} within {timeout} s: {last!r}")
+    """The job's JSON once GET /api/v1/jobs/ID shows `status`."""
+    return wait_until(lambda: server.get(f"/api/v1/jobs/{job_id}", token="admin"), timeout,
+                      f"job {job_id} to be {status}",
+                      until=lambda r: r.status == 200 and r.json["status"] == status).json
+
+
+class ServerTestCase(ProblemAssertions, unittest.TestCase):
+    """Tests sharing one `usher serve`: make_server() builds it from the class
+    attributes below, prepare_server() runs before it starts (CLI set-up,
+    more tokens), and it is closed after the last test, also when set-up fails
+    half-way (a class cleanup). A class that needs more around it (a Redis, a
+    fake Bot API) overrides make_server() and registers their close with
+    addClassCleanup() before building the server, so they outlive it."""
+
+    server_name = "it"
+    server_mode = "sync_direct"
+    server_env = None
+    server_tokens = DEFAULT_TOKENS
+    server = None
+
+    @classmethod
+    def make_server(cls):
+        return UsherServer(cls.server_name, mode=cls.server_mode, env=cls.server_env,
+                           tokens=cls.server_tokens)
+
+    @classmethod
+    def prepare_server(cls, server):
+        """Runs before server.start(); nothing by default."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        try:
+            cls.server = cls.make_server()
+        finally:
+            # After what make_server() registered: the server stops first.
+            cls.addClassCleanup(cls._close_server)
+        cls.prepare_server(cls.server)
+        cls.server.start()
+
+    @classmethod
+    def _close_server(cls):
+        # cls.server, not the first one: a test may have replaced a crashed server.
+        if cls.server is not None:
+            cls.server.close()
+            cls.server = None
+
+
+class ServerPerTestCase(ProblemAssertions, unittest.TestCase):
+    """Tests that start servers of their own: each one made through own() or
+    new_server() is closed when its test ends, passed or failed."""
+
+    def own(self, server):
+        """Closes `server` (anything with close()) at the end of this test; returns it."""
+        self.addCleanup(server.close)
+        return server
+
+    def new_server(self, name, start=True, **kw):
+        """An UsherServer(name, **kw), started unless `start` is false."""
+        server = self.own(UsherServer(name, **kw))
+        return server.start() if start else server

@@ -2,6 +2,7 @@
 // health::record with an alert policy writes the event and its messages in
 // one transaction, folds repeats, sums them up when the window ends, sends
 // RESOLVED when a CRITICAL clears; the sender's claim/settle statements.
+// Time is a ManualClock the tests advance: windows end exactly when they say.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -9,7 +10,6 @@
 #include <filesystem>
 #include <random>
 #include <string>
-#include <thread>
 
 #include <unistd.h>
 
@@ -20,6 +20,8 @@
 #include <usher/store/database.hpp>
 #include <usher/store/migrations.hpp>
 #include <usher/util/clock.hpp>
+
+#include "manual_clock.hpp"
 
 namespace usher::alerts {
 namespace {
@@ -38,6 +40,7 @@ protected:
                       AlertKind::resolved};
     m_policy.throttle = 60s;
     m_policy.instance = "unit";
+    m_policy.clock = &m_clock;
   }
   ~AlertsOutbox() override {
     m_sql.reset();
@@ -85,6 +88,9 @@ protected:
             "_" + std::to_string(std::random_device{}()) + ".db");
   }
 
+  std::string now_text() const { return clock::iso8601(m_clock.wall()); }
+
+  testing::ManualClock m_clock;
   std::filesystem::path m_path;
   store::Database m_db;
   std::unique_ptr<soci::session> m_sql;
@@ -189,13 +195,15 @@ TEST_F(AlertsOutbox, TheSummaryGoesWhenTheWindowEndsAndTheWindowRollsOn) {
   m_policy.chat_ids = {"111"};
   const auto first = record(EventType::critical, "down");
   for (int i = 0; i < 3; ++i) record(EventType::critical, "down " + std::to_string(i));
-  EXPECT_TRUE(due_summaries(*m_sql, clock::now_iso8601(), 10).empty());
-  std::this_thread::sleep_for(350ms);
-  const auto keys = due_summaries(*m_sql, clock::now_iso8601(), 10);
-  ASSERT_EQ(keys, std::vector<std::string>{"CRITICAL:c"});
+  EXPECT_TRUE(due_summaries(*m_sql, now_text(), 10).empty());
+  m_clock.advance(299ms);
+  EXPECT_TRUE(due_summaries(*m_sql, now_text(), 10).empty()) << "due before the window ended";
+  m_clock.advance(1ms);
+  const auto keys = due_summaries(*m_sql, now_text(), 10);
+  ASSERT_EQ(keys, std::vector<std::string>{"CRITICAL:c"}) << "not due when the window ended";
   {
     soci::transaction tr(*m_sql);
-    const auto now = std::chrono::system_clock::now();
+    const auto now = m_clock.wall();
     auto state = lock_condition(*m_sql, keys[0], AlertKind::critical, clock::iso8601(now));
     EXPECT_EQ(state.suppressed, 3);
     EXPECT_EQ(state.health_log_id, first);
@@ -215,16 +223,16 @@ TEST_F(AlertsOutbox, TheSummaryGoesWhenTheWindowEndsAndTheWindowRollsOn) {
   EXPECT_EQ(count("SELECT suppressed FROM alert_conditions"), 1);
   // That window ends with its one repeat summed up; the window after it ends
   // with nothing folded and sends nothing; the next occurrence alerts at once.
-  std::this_thread::sleep_for(350ms);
+  m_clock.advance(300ms);
   {
     soci::transaction tr(*m_sql);
-    const auto now = std::chrono::system_clock::now();
+    const auto now = m_clock.wall();
     auto state = lock_condition(*m_sql, "CRITICAL:c", AlertKind::critical, clock::iso8601(now));
     EXPECT_TRUE(close_window(*m_sql, m_policy, state, now)); // the one repeat
     tr.commit();
   }
-  std::this_thread::sleep_for(350ms);
-  EXPECT_TRUE(due_summaries(*m_sql, clock::now_iso8601(), 10).empty());
+  m_clock.advance(300ms);
+  EXPECT_TRUE(due_summaries(*m_sql, now_text(), 10).empty());
   record(EventType::critical, "down once more");
   EXPECT_EQ(count("SELECT COUNT(*) FROM alert_outbox"), 4);
   EXPECT_NE(latest_text().find("<b>CRITICAL</b>\ndown once more\n"), std::string::npos)
@@ -237,10 +245,13 @@ TEST_F(AlertsOutbox, ASummaryNobodySentIsWrittenByTheNextEvent) {
   record(EventType::error, "dead 1", "job_dead");
   record(EventType::error, "dead 2", "job_dead");
   record(EventType::error, "dead 3", "job_dead");
-  std::this_thread::sleep_for(250ms);
+  m_clock.advance(199ms);
+  record(EventType::error, "dead 3b", "job_dead");
+  EXPECT_EQ(count("SELECT COUNT(*) FROM alert_outbox"), 1) << "a summary before the window ended";
+  m_clock.advance(1ms);
   record(EventType::error, "dead 4", "job_dead");
   EXPECT_EQ(count("SELECT COUNT(*) FROM alert_outbox"), 2);
-  EXPECT_NE(latest_text().find("\u2026and 2 more in the last 200 ms\nLatest: dead 3"),
+  EXPECT_NE(latest_text().find("\u2026and 3 more in the last 200 ms\nLatest: dead 3b"),
             std::string::npos)
       << latest_text();
 }
@@ -277,7 +288,7 @@ TEST_F(AlertsOutbox, ResolvedFollowsAnActiveCriticalOnly) {
 TEST_F(AlertsOutbox, ClaimIsALeaseAndEveryOutcomeIsRecorded) {
   m_policy.chat_ids = {"111"};
   record(EventType::critical, "x");
-  const auto now = std::chrono::system_clock::now();
+  const auto now = m_clock.wall();
   const std::string now_text = clock::iso8601(now);
   EXPECT_TRUE(has_due(*m_sql, now_text));
   auto claimed = claim_next(*m_sql, now_text, clock::iso8601(now + 30s));
@@ -302,7 +313,8 @@ TEST_F(AlertsOutbox, ClaimIsALeaseAndEveryOutcomeIsRecorded) {
                   "AND attempts = 2 AND sent_at IS NOT NULL AND last_error IS NULL"),
             1);
   record(EventType::error, "y", "other");
-  const auto later = std::chrono::system_clock::now();
+  m_clock.advance(1s);
+  const auto later = m_clock.wall();
   claimed = claim_next(*m_sql, clock::iso8601(later), clock::iso8601(later + 30s));
   ASSERT_TRUE(claimed);
   mark_failed(*m_sql, claimed->id, "HTTP 400: chat not found");

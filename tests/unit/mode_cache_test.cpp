@@ -1,10 +1,14 @@
 // Unit tests for system/ModeCache (SPEC §5): one refresh at a time, stale values, versions.
+// Time is a time line of the test's own (prime(k_start), get(k_expiry)); nothing
+// here waits for the real clock.
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <future>
 #include <latch>
+#include <mutex>
 #include <ostream>
 #include <thread>
 #include <vector>
@@ -20,9 +24,11 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// Long enough that wall-clock time never expires the cache during a test:
-// every expiry below is reached through an explicit time point.
-constexpr std::chrono::milliseconds k_ttl = std::chrono::hours(1);
+// Every expiry below is reached through an explicit time point: prime() at
+// k_start, and what it loaded expires at exactly k_expiry.
+constexpr std::chrono::milliseconds k_ttl = 2s;
+constexpr ModeCache::Clock::time_point k_start{std::chrono::hours(1)};
+constexpr ModeCache::Clock::time_point k_expiry = k_start + k_ttl;
 // Upper bound on every wait, so that a bug fails the test instead of hanging it.
 constexpr auto k_max_wait = 20s;
 
@@ -37,9 +43,7 @@ tl::unexpected<Error> database_down() {
   return fail(ErrorKind::unavailable, "database_unavailable", "connection refused");
 }
 
-// A time safely past the expiry that prime() set.
-ModeCache::Clock::time_point after_expiry() { return ModeCache::coarse_now() + k_ttl + 1s; }
-
+// prime() and get() without a time read the real (coarse) clock.
 TEST(ModeCache, PrimeLoadsTheFirstValue) {
   int loads = 0;
   ModeCache cache(
@@ -47,7 +51,7 @@ TEST(ModeCache, PrimeLoadsTheFirstValue) {
         ++loads;
         return state_of(SystemMode::sync_direct, 7);
       },
-      k_ttl, {});
+      std::chrono::hours(1), {}); // the real clock: never expires during the test
   const auto primed = cache.prime();
   ASSERT_TRUE(primed);
   EXPECT_EQ(primed->mode, SystemMode::sync_direct);
@@ -59,7 +63,7 @@ TEST(ModeCache, PrimeLoadsTheFirstValue) {
 
 TEST(ModeCache, PrimeReturnsTheLoaderError) {
   ModeCache cache([]() -> Result<ModeState> { return database_down(); }, k_ttl, {});
-  const auto primed = cache.prime();
+  const auto primed = cache.prime(k_start);
   ASSERT_FALSE(primed);
   EXPECT_EQ(primed.error().kind, ErrorKind::unavailable);
   EXPECT_EQ(primed.error().code, "database_unavailable");
@@ -75,11 +79,12 @@ TEST(ModeCache, RefreshesOnceTheTtlHasPassed) {
                           : state_of(SystemMode::sync_direct, 2);
       },
       k_ttl, {});
-  ASSERT_TRUE(cache.prime());
-  EXPECT_EQ(cache.get(ModeCache::coarse_now()), SystemMode::async_queue);
-  EXPECT_EQ(loads, 1);
+  ASSERT_TRUE(cache.prime(k_start));
+  EXPECT_EQ(cache.get(k_start), SystemMode::async_queue);
+  EXPECT_EQ(cache.get(k_expiry - 1ms), SystemMode::async_queue);
+  EXPECT_EQ(loads, 1) << "refreshed before the TTL passed";
 
-  const auto later = after_expiry();
+  const auto later = k_expiry;
   EXPECT_EQ(cache.get(later), SystemMode::sync_direct);
   EXPECT_EQ(cache.version(), 2);
   EXPECT_EQ(loads, 2);
@@ -110,11 +115,13 @@ TEST(ModeCache, OneCallerRefreshesWhileTheOthersReturnTheOldValueAtOnce) {
         return state_of(SystemMode::async_queue, 2);
       },
       k_ttl, {});
-  ASSERT_TRUE(cache.prime());
+  ASSERT_TRUE(cache.prime(k_start));
 
-  const auto now = after_expiry();
+  const auto now = k_expiry;
   std::latch start(k_callers);
-  std::atomic<int> returned{0};
+  std::mutex returned_mutex;
+  std::condition_variable returned_changed;
+  int returned = 0; // guarded by returned_mutex
   std::atomic<int> returned_before_release{0};
   std::vector<SystemMode> seen(k_callers);
   std::vector<std::thread> callers;
@@ -123,18 +130,23 @@ TEST(ModeCache, OneCallerRefreshesWhileTheOthersReturnTheOldValueAtOnce) {
       start.arrive_and_wait();
       seen[static_cast<std::size_t>(i)] = cache.get(now);
       if (!loader_released) ++returned_before_release;
-      ++returned;
+      {
+        std::lock_guard lock(returned_mutex);
+        ++returned;
+      }
+      returned_changed.notify_all();
     });
   }
 
   // The loader stays blocked until every caller but the refreshing one has
   // returned: callers that waited for the refresh would never get there.
   const bool loader_entered = entered_future.wait_for(k_max_wait) == std::future_status::ready;
-  const auto deadline = std::chrono::steady_clock::now() + k_max_wait;
-  while (returned < k_callers - 1 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(1ms);
+  int returned_while_waiting = 0;
+  {
+    std::unique_lock lock(returned_mutex);
+    returned_changed.wait_for(lock, k_max_wait, [&] { return returned >= k_callers - 1; });
+    returned_while_waiting = returned;
   }
-  const int returned_while_waiting = returned;
   loader_released = true;
   release.set_value();
   for (auto &caller : callers) caller.join();
@@ -163,10 +175,10 @@ TEST(ModeCache, FailedRefreshKeepsTheLastModeAndReportsItOnce) {
         return database_down();
       },
       k_ttl, [&](const Error &error) { stale.push_back(error); });
-  ASSERT_TRUE(cache.prime());
+  ASSERT_TRUE(cache.prime(k_start));
   EXPECT_TRUE(stale.empty());
 
-  EXPECT_EQ(cache.get(after_expiry()), SystemMode::sync_direct);
+  EXPECT_EQ(cache.get(k_expiry), SystemMode::sync_direct);
   EXPECT_EQ(cache.version(), 3);
   EXPECT_EQ(loads, 2);
   ASSERT_EQ(stale.size(), 1u);
@@ -186,9 +198,9 @@ TEST(ModeCache, AfterAFailureRetriesOnlyOnceTheTtlPassesAgain) {
         return state_of(SystemMode::async_queue, 4); // the database is back
       },
       k_ttl, [&](const Error &) { ++stale; });
-  ASSERT_TRUE(cache.prime());
+  ASSERT_TRUE(cache.prime(k_start));
 
-  const auto failed_at = after_expiry();
+  const auto failed_at = k_expiry;
   EXPECT_EQ(cache.get(failed_at), SystemMode::sync_direct);
   EXPECT_EQ(loads, 2);
   EXPECT_EQ(cache.get(failed_at), SystemMode::sync_direct);
@@ -216,31 +228,31 @@ TEST(ModeCache, FailedRefreshWithoutAnOnStaleHandlerKeepsTheValue) {
         return database_down();
       },
       k_ttl, {});
-  ASSERT_TRUE(cache.prime());
-  EXPECT_EQ(cache.get(after_expiry()), SystemMode::sync_direct);
+  ASSERT_TRUE(cache.prime(k_start));
+  EXPECT_EQ(cache.get(k_expiry), SystemMode::sync_direct);
   EXPECT_EQ(loads, 2);
 }
 
 TEST(ModeCache, SetWithANewerVersionWins) {
   ModeCache cache([] { return Result<ModeState>(state_of(SystemMode::async_queue, 5)); }, k_ttl,
                   {});
-  ASSERT_TRUE(cache.prime());
+  ASSERT_TRUE(cache.prime(k_start));
   cache.set(state_of(SystemMode::sync_direct, 6));
-  EXPECT_EQ(cache.get(ModeCache::coarse_now()), SystemMode::sync_direct);
+  EXPECT_EQ(cache.get(k_start), SystemMode::sync_direct);
   EXPECT_EQ(cache.version(), 6);
 }
 
 TEST(ModeCache, SetWithAnOlderVersionIsIgnored) {
   ModeCache cache([] { return Result<ModeState>(state_of(SystemMode::async_queue, 5)); }, k_ttl,
                   {});
-  ASSERT_TRUE(cache.prime());
+  ASSERT_TRUE(cache.prime(k_start));
   cache.set(state_of(SystemMode::sync_direct, 4));
-  EXPECT_EQ(cache.get(ModeCache::coarse_now()), SystemMode::async_queue);
+  EXPECT_EQ(cache.get(k_start), SystemMode::async_queue);
   EXPECT_EQ(cache.version(), 5);
 
   cache.set(state_of(SystemMode::sync_direct, 9));
   cache.set(state_of(SystemMode::async_queue, 8));
-  EXPECT_EQ(cache.get(ModeCache::coarse_now()), SystemMode::sync_direct);
+  EXPECT_EQ(cache.get(k_start), SystemMode::sync_direct);
   EXPECT_EQ(cache.version(), 9);
 }
 
@@ -249,9 +261,9 @@ TEST(ModeCache, RefreshDoesNotOverwriteANewerSetValue) {
   // change made on this instance that a lagging read has not seen yet).
   ModeCache cache([] { return Result<ModeState>(state_of(SystemMode::async_queue, 5)); }, k_ttl,
                   {});
-  ASSERT_TRUE(cache.prime());
+  ASSERT_TRUE(cache.prime(k_start));
   cache.set(state_of(SystemMode::sync_direct, 6));
-  EXPECT_EQ(cache.get(after_expiry()), SystemMode::sync_direct);
+  EXPECT_EQ(cache.get(k_expiry), SystemMode::sync_direct);
   EXPECT_EQ(cache.version(), 6);
 }
 
@@ -271,8 +283,8 @@ TEST(ModeCache, InvalidateForcesTheNextGetToRefresh) {
                           : state_of(SystemMode::sync_direct, 2);
       },
       k_ttl, {});
-  ASSERT_TRUE(cache.prime());
-  const auto now = ModeCache::coarse_now();
+  ASSERT_TRUE(cache.prime(k_start));
+  const auto now = k_start;
   EXPECT_EQ(cache.get(now), SystemMode::async_queue);
   EXPECT_EQ(loads, 1);
 
@@ -305,9 +317,9 @@ TEST(ModeCache, InvalidateDuringARefreshIsNotLost) {
                          : state_of(SystemMode::sync_direct, 2);
       },
       k_ttl, {});
-  ASSERT_TRUE(cache.prime());
+  ASSERT_TRUE(cache.prime(k_start));
 
-  const auto now = after_expiry();
+  const auto now = k_expiry;
   std::thread refresher([&] { cache.get(now); });
   const bool loader_entered = entered_future.wait_for(k_max_wait) == std::future_status::ready;
   cache.invalidate(); // the notification of version 2
@@ -322,10 +334,17 @@ TEST(ModeCache, InvalidateDuringARefreshIsNotLost) {
 }
 
 TEST(ModeCache, CoarseNowIsMonotonic) {
+  // Watches it tick (every few ms) instead of sleeping a guessed time.
   const auto first = ModeCache::coarse_now();
-  std::this_thread::sleep_for(20ms);
-  const auto second = ModeCache::coarse_now();
-  EXPECT_GT(second, first);
+  const auto deadline = std::chrono::steady_clock::now() + k_max_wait;
+  auto second = ModeCache::coarse_now();
+  while (second == first && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+    const auto next = ModeCache::coarse_now();
+    ASSERT_GE(next, second) << "went backwards";
+    second = next;
+  }
+  EXPECT_GT(second, first) << "did not advance within " << k_max_wait.count() << " s";
   EXPECT_LE(second - first, 10s);
 }
 

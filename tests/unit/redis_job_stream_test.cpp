@@ -1,4 +1,6 @@
-// redis/connection and redis/job_stream against a real redis-server.
+// redis/connection and redis/job_stream against a real redis-server. What
+// is due or idle is decided by Redis's clock (TIME, idle times), so the tests
+// poll for it with a deadline (until()) instead of sleeping a guessed time.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -19,6 +21,21 @@ std::int64_t now_ms() {
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
+
+// Calls `attempt` until it returns true or `limit` passes (then false); a
+// short pause between calls lets Redis's clock move.
+template <typename Attempt>
+bool until(std::chrono::milliseconds limit, Attempt attempt) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!attempt()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
+
+// Far more than anything below takes on a loaded machine.
+constexpr auto k_deadline = 20s;
 
 class JobStreamTest : public ::testing::Test {
 protected:
@@ -76,14 +93,24 @@ TEST_F(JobStreamTest, ReadWaitsAtMostItsBlockTimeWhenEmpty) {
 }
 
 TEST_F(JobStreamTest, ADelayedJobIsDeliveredOnlyAfterItsTime) {
-  ASSERT_TRUE(stream.dispatch(redis, {{5, now_ms() + 300}}).has_value());
+  const std::int64_t run_at = now_ms() + 300;
+  ASSERT_TRUE(stream.dispatch(redis, {{5, run_at}}).has_value());
   EXPECT_EQ(integer({"ZCARD", "t:delayed"}), 1);
   ASSERT_EQ(stream.promote_due(redis, 100).value_or(-1), 0) << "not due yet";
   auto early = stream.read(redis, "w1", 10, 10ms);
   ASSERT_TRUE(early.has_value());
   EXPECT_TRUE(early->empty());
-  std::this_thread::sleep_for(400ms);
-  ASSERT_EQ(stream.promote_due(redis, 100).value_or(-1), 1);
+  // Promoted once its time has come, and never before (Redis and this test
+  // read the same system clock).
+  long long promoted = 0;
+  std::int64_t promoted_by = 0;
+  ASSERT_TRUE(until(k_deadline, [&] {
+    promoted = stream.promote_due(redis, 100).value_or(-1);
+    promoted_by = now_ms();
+    return promoted != 0;
+  })) << "never promoted";
+  ASSERT_EQ(promoted, 1);
+  EXPECT_GE(promoted_by, run_at) << "promoted before its time";
   auto due = stream.read(redis, "w1", 10, 10ms);
   ASSERT_TRUE(due.has_value());
   ASSERT_EQ(due->size(), 1U);
@@ -103,15 +130,21 @@ TEST_F(JobStreamTest, RescheduleMovesADeliveryToTheDelayedSetAndKeepsItKnown) {
 
 TEST_F(JobStreamTest, AnUnacknowledgedEntryIsTakenOverAfterItsIdleTime) {
   ASSERT_TRUE(stream.dispatch(redis, {{11, 0}}).has_value());
+  const auto read_at = std::chrono::steady_clock::now();
   auto taken = stream.read(redis, "dead-worker", 10, 10ms);
   ASSERT_TRUE(taken.has_value());
   ASSERT_EQ(taken->size(), 1U);
   auto too_early = stream.reclaim_idle(redis, "w2", 5000ms, 10);
   ASSERT_TRUE(too_early.has_value());
   EXPECT_TRUE(too_early->empty());
-  std::this_thread::sleep_for(150ms);
-  auto reclaimed = stream.reclaim_idle(redis, "w2", 100ms, 10);
-  ASSERT_TRUE(reclaimed.has_value());
+  Result<std::vector<Delivery>> reclaimed;
+  ASSERT_TRUE(until(k_deadline, [&] {
+    reclaimed = stream.reclaim_idle(redis, "w2", 100ms, 10);
+    return !reclaimed.has_value() || !reclaimed->empty();
+  })) << "never taken over";
+  // Redis counts idle time in whole milliseconds: up to 1 ms early.
+  EXPECT_GE(std::chrono::steady_clock::now() - read_at, 99ms) << "taken over before 100 ms idle";
+  ASSERT_TRUE(reclaimed.has_value()) << reclaimed.error().detail;
   ASSERT_EQ(reclaimed->size(), 1U);
   EXPECT_EQ(reclaimed->front().job_id, 11);
   EXPECT_EQ(reclaimed->front().entry_id, taken->front().entry_id);
@@ -138,8 +171,13 @@ TEST_F(JobStreamTest, IdleConsumersWithNothingPendingAreForgotten) {
   auto done = stream.read(redis, "done", 1, 10ms);
   ASSERT_TRUE(done.has_value());
   ASSERT_TRUE(stream.acknowledge(redis, *done).has_value());
-  std::this_thread::sleep_for(50ms);
-  auto forgotten = stream.forget_idle_consumers(redis, 20ms);
+  // Once "done" has been idle for 20 ms it goes; "busy" never does (it has
+  // an entry pending, however long idle).
+  Result<long long> forgotten;
+  ASSERT_TRUE(until(k_deadline, [&] {
+    forgotten = stream.forget_idle_consumers(redis, 20ms);
+    return !forgotten.has_value() || *forgotten != 0;
+  })) << "no consumer forgotten";
   ASSERT_TRUE(forgotten.has_value()) << forgotten.error().detail;
   EXPECT_EQ(*forgotten, 1) << "only the consumer with nothing pending";
   auto consumers = redis.run({"XINFO", "CONSUMERS", "t:jobs", "workers"});

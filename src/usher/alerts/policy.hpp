@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <usher/config/config.hpp>
+#include <usher/util/clock.hpp>
 
 namespace usher::alerts {
 
@@ -31,6 +32,10 @@ struct AlertPolicy {
   std::chrono::milliseconds throttle{60000};
   // The instance named in summaries and notices this process writes.
   std::string instance;
+  // What throttling windows, retries and give-up times are measured by: the
+  // events recorded under this policy and the sender delivering them read
+  // one clock. Never null; a test passes a clock it moves.
+  const clock::Clock *clock = &clock::system_clock();
 
   // True when messages are written to the outbox at all.
   bool enabled() const { return !chat_ids.empty(); }

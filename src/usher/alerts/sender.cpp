@@ -93,10 +93,10 @@ void AlertSender::run() {
       if (!read) read = m_db.connect();
       close_due_windows(*read);
       for (int sent = 0; sent < m_settings.batch && !m_stopping.load(); ++sent) {
-        const std::string now = clock::now_iso8601();
+        const std::string now = clock::iso8601(m_policy.clock->wall());
         if (!has_due(*read, now)) break;
         auto claimed = std::make_shared<std::optional<OutboxMessage>>();
-        const std::string lease_until = clock::iso8601(std::chrono::system_clock::now() + m_lease);
+        const std::string lease_until = clock::iso8601(m_policy.clock->wall() + m_lease);
         if (!write([claimed, now, lease_until](store::WriteContext &context) {
               *claimed = claim_next(context.sql(), now, lease_until);
             })) {
@@ -110,11 +110,10 @@ void AlertSender::run() {
           chat = moved->second;
         const SendResult result = client.send_message(chat, message.text, &m_stopping);
         std::uniform_real_distribution<double> jitter(0.0, 1.0);
-        const auto created =
-            clock::parse_iso8601(message.created_at).value_or(std::chrono::system_clock::now());
-        const Decision decision =
-            decide(result, message.attempts + 1, created, std::chrono::system_clock::now(),
-                   m_settings.retry, jitter(m_random));
+        const auto answered_at = m_policy.clock->wall();
+        const auto created = clock::parse_iso8601(message.created_at).value_or(answered_at);
+        const Decision decision = decide(result, message.attempts + 1, created, answered_at,
+                                         m_settings.retry, jitter(m_random));
         settle(message, chat, result, decision);
       }
     } catch (const std::exception &e) {
@@ -129,13 +128,13 @@ void AlertSender::run() {
 }
 
 void AlertSender::close_due_windows(soci::session &read) {
-  const auto keys = due_summaries(read, clock::now_iso8601(), k_summary_batch);
+  const auto keys = due_summaries(read, clock::iso8601(m_policy.clock->wall()), k_summary_batch);
   for (const auto &key : keys) {
     const auto kind = parse_alert_kind(kind_of_key(key));
     if (!kind) continue;
     const AlertPolicy &policy = m_policy;
     write([&policy, key, kind = *kind](store::WriteContext &context) {
-      const auto now = std::chrono::system_clock::now();
+      const auto now = policy.clock->wall();
       auto state = lock_condition(context.sql(), key, kind, clock::iso8601(now));
       const long long repeats = state.suppressed;
       if (close_window(context.sql(), policy, state, now)) {
@@ -149,7 +148,7 @@ void AlertSender::settle(const OutboxMessage &message, const std::string &chat,
                          const SendResult &result, const Decision &decision) {
   const auto id = message.id;
   const int attempts = message.attempts + 1;
-  const std::string now = clock::now_iso8601();
+  const std::string now = clock::iso8601(m_policy.clock->wall());
   const std::string error = mask(decision.error, m_settings.telegram.bot_token);
   const std::string instance = m_policy.instance;
   const std::string kind = message.kind;
@@ -196,9 +195,9 @@ void AlertSender::settle(const OutboxMessage &message, const std::string &chat,
   case Decision::Action::reject:
   case Decision::Action::give_up: {
     const bool rejected = decision.action == Decision::Action::reject;
+    const auto settled_at = m_policy.clock->wall();
     const auto age = std::chrono::duration_cast<std::chrono::seconds>(
-        std::chrono::system_clock::now() -
-        clock::parse_iso8601(message.created_at).value_or(std::chrono::system_clock::now()));
+        settled_at - clock::parse_iso8601(message.created_at).value_or(settled_at));
     const std::string text =
         rejected ? fmt::format("Telegram rejected {} alert {} for chat {}: {}", kind, id, chat,
                                mask(result.description, m_settings.telegram.bot_token))

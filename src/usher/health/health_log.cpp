@@ -77,7 +77,9 @@ std::optional<alerts::AlertKind> alert_kind(EventType type) {
 std::int64_t record(soci::session &sql, EventType type, const std::string &message,
                     const nlohmann::json &metadata, const std::string &instance,
                     const Alerting &alerting, long long occurrences) {
-  const auto now = std::chrono::system_clock::now();
+  // The policy's clock measures its throttling windows (a test's, in unit tests).
+  const auto now =
+      alerting.policy != nullptr ? alerting.policy->clock->wall() : clock::system_clock().wall();
   const std::string now_text = clock::iso8601(now);
   const auto kind = alert_kind(type);
   const long long repeats = std::max(occurrences, 1LL) - 1; // after the first of this call
@@ -130,7 +132,7 @@ std::optional<std::int64_t> record_resolved(soci::session &sql, const std::strin
                                             const nlohmann::json &metadata,
                                             const std::string &instance, const Alerting &alerting) {
   if (alerting.policy == nullptr) return std::nullopt;
-  const auto now = std::chrono::system_clock::now();
+  const auto now = alerting.policy->clock->wall();
   const std::string now_text = clock::iso8601(now);
   auto state = alerts::lock_condition(
       sql, alerts::condition_key(alerts::AlertKind::critical, alerting.condition),

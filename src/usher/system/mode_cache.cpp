@@ -17,10 +17,10 @@ std::uint64_t ModeCache::pack(SystemMode mode, std::int64_t version) {
   return (static_cast<std::uint64_t>(version) << 8) | static_cast<std::uint8_t>(mode);
 }
 
-Result<ModeState> ModeCache::prime() {
+Result<ModeState> ModeCache::prime(Clock::time_point now) {
   auto state = m_loader();
   if (state) set(*state);
-  m_expires_ns.store((coarse_now() + m_ttl).time_since_epoch().count(), std::memory_order_release);
+  m_expires_ns.store((now + m_ttl).time_since_epoch().count(), std::memory_order_release);
   return state;
 }
 

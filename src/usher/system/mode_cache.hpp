@@ -23,8 +23,10 @@ public:
 
   ModeCache(Loader loader, std::chrono::milliseconds ttl, OnStale on_stale);
 
-  // Loads the first value; returns the loader's error when it fails.
-  Result<ModeState> prime();
+  // Loads the first value, fresh until `now` + TTL; returns the loader's
+  // error when it fails. Tests pass their own time line to both calls.
+  Result<ModeState> prime() { return prime(coarse_now()); }
+  Result<ModeState> prime(Clock::time_point now);
 
   // The mode; refreshes when the TTL has passed (one caller at a time).
   SystemMode get() { return get(coarse_now()); }

@@ -6,6 +6,22 @@
 #include <fmt/format.h>
 
 namespace usher::clock {
+namespace {
+
+class SystemClock final : public Clock {
+public:
+  std::chrono::steady_clock::time_point now() const override {
+    return std::chrono::steady_clock::now();
+  }
+  WallTime wall() const override { return std::chrono::system_clock::now(); }
+};
+
+} // namespace
+
+const Clock &system_clock() {
+  static const SystemClock k_clock;
+  return k_clock;
+}
 
 std::string iso8601(WallTime t) {
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch());
