@@ -33,8 +33,9 @@ constexpr auto k_max_wait = 30s;
 // (with its WAL files) when the test ends.
 class TempDatabase {
 public:
-  TempDatabase()
-      : m_path(unique_path()), m_db("sqlite:" + m_path.string(), std::chrono::milliseconds(5000)) {}
+  explicit TempDatabase(std::uint64_t wal_limit_bytes = Database::k_default_wal_limit_bytes)
+      : m_path(unique_path()),
+        m_db("sqlite:" + m_path.string(), std::chrono::milliseconds(5000), true, wal_limit_bytes) {}
   ~TempDatabase() {
     for (const char *suffix : {"", "-wal", "-shm", "-journal"}) {
       std::error_code ignored;
@@ -446,6 +447,36 @@ TEST(WriteBatcherFoldedEvent, EveryOccurrenceIsCountedInOneRow) {
   }
   EXPECT_EQ(temp.count("SELECT COUNT(*) FROM system_health_logs"), 1);
   EXPECT_EQ(temp.count("SELECT repeat_count FROM system_health_logs"), 2000);
+}
+
+// Past its limit the WAL is truncated by the writer between batches, so it
+// never keeps growing under constant writes (issue 15).
+TEST(WriteBatcherWal, TheWalIsTruncatedWhenItPassesItsLimit) {
+  constexpr std::uint64_t k_limit = 64 * 1024;
+  TempDatabase temp(k_limit);
+  {
+    auto sql = temp.db().connect();
+    *sql << "CREATE TABLE filler (id INTEGER PRIMARY KEY, data BLOB)";
+  }
+  WriteBatcher writer(temp.db(), 100000);
+  const std::string data(1024, 'x');
+  for (int batch = 0; batch < 100; ++batch) {
+    ASSERT_TRUE(writer.submit_and_wait(
+        [&data](soci::session &sql) {
+          for (int i = 0; i < 20; ++i)
+            sql << "INSERT INTO filler (data) VALUES (:d)", soci::use(data);
+        },
+        k_max_wait));
+  }
+  writer.stop(); // the check after the last batch has run
+  const auto &stats = writer.wal_stats();
+  EXPECT_GE(stats.checkpoints.load(), 10U);
+  EXPECT_EQ(stats.incomplete_checkpoints.load(), 0U);
+  EXPECT_GE(stats.max_pause_us.load(), stats.last_pause_us.load());
+  EXPECT_GE(stats.total_pause_us.load(), stats.max_pause_us.load());
+  EXPECT_LE(stats.wal_bytes.load(), k_limit);
+  EXPECT_LE(std::filesystem::file_size(*temp.db().wal_path()), k_limit);
+  EXPECT_EQ(temp.count("SELECT COUNT(*) FROM filler"), 2000);
 }
 
 } // namespace

@@ -44,9 +44,10 @@ constexpr std::size_t k_pool_queue_limit = 10000;
 // Settled alerts (sent or failed) are kept this long for inspection.
 constexpr auto k_alert_retention = std::chrono::hours(24 * 30);
 
-// Periodic housekeeping on its own thread and connection: SQLite WAL
-// checkpoints (kept off the writer's path) and pruning of expired
-// idempotency keys, sessions and settled alerts.
+// Periodic housekeeping on its own thread and connection: passive SQLite WAL
+// checkpoints (kept off the writer's path; the writer truncates the WAL
+// itself past its limit) and pruning of expired idempotency keys, sessions
+// and settled alerts.
 class Maintenance {
 public:
   Maintenance(const store::Database &db, const config::Config &config)
@@ -232,7 +233,8 @@ std::unique_ptr<queue::JobQueue> make_queue(const store::Database &db, store::Wr
 
 int run_worker(const config::Config &config) {
   const sigset_t signals = block_stop_signals();
-  store::Database db(config.database_url, config.db_busy_timeout, config.sqlite_synchronous_full);
+  store::Database db(config.database_url, config.db_busy_timeout, config.sqlite_synchronous_full,
+                     config.sqlite_wal_limit_mib * 1024 * 1024);
   migrate_at_start(db);
   const alerts::AlertPolicy alert_policy = alerts::policy_from(config);
   warn_when_alerts_are_off(db, config, alert_policy);
@@ -256,7 +258,8 @@ int run_worker(const config::Config &config) {
 int serve(const config::Config &config) {
   const sigset_t signals = block_stop_signals();
 
-  store::Database db(config.database_url, config.db_busy_timeout, config.sqlite_synchronous_full);
+  store::Database db(config.database_url, config.db_busy_timeout, config.sqlite_synchronous_full,
+                     config.sqlite_wal_limit_mib * 1024 * 1024);
   migrate_at_start(db);
   const alerts::AlertPolicy alert_policy = alerts::policy_from(config);
   warn_when_alerts_are_off(db, config, alert_policy);

@@ -26,7 +26,8 @@ namespace {
 // A migrated session: every command works on a current schema.
 std::unique_ptr<soci::session> open(const config::Config &config,
                                     store::Dialect *dialect = nullptr) {
-  store::Database db(config.database_url, config.db_busy_timeout, config.sqlite_synchronous_full);
+  store::Database db(config.database_url, config.db_busy_timeout, config.sqlite_synchronous_full,
+                     config.sqlite_wal_limit_mib * 1024 * 1024);
   auto sql = db.connect();
   store::migrate(*sql, db.dialect());
   if (dialect) *dialect = db.dialect();
@@ -43,7 +44,8 @@ std::string cli_actor() {
 } // namespace
 
 int migrate(const config::Config &config) {
-  store::Database db(config.database_url, config.db_busy_timeout, config.sqlite_synchronous_full);
+  store::Database db(config.database_url, config.db_busy_timeout, config.sqlite_synchronous_full,
+                     config.sqlite_wal_limit_mib * 1024 * 1024);
   auto sql = db.connect();
   const int applied = store::migrate(*sql, db.dialect());
   fmt::print("applied {} migrations; schema version {}\n", applied, store::latest_migration());

@@ -262,6 +262,9 @@ std::vector<Setting> make_settings() {
          c.sqlite_synchronous_full = v == "full";
          return std::nullopt;
        }},
+      number("SQLITE_WAL_LIMIT_MIB",
+             "SQLite WAL size in MiB past which the writer pauses to truncate it", 1, 65536,
+             &Config::sqlite_wal_limit_mib),
       number("HTTP_THREADS", "I/O threads of the HTTP server", 1, 64, &Config::http_threads),
       number("BLOCKING_THREADS", "threads for database reads and password hashing", 1, 256,
              &Config::blocking_threads),

@@ -58,6 +58,9 @@ struct Config {
   std::chrono::milliseconds http_read_timeout{10000};
   std::chrono::milliseconds db_busy_timeout{5000};
   bool sqlite_synchronous_full = true; // SQLITE_SYNCHRONOUS=full|normal
+  // SQLITE_WAL_LIMIT_MIB: past this size the writer truncates the WAL with a
+  // blocking checkpoint, and the file is trimmed back to it after a reset.
+  std::uint64_t sqlite_wal_limit_mib = 64;
   unsigned http_threads = 1;
   unsigned blocking_threads = 4;
   std::size_t write_queue_limit = 20000;
