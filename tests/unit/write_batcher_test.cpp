@@ -449,6 +449,42 @@ TEST(WriteBatcherFoldedEvent, EveryOccurrenceIsCountedInOneRow) {
   EXPECT_EQ(temp.count("SELECT repeat_count FROM system_health_logs"), 2000);
 }
 
+// A sustained WARNING with a fold window (a login flood) is one row too,
+// although WARNING events do not fold through the alert policy.
+TEST(WriteBatcherFoldedEvent, AWarningWithAFoldWindowIsOneRow) {
+  TempDatabase temp;
+  {
+    auto sql = temp.db().connect();
+    migrate(*sql, temp.db().dialect());
+  }
+  WriteBatcher writer(temp.db(), 100000);
+  {
+    health::FoldedEvent event(writer, health::EventType::warning, "attempts refused", "unit", {},
+                              std::chrono::minutes(1));
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&event] {
+        for (int i = 0; i < 500; ++i) {
+          event.add({{"limit", "address"}});
+          if (i % 50 == 0) std::this_thread::yield();
+        }
+      });
+    }
+    for (auto &thread : threads) thread.join();
+    const auto deadline = std::chrono::steady_clock::now() + k_max_wait;
+    while (event.pending() > 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(5ms);
+    }
+    event.add({{"limit", "account"}}); // after everything was written: still the same row
+    while (event.pending() > 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(5ms);
+    }
+    writer.stop();
+  }
+  EXPECT_EQ(temp.count("SELECT COUNT(*) FROM system_health_logs"), 1);
+  EXPECT_EQ(temp.count("SELECT repeat_count FROM system_health_logs"), 2001);
+}
+
 // Past its limit the WAL is truncated by the writer between batches, so it
 // never keeps growing under constant writes (issue 15).
 TEST(WriteBatcherWal, TheWalIsTruncatedWhenItPassesItsLimit) {

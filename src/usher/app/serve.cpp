@@ -18,6 +18,8 @@
 #include <usher/alerts/policy.hpp>
 #include <usher/alerts/sender.hpp>
 #include <usher/auth/api_tokens.hpp>
+#include <usher/auth/attempt_limiter.hpp>
+#include <usher/auth/hashing_pool.hpp>
 #include <usher/health/health_log.hpp>
 #include <usher/http/api.hpp>
 #include <usher/http/server.hpp>
@@ -313,7 +315,12 @@ int serve(const config::Config &config) {
       mode_channel->publish(redis::mode_message(state.version, system::to_string(state.mode)));
     };
   }
-  http::Api api(std::move(deps));
+  auth::HashingPool hashing(config.hash_threads, config.hash_queue_limit);
+  auth::AttemptLimiter account_attempts({config.auth_account_attempts, config.auth_account_window},
+                                        config.auth_limiter_keys);
+  auth::AttemptLimiter address_attempts({config.auth_address_attempts, config.auth_address_window},
+                                        config.auth_limiter_keys);
+  http::Api api(std::move(deps), http::PasswordDeps{hashing, account_attempts, address_attempts});
   http::HttpServer server(api, config);
   const std::uint16_t port = server.start();
   Maintenance maintenance(db, config);
@@ -341,6 +348,7 @@ int serve(const config::Config &config) {
   if (mode_channel) mode_channel->stop();
   if (alert_sender) alert_sender->stop();
   maintenance.stop();
+  hashing.stop();
   pool.stop();
   writer.stop();
   spdlog::info("usher stopped");

@@ -64,6 +64,16 @@ struct Config {
   unsigned http_threads = 1;
   unsigned blocking_threads = 4;
   std::size_t write_queue_limit = 20000;
+  // Password attempts (login and activation, docs/api.md): a fixed window
+  // per account (normalised email, or activation token) and per client
+  // address; argon2id runs on its own bounded pool.
+  unsigned auth_account_attempts = 10;
+  std::chrono::milliseconds auth_account_window{300000};
+  unsigned auth_address_attempts = 100;
+  std::chrono::milliseconds auth_address_window{60000};
+  std::size_t auth_limiter_keys = 50000;
+  unsigned hash_threads = 2;
+  std::size_t hash_queue_limit = 32;
   std::chrono::milliseconds job_lease{30000};
   unsigned job_claim_batch = 256;
   std::chrono::milliseconds queue_poll_interval{500};

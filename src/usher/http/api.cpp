@@ -9,6 +9,11 @@
 namespace usher::http {
 namespace {
 
+constexpr const char *k_throttled_message =
+    "password attempts refused (attempt limits or a full hashing queue)";
+// Refusals less than this apart are one flood: one WARNING row with a count.
+constexpr auto k_throttled_fold_window = std::chrono::minutes(1);
+
 Error unavailable() {
   return Error{ErrorKind::unavailable, "unavailable",
                "usher cannot take this request right now; retry shortly", ""};
@@ -35,11 +40,13 @@ Response problem_response(const Error &error) {
   return response;
 }
 
-Api::Api(ApiDeps deps)
-    : m_deps(std::move(deps)),
+Api::Api(ApiDeps deps, PasswordDeps passwords)
+    : m_deps(std::move(deps)), m_passwords(passwords),
       m_fallbacks(m_deps.writer, health::EventType::critical, queue::k_unavailable_message,
                   m_deps.config.instance,
-                  health::Alerting{m_deps.alerts, queue::k_unavailable_condition}) {}
+                  health::Alerting{m_deps.alerts, queue::k_unavailable_condition}),
+      m_throttled(m_deps.writer, health::EventType::warning, k_throttled_message,
+                  m_deps.config.instance, {}, k_throttled_fold_window) {}
 
 std::unique_ptr<Router> Api::make_router() {
   auto router = std::make_unique<Router>();
