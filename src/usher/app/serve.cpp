@@ -41,6 +41,8 @@ namespace {
 
 constexpr auto k_grace_period = std::chrono::seconds(10);
 constexpr auto k_checkpoint_interval = std::chrono::milliseconds(500);
+// A token revoked on any instance is refused here within this (plus a tick).
+constexpr auto k_token_refresh_interval = std::chrono::milliseconds(500);
 constexpr auto k_prune_interval = std::chrono::minutes(10);
 constexpr std::size_t k_pool_queue_limit = 10000;
 // Settled alerts (sent or failed) are kept this long for inspection.
@@ -48,12 +50,15 @@ constexpr auto k_alert_retention = std::chrono::hours(24 * 30);
 
 // Periodic housekeeping on its own thread and connection: passive SQLite WAL
 // checkpoints (kept off the writer's path; the writer truncates the WAL
-// itself past its limit) and pruning of expired idempotency keys, sessions
-// and settled alerts.
+// itself past its limit), the API token registry's refresh (revocations made
+// elsewhere) and pruning of expired idempotency keys, sessions and settled
+// alerts.
 class Maintenance {
 public:
-  Maintenance(const store::Database &db, const config::Config &config)
-      : m_db(db), m_config(config), m_thread([this] { run(); }) {}
+  Maintenance(const store::Database &db, const config::Config &config, auth::TokenRegistry &tokens,
+              store::WriteBatcher &writer)
+      : m_db(db), m_config(config), m_tokens(tokens), m_writer(writer),
+        m_thread([this] { run(); }) {}
   ~Maintenance() { stop(); }
 
   void stop() {
@@ -69,12 +74,26 @@ private:
   void run() {
     std::unique_ptr<soci::session> sql;
     auto next_prune = std::chrono::steady_clock::now();
+    auto next_token_refresh = std::chrono::steady_clock::now() + k_token_refresh_interval;
     std::unique_lock lock(m_mutex);
     while (!m_wake.wait_for(lock, k_checkpoint_interval, [this] { return m_stopping; })) {
       lock.unlock();
       try {
         if (!sql) sql = m_db.connect();
         if (m_db.dialect() == store::Dialect::sqlite) *sql << "PRAGMA wal_checkpoint(PASSIVE)";
+        if (std::chrono::steady_clock::now() >= next_token_refresh) {
+          m_tokens.reload(*sql);
+          next_token_refresh = std::chrono::steady_clock::now() + k_token_refresh_interval;
+        }
+        // `last used` of tokens: one small write per tick at most, and only
+        // for tokens whose use was not recorded in the last minute.
+        if (auto uses = m_tokens.take_uses(); !uses.empty()) {
+          m_writer.submit(
+              [uses = std::move(uses)](soci::session &write_sql) {
+                auth::record_token_uses(write_sql, uses);
+              },
+              [](const Result<void> &) {});
+        }
         if (std::chrono::steady_clock::now() >= next_prune) {
           const auto now = std::chrono::system_clock::now();
           const long long pruned =
@@ -98,6 +117,8 @@ private:
 
   const store::Database &m_db;
   const config::Config &m_config;
+  auth::TokenRegistry &m_tokens;
+  store::WriteBatcher &m_writer;
   std::mutex m_mutex;
   std::condition_variable m_wake;
   bool m_stopping = false;
@@ -323,7 +344,7 @@ int serve(const config::Config &config) {
   http::Api api(std::move(deps), http::PasswordDeps{hashing, account_attempts, address_attempts});
   http::HttpServer server(api, config);
   const std::uint16_t port = server.start();
-  Maintenance maintenance(db, config);
+  Maintenance maintenance(db, config, tokens, writer);
   if (config.start_worker) worker.start();
   auto alert_sender = start_alert_sender(db, writer, config, alert_policy);
 

@@ -62,6 +62,34 @@ int create_token(const config::Config &config, auth::Role role, const std::strin
   return 0;
 }
 
+int list_tokens(const config::Config &config) {
+  auto sql = open(config);
+  fmt::print("{:>6}  {:<13}  {:<24}  {:<24}  {:<24}  {}\n", "id", "role", "created", "last used",
+             "revoked", "name");
+  for (const auto &token : auth::list_tokens(*sql)) {
+    fmt::print("{:>6}  {:<13}  {:<24}  {:<24}  {:<24}  {}\n", token.id, auth::to_string(token.role),
+               token.created_at, token.last_used_at.value_or("-"), token.revoked_at.value_or("-"),
+               token.name);
+  }
+  return 0;
+}
+
+int revoke_token(const config::Config &config, std::int64_t id) {
+  auto sql = open(config);
+  soci::transaction tr(*sql);
+  auto revoked = auth::revoke_token(*sql, id, cli_actor(), config.instance);
+  if (!revoked) throw std::runtime_error(revoked.error().detail);
+  tr.commit();
+  if (revoked->changed) {
+    fmt::print("token {} (\"{}\") revoked; every instance refuses it within 2 s\n", id,
+               revoked->token.name);
+  } else {
+    fmt::print("token {} (\"{}\") was already revoked at {}\n", id, revoked->token.name,
+               revoked->token.revoked_at.value_or("?"));
+  }
+  return 0;
+}
+
 int mode_get(const config::Config &config) {
   auto sql = open(config);
   const auto state = system::load_mode(*sql);

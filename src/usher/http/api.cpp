@@ -65,6 +65,8 @@ std::unique_ptr<Router> Api::make_router() {
   router->http_get("/api/v1/admin/jobs", route(&Api::list_jobs));
   router->http_post(R"(/api/v1/admin/jobs/:id(\d{1,18})/retry)", route(&Api::retry_job));
   router->http_get("/api/v1/admin/queue", route(&Api::queue_overview));
+  router->http_get("/api/v1/admin/tokens", route(&Api::list_tokens));
+  router->http_delete(R"(/api/v1/admin/tokens/:id(\d{1,18}))", route(&Api::revoke_token));
   router->non_matched_request_handler([this](const Request &req) {
     ++m_in_flight;
     reply_error(req, Error{ErrorKind::not_found, "not_found", "no such resource or method", ""});
@@ -128,6 +130,7 @@ void Api::authenticate(const Request &req, std::initializer_list<auth::Role> rol
       return reply_error(
           req, Error{ErrorKind::unauthenticated, "unauthorized", "the token is not valid", ""});
     }
+    m_deps.tokens.note_use(principal->token_id);
     if (std::find(allowed.begin(), allowed.end(), principal->role) == allowed.end()) {
       return reply_error(
           req, Error{ErrorKind::forbidden, "forbidden", "this token's role may not do this", ""});
@@ -135,14 +138,18 @@ void Api::authenticate(const Request &req, std::initializer_list<auth::Role> rol
     next(*principal);
   };
   const std::string hash = crypto::sha256_hex(*token);
-  if (auto principal = m_deps.tokens.find(hash); principal || !m_deps.tokens.reload_due()) {
-    return check(principal);
-  }
-  // Maybe a token created since the last load: reload once, off the I/O thread.
-  on_pool(req, [this, hash, check](soci::session &sql) {
-    if (m_deps.tokens.reload_due()) m_deps.tokens.reload(sql);
-    check(m_deps.tokens.find(hash));
-  });
+  if (auto principal = m_deps.tokens.find(hash)) return check(principal);
+  // Maybe a token created since the last load: one point lookup of this
+  // digest on the pool (shared by concurrent requests with the same token).
+  m_deps.tokens.resolve(
+      hash,
+      [this](std::function<void(soci::session &)> lookup, std::function<void()> failed) {
+        return m_deps.pool.submit(std::move(lookup), std::move(failed));
+      },
+      [this, req, check](const Result<std::optional<auth::Principal>> &found) {
+        if (!found) return reply_error(req, found.error());
+        check(*found);
+      });
 }
 
 void Api::with_json_body(const Request &req, std::initializer_list<auth::Role> roles,

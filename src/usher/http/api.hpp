@@ -95,8 +95,9 @@ private:
   void reply(const Request &req, Response response);
   void reply_error(const Request &req, const Error &error);
 
-  // Resolves the bearer token (from memory; a miss may reload the registry
-  // on the pool) and checks its role; answers 401/403 itself.
+  // Resolves the bearer token (from memory; a miss is looked up on the
+  // pool) and checks its role; answers 401/403 (503 when it cannot be
+  // checked) itself.
   void authenticate(const Request &req, std::initializer_list<auth::Role> roles,
                     WithPrincipal next);
 
@@ -140,6 +141,8 @@ private:
   void list_jobs(const Request &req, const restinio::router::route_params_t &);
   void retry_job(const Request &req, const restinio::router::route_params_t &params);
   void queue_overview(const Request &req, const restinio::router::route_params_t &);
+  void list_tokens(const Request &req, const restinio::router::route_params_t &);
+  void revoke_token(const Request &req, const restinio::router::route_params_t &params);
 
   ApiDeps m_deps;
   PasswordDeps m_passwords;

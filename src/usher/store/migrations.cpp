@@ -153,6 +153,12 @@ CREATE TABLE alert_conditions (
   updated_at TEXT NOT NULL
 )
 )SQL",
+    // 4: token revocation and `last used` (usher token list / revoke): who
+    // revoked a token, and when it was last used (to the minute).
+    R"SQL(
+ALTER TABLE api_tokens ADD COLUMN last_used_at TEXT;
+ALTER TABLE api_tokens ADD COLUMN revoked_by TEXT
+)SQL",
 };
 
 std::string replace_all(std::string s, const std::string &from, const std::string &to) {
