@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <mutex>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 namespace usher::auth {
@@ -60,7 +61,7 @@ TEST(AttemptLimiter, MemoryIsBoundedByForgettingTheOldestWindow) {
   EXPECT_FALSE(limiter.attempt("a")); // a fresh window again, "b" forgotten
   EXPECT_TRUE(limiter.attempt("c"));  // still remembered and over its limit
   EXPECT_TRUE(limiter.attempt("d"));
-  for (int i = 0; i < 10000; ++i) limiter.attempt("k" + std::to_string(i));
+  for (int i = 0; i < 10000; ++i) limiter.attempt(fmt::format("k{}", i));
   EXPECT_EQ(limiter.size(), 3U);
 }
 
