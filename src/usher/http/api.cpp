@@ -14,6 +14,31 @@ constexpr const char *k_throttled_message =
 // Refusals less than this apart are one flood: one WARNING row with a count.
 constexpr auto k_throttled_fold_window = std::chrono::minutes(1);
 
+// Headers (names and values together) larger than this are answered 431.
+constexpr std::size_t k_max_header_bytes = 16 * 1024;
+
+std::size_t header_bytes(const Request &req) {
+  std::size_t total = 0;
+  for (const auto &field : req->header()) total += field.name().size() + field.value().size() + 4;
+  return total;
+}
+
+// 431 as problem+json, then the connection is closed: a client that sends
+// such headers once will likely send them again.
+void answer_header_too_large(const Request &req) {
+  const nlohmann::json body = {{"type", "https://usher.invalid/problems/header_too_large"},
+                               {"title", reason_phrase(431)},
+                               {"status", 431},
+                               {"detail", "the request headers are larger than 16 KiB"},
+                               {"code", "header_too_large"}};
+  req->create_response(
+         restinio::http_status_line_t{restinio::http_status_code_t{431}, reason_phrase(431)})
+      .append_header(restinio::http_field::content_type, "application/problem+json")
+      .connection_close()
+      .set_body(body.dump())
+      .done();
+}
+
 Error unavailable() {
   return Error{ErrorKind::unavailable, "unavailable",
                "usher cannot take this request right now; retry shortly", ""};
@@ -68,6 +93,10 @@ std::unique_ptr<Router> Api::make_router() {
   router->http_get("/api/v1/admin/tokens", route(&Api::list_tokens));
   router->http_delete(R"(/api/v1/admin/tokens/:id(\d{1,18}))", route(&Api::revoke_token));
   router->non_matched_request_handler([this](const Request &req) {
+    if (header_bytes(req) > k_max_header_bytes) {
+      answer_header_too_large(req);
+      return restinio::request_accepted();
+    }
     ++m_in_flight;
     reply_error(req, Error{ErrorKind::not_found, "not_found", "no such resource or method", ""});
     return restinio::request_accepted();
@@ -77,6 +106,10 @@ std::unique_ptr<Router> Api::make_router() {
 
 Router::actual_request_handler_t Api::route(Handler handler) {
   return [this, handler](const Request &req, restinio::router::route_params_t params) {
+    if (header_bytes(req) > k_max_header_bytes) {
+      answer_header_too_large(req);
+      return restinio::request_accepted();
+    }
     ++m_in_flight;
     if (m_draining.load()) {
       reply_error(req,
