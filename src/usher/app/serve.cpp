@@ -48,11 +48,11 @@ constexpr std::size_t k_pool_queue_limit = 10000;
 // Settled alerts (sent or failed) are kept this long for inspection.
 constexpr auto k_alert_retention = std::chrono::hours(24 * 30);
 
-// Periodic housekeeping on its own thread and connection: passive SQLite WAL
-// checkpoints (kept off the writer's path; the writer truncates the WAL
-// itself past its limit), the API token registry's refresh (revocations made
-// elsewhere) and pruning of expired idempotency keys, sessions and settled
-// alerts.
+// Periodic housekeeping on its own thread and connection: the API token
+// registry's refresh (revocations made elsewhere) and pruning of expired
+// idempotency keys, sessions and settled alerts. SQLite WAL checkpoints are
+// the writer's (WriteBatcher): a checkpoint here made the writer's
+// truncating checkpoint fail at once (busy) and the WAL grow.
 class Maintenance {
 public:
   Maintenance(const store::Database &db, const config::Config &config, auth::TokenRegistry &tokens,
@@ -80,7 +80,6 @@ private:
       lock.unlock();
       try {
         if (!sql) sql = m_db.connect();
-        if (m_db.dialect() == store::Dialect::sqlite) *sql << "PRAGMA wal_checkpoint(PASSIVE)";
         if (std::chrono::steady_clock::now() >= next_token_refresh) {
           m_tokens.reload(*sql);
           next_token_refresh = std::chrono::steady_clock::now() + k_token_refresh_interval;

@@ -118,10 +118,22 @@ void WriteBatcher::bound_wal() {
   const auto size = std::filesystem::file_size(*wal_path, error);
   if (error) return; // no WAL yet
   m_wal_stats.wal_bytes.store(size, std::memory_order_relaxed);
-  if (size <= m_db.wal_limit_bytes()) return;
-  // The maintenance thread's PASSIVE checkpoints copy frames back but never
-  // restart the log while writes continue; TRUNCATE waits (busy_timeout) for
-  // readers on older snapshots, copies the rest and empties the file.
+  if (size <= m_db.wal_limit_bytes() / 2) return;
+  if (size <= m_db.wal_limit_bytes()) {
+    // Copy frames back early (no waiting for readers), so that the
+    // truncating checkpoint at the limit has little left to copy. Here and
+    // not on another thread: SQLite refuses a checkpoint at once (busy) while
+    // another connection runs one, which kept the WAL growing under load.
+    try {
+      *m_sql << "PRAGMA wal_checkpoint(PASSIVE)";
+    } catch (const std::exception &e) {
+      spdlog::warn("WAL checkpoint failed: {}", e.what());
+    }
+    return;
+  }
+  // PASSIVE checkpoints never restart the log while writes continue;
+  // TRUNCATE waits (busy_timeout) for readers on older snapshots, copies the
+  // rest and empties the file.
   const auto started = std::chrono::steady_clock::now();
   int busy = 0;
   int log_frames = 0;
