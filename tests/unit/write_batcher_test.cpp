@@ -1,6 +1,7 @@
 // Unit tests for store/: migrations and the group-commit WriteBatcher on a temporary SQLite file.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -33,8 +34,9 @@ constexpr auto k_max_wait = 30s;
 // (with its WAL files) when the test ends.
 class TempDatabase {
 public:
-  TempDatabase()
-      : m_path(unique_path()), m_db("sqlite:" + m_path.string(), std::chrono::milliseconds(5000)) {}
+  explicit TempDatabase(std::uint64_t wal_limit_bytes = Database::k_default_wal_limit_bytes)
+      : m_path(unique_path()),
+        m_db("sqlite:" + m_path.string(), std::chrono::milliseconds(5000), true, wal_limit_bytes) {}
   ~TempDatabase() {
     for (const char *suffix : {"", "-wal", "-shm", "-journal"}) {
       std::error_code ignored;
@@ -446,6 +448,78 @@ TEST(WriteBatcherFoldedEvent, EveryOccurrenceIsCountedInOneRow) {
   }
   EXPECT_EQ(temp.count("SELECT COUNT(*) FROM system_health_logs"), 1);
   EXPECT_EQ(temp.count("SELECT repeat_count FROM system_health_logs"), 2000);
+}
+
+// A sustained WARNING with a fold window (a login flood) is one row too,
+// although WARNING events do not fold through the alert policy.
+TEST(WriteBatcherFoldedEvent, AWarningWithAFoldWindowIsOneRow) {
+  TempDatabase temp;
+  {
+    auto sql = temp.db().connect();
+    migrate(*sql, temp.db().dialect());
+  }
+  WriteBatcher writer(temp.db(), 100000);
+  {
+    health::FoldedEvent event(writer, health::EventType::warning, "attempts refused", "unit", {},
+                              std::chrono::minutes(1));
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&event] {
+        for (int i = 0; i < 500; ++i) {
+          event.add({{"limit", "address"}});
+          if (i % 50 == 0) std::this_thread::yield();
+        }
+      });
+    }
+    for (auto &thread : threads) thread.join();
+    const auto deadline = std::chrono::steady_clock::now() + k_max_wait;
+    while (event.pending() > 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(5ms);
+    }
+    event.add({{"limit", "account"}}); // after everything was written: still the same row
+    while (event.pending() > 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(5ms);
+    }
+    writer.stop();
+  }
+  EXPECT_EQ(temp.count("SELECT COUNT(*) FROM system_health_logs"), 1);
+  EXPECT_EQ(temp.count("SELECT repeat_count FROM system_health_logs"), 2001);
+}
+
+// Past half its limit the writer copies the WAL back (PASSIVE), past the
+// limit it truncates it, both between batches, so the file never keeps
+// growing under constant writes (issue 15).
+TEST(WriteBatcherWal, TheWalStaysWithinItsLimitPlusOneBatch) {
+  constexpr std::uint64_t k_limit = 64 * 1024;
+  TempDatabase temp(k_limit);
+  {
+    auto sql = temp.db().connect();
+    *sql << "CREATE TABLE filler (id INTEGER PRIMARY KEY, data BLOB)";
+  }
+  WriteBatcher writer(temp.db(), 100000);
+  const std::string data(1024, 'x');
+  std::uintmax_t largest = 0;
+  for (int batch = 0; batch < 100; ++batch) {
+    ASSERT_TRUE(writer.submit_and_wait(
+        [&data](soci::session &sql) {
+          for (int i = 0; i < 20; ++i) {
+            sql << "INSERT INTO filler (data) VALUES (:d)", soci::use(data);
+          }
+        },
+        k_max_wait));
+    std::error_code ignored;
+    largest = std::max(largest, std::filesystem::file_size(*temp.db().wal_path(), ignored));
+  }
+  writer.stop(); // the check after the last batch has run
+  const auto &stats = writer.wal_stats();
+  // One batch writes about 24 KiB of pages.
+  EXPECT_LE(largest, 2 * k_limit);
+  EXPECT_EQ(stats.incomplete_checkpoints.load(), 0U);
+  EXPECT_GE(stats.max_pause_us.load(), stats.last_pause_us.load());
+  EXPECT_GE(stats.total_pause_us.load(), stats.max_pause_us.load());
+  EXPECT_LE(stats.wal_bytes.load(), k_limit);
+  EXPECT_LE(std::filesystem::file_size(*temp.db().wal_path()), k_limit);
+  EXPECT_EQ(temp.count("SELECT COUNT(*) FROM filler"), 2000);
 }
 
 } // namespace

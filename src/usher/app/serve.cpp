@@ -18,6 +18,8 @@
 #include <usher/alerts/policy.hpp>
 #include <usher/alerts/sender.hpp>
 #include <usher/auth/api_tokens.hpp>
+#include <usher/auth/attempt_limiter.hpp>
+#include <usher/auth/hashing_pool.hpp>
 #include <usher/health/health_log.hpp>
 #include <usher/http/api.hpp>
 #include <usher/http/server.hpp>
@@ -39,18 +41,24 @@ namespace {
 
 constexpr auto k_grace_period = std::chrono::seconds(10);
 constexpr auto k_checkpoint_interval = std::chrono::milliseconds(500);
+// A token revoked on any instance is refused here within this (plus a tick).
+constexpr auto k_token_refresh_interval = std::chrono::milliseconds(500);
 constexpr auto k_prune_interval = std::chrono::minutes(10);
 constexpr std::size_t k_pool_queue_limit = 10000;
 // Settled alerts (sent or failed) are kept this long for inspection.
 constexpr auto k_alert_retention = std::chrono::hours(24 * 30);
 
-// Periodic housekeeping on its own thread and connection: SQLite WAL
-// checkpoints (kept off the writer's path) and pruning of expired
-// idempotency keys, sessions and settled alerts.
+// Periodic housekeeping on its own thread and connection: the API token
+// registry's refresh (revocations made elsewhere) and pruning of expired
+// idempotency keys, sessions and settled alerts. SQLite WAL checkpoints are
+// the writer's (WriteBatcher): a checkpoint here made the writer's
+// truncating checkpoint fail at once (busy) and the WAL grow.
 class Maintenance {
 public:
-  Maintenance(const store::Database &db, const config::Config &config)
-      : m_db(db), m_config(config), m_thread([this] { run(); }) {}
+  Maintenance(const store::Database &db, const config::Config &config, auth::TokenRegistry &tokens,
+              store::WriteBatcher &writer)
+      : m_db(db), m_config(config), m_tokens(tokens), m_writer(writer),
+        m_thread([this] { run(); }) {}
   ~Maintenance() { stop(); }
 
   void stop() {
@@ -66,12 +74,25 @@ private:
   void run() {
     std::unique_ptr<soci::session> sql;
     auto next_prune = std::chrono::steady_clock::now();
+    auto next_token_refresh = std::chrono::steady_clock::now() + k_token_refresh_interval;
     std::unique_lock lock(m_mutex);
     while (!m_wake.wait_for(lock, k_checkpoint_interval, [this] { return m_stopping; })) {
       lock.unlock();
       try {
         if (!sql) sql = m_db.connect();
-        if (m_db.dialect() == store::Dialect::sqlite) *sql << "PRAGMA wal_checkpoint(PASSIVE)";
+        if (std::chrono::steady_clock::now() >= next_token_refresh) {
+          m_tokens.reload(*sql);
+          next_token_refresh = std::chrono::steady_clock::now() + k_token_refresh_interval;
+        }
+        // `last used` of tokens: one small write per tick at most, and only
+        // for tokens whose use was not recorded in the last minute.
+        if (auto uses = m_tokens.take_uses(); !uses.empty()) {
+          m_writer.submit(
+              [uses = std::move(uses)](soci::session &write_sql) {
+                auth::record_token_uses(write_sql, uses);
+              },
+              [](const Result<void> &) {});
+        }
         if (std::chrono::steady_clock::now() >= next_prune) {
           const auto now = std::chrono::system_clock::now();
           const long long pruned =
@@ -95,6 +116,8 @@ private:
 
   const store::Database &m_db;
   const config::Config &m_config;
+  auth::TokenRegistry &m_tokens;
+  store::WriteBatcher &m_writer;
   std::mutex m_mutex;
   std::condition_variable m_wake;
   bool m_stopping = false;
@@ -232,7 +255,8 @@ std::unique_ptr<queue::JobQueue> make_queue(const store::Database &db, store::Wr
 
 int run_worker(const config::Config &config) {
   const sigset_t signals = block_stop_signals();
-  store::Database db(config.database_url, config.db_busy_timeout, config.sqlite_synchronous_full);
+  store::Database db(config.database_url, config.db_busy_timeout, config.sqlite_synchronous_full,
+                     config.sqlite_wal_limit_mib * 1024 * 1024);
   migrate_at_start(db);
   const alerts::AlertPolicy alert_policy = alerts::policy_from(config);
   warn_when_alerts_are_off(db, config, alert_policy);
@@ -256,7 +280,8 @@ int run_worker(const config::Config &config) {
 int serve(const config::Config &config) {
   const sigset_t signals = block_stop_signals();
 
-  store::Database db(config.database_url, config.db_busy_timeout, config.sqlite_synchronous_full);
+  store::Database db(config.database_url, config.db_busy_timeout, config.sqlite_synchronous_full,
+                     config.sqlite_wal_limit_mib * 1024 * 1024);
   migrate_at_start(db);
   const alerts::AlertPolicy alert_policy = alerts::policy_from(config);
   warn_when_alerts_are_off(db, config, alert_policy);
@@ -310,10 +335,15 @@ int serve(const config::Config &config) {
       mode_channel->publish(redis::mode_message(state.version, system::to_string(state.mode)));
     };
   }
-  http::Api api(std::move(deps));
+  auth::HashingPool hashing(config.hash_threads, config.hash_queue_limit);
+  auth::AttemptLimiter account_attempts({config.auth_account_attempts, config.auth_account_window},
+                                        config.auth_limiter_keys);
+  auth::AttemptLimiter address_attempts({config.auth_address_attempts, config.auth_address_window},
+                                        config.auth_limiter_keys);
+  http::Api api(std::move(deps), http::PasswordDeps{hashing, account_attempts, address_attempts});
   http::HttpServer server(api, config);
   const std::uint16_t port = server.start();
-  Maintenance maintenance(db, config);
+  Maintenance maintenance(db, config, tokens, writer);
   if (config.start_worker) worker.start();
   auto alert_sender = start_alert_sender(db, writer, config, alert_policy);
 
@@ -338,6 +368,7 @@ int serve(const config::Config &config) {
   if (mode_channel) mode_channel->stop();
   if (alert_sender) alert_sender->stop();
   maintenance.stop();
+  hashing.stop();
   pool.stop();
   writer.stop();
   spdlog::info("usher stopped");

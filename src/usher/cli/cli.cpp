@@ -48,6 +48,12 @@ int run(int argc, char **argv) {
       ->required()
       ->check(CLI::IsMember({"admin", "sales_manager"}));
   token_create->add_option("--name", token_name, "who or what the token is for")->required();
+  auto *token_list = token->add_subcommand(
+      "list", "list tokens: id, role, created, last used, revoked, name (never the token)");
+  auto *token_revoke =
+      token->add_subcommand("revoke", "revoke a token; every instance refuses it within 2 s");
+  std::int64_t revoke_id = 0;
+  token_revoke->add_option("id", revoke_id, "the token id")->required()->check(CLI::PositiveNumber);
 
   auto *mode = app.add_subcommand("mode", "read or flip the kill switch");
   mode->require_subcommand(1);
@@ -133,6 +139,8 @@ int run(int argc, char **argv) {
     if (token_create->parsed()) {
       return create_token(*config, *auth::parse_role(role_text), token_name);
     }
+    if (token_list->parsed()) return cli::list_tokens(*config);
+    if (token_revoke->parsed()) return cli::revoke_token(*config, revoke_id);
     if (mode_get->parsed()) return cli::mode_get(*config);
     if (mode_set->parsed()) return cli::mode_set(*config, *system::parse_mode(mode_text), reason);
     if (logs->parsed()) return cli::logs(*config, log_type, log_limit);

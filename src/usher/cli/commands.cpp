@@ -27,7 +27,8 @@ namespace {
 // A migrated session: every command works on a current schema.
 std::unique_ptr<soci::session> open(const config::Config &config,
                                     store::Dialect *dialect = nullptr) {
-  store::Database db(config.database_url, config.db_busy_timeout, config.sqlite_synchronous_full);
+  store::Database db(config.database_url, config.db_busy_timeout, config.sqlite_synchronous_full,
+                     config.sqlite_wal_limit_mib * 1024 * 1024);
   auto sql = db.connect();
   store::migrate(*sql, db.dialect());
   if (dialect) *dialect = db.dialect();
@@ -44,7 +45,8 @@ std::string cli_actor() {
 } // namespace
 
 int migrate(const config::Config &config) {
-  store::Database db(config.database_url, config.db_busy_timeout, config.sqlite_synchronous_full);
+  store::Database db(config.database_url, config.db_busy_timeout, config.sqlite_synchronous_full,
+                     config.sqlite_wal_limit_mib * 1024 * 1024);
   auto sql = db.connect();
   const int applied = store::migrate(*sql, db.dialect());
   fmt::print("applied {} migrations; schema version {}\n", applied, store::latest_migration());
@@ -58,6 +60,34 @@ int create_token(const config::Config &config, auth::Role role, const std::strin
   tr.commit();
   fmt::print("created {} token {} named \"{}\"; it is shown only once:\n{}\n",
              auth::to_string(role), created.id, name, created.token);
+  return 0;
+}
+
+int list_tokens(const config::Config &config) {
+  auto sql = open(config);
+  fmt::print("{:>6}  {:<13}  {:<24}  {:<24}  {:<24}  {}\n", "id", "role", "created", "last used",
+             "revoked", "name");
+  for (const auto &token : auth::list_tokens(*sql)) {
+    fmt::print("{:>6}  {:<13}  {:<24}  {:<24}  {:<24}  {}\n", token.id, auth::to_string(token.role),
+               token.created_at, token.last_used_at.value_or("-"), token.revoked_at.value_or("-"),
+               token.name);
+  }
+  return 0;
+}
+
+int revoke_token(const config::Config &config, std::int64_t id) {
+  auto sql = open(config);
+  soci::transaction tr(*sql);
+  auto revoked = auth::revoke_token(*sql, id, cli_actor(), config.instance);
+  if (!revoked) throw std::runtime_error(revoked.error().detail);
+  tr.commit();
+  if (revoked->changed) {
+    fmt::print("token {} (\"{}\") revoked; every instance refuses it within 2 s\n", id,
+               revoked->token.name);
+  } else {
+    fmt::print("token {} (\"{}\") was already revoked at {}\n", id, revoked->token.name,
+               revoked->token.revoked_at.value_or("?"));
+  }
   return 0;
 }
 

@@ -14,6 +14,10 @@ namespace usher::cli {
 
 int migrate(const config::Config &config);
 int create_token(const config::Config &config, auth::Role role, const std::string &name);
+// `usher token list`: one line per token (never the token or its digest).
+int list_tokens(const config::Config &config);
+// `usher token revoke ID`: exit 1 when there is no such token.
+int revoke_token(const config::Config &config, std::int64_t id);
 int mode_get(const config::Config &config);
 int mode_set(const config::Config &config, system::SystemMode mode, const std::string &reason);
 int logs(const config::Config &config, const std::optional<std::string> &type, int limit);

@@ -58,9 +58,22 @@ struct Config {
   std::chrono::milliseconds http_read_timeout{10000};
   std::chrono::milliseconds db_busy_timeout{5000};
   bool sqlite_synchronous_full = true; // SQLITE_SYNCHRONOUS=full|normal
+  // SQLITE_WAL_LIMIT_MIB: past this size the writer truncates the WAL with a
+  // blocking checkpoint, and the file is trimmed back to it after a reset.
+  std::uint64_t sqlite_wal_limit_mib = 64;
   unsigned http_threads = 1;
   unsigned blocking_threads = 4;
   std::size_t write_queue_limit = 20000;
+  // Password attempts (login and activation, docs/api.md): a fixed window
+  // per account (normalised email, or activation token) and per client
+  // address; argon2id runs on its own bounded pool.
+  unsigned auth_account_attempts = 10;
+  std::chrono::milliseconds auth_account_window{300000};
+  unsigned auth_address_attempts = 100;
+  std::chrono::milliseconds auth_address_window{60000};
+  std::size_t auth_limiter_keys = 50000;
+  unsigned hash_threads = 2;
+  std::size_t hash_queue_limit = 32;
   std::chrono::milliseconds job_lease{30000};
   unsigned job_claim_batch = 256;
   std::chrono::milliseconds queue_poll_interval{500};

@@ -6,9 +6,16 @@
 // write records hundreds (health::record with `occurrences`). Counts of a
 // write that fails are logged and dropped: the event is a report, the
 // request's own data was committed in its own transaction.
+//
+// With a `fold_window`, occurrences that keep coming (each within the window
+// of the previous one) are added to the row the first one wrote, so a
+// sustained condition is one row with a count however long it lasts.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -21,7 +28,8 @@ namespace usher::health {
 class FoldedEvent {
 public:
   FoldedEvent(store::WriteBatcher &writer, EventType type, std::string message,
-              std::string instance, Alerting alerting);
+              std::string instance, Alerting alerting,
+              std::chrono::milliseconds fold_window = std::chrono::milliseconds(0));
 
   // One occurrence; `metadata` of the latest is the one written.
   void add(const nlohmann::json &metadata);
@@ -36,7 +44,12 @@ private:
   const std::string m_message;
   const std::string m_instance;
   const Alerting m_alerting;
+  const std::chrono::milliseconds m_fold_window;
   mutable std::mutex m_mutex;
+  // With a fold window: the row of the current run of occurrences, and when
+  // the latest occurrence was counted.
+  std::optional<std::int64_t> m_row;
+  std::chrono::steady_clock::time_point m_last_occurrence;
   long long m_pending = 0;
   nlohmann::json m_metadata;
   bool m_in_flight = false;

@@ -128,6 +128,11 @@ std::int64_t record(soci::session &sql, EventType type, const std::string &messa
   return id;
 }
 
+void add_repeats(soci::session &sql, std::int64_t id, long long count) {
+  const long long fold_into = id;
+  sql << k_fold_event, soci::use(count), soci::use(fold_into);
+}
+
 std::optional<std::int64_t> record_resolved(soci::session &sql, const std::string &message,
                                             const nlohmann::json &metadata,
                                             const std::string &instance, const Alerting &alerting) {

@@ -55,6 +55,10 @@ std::int64_t record(soci::session &sql, EventType type, const std::string &messa
                     const nlohmann::json &metadata, const std::string &instance,
                     const Alerting &alerting = {}, long long occurrences = 1);
 
+// Adds `count` occurrences to the row `id` (its repeat_count); used to fold
+// a sustained WARNING (a login flood) into the row its first occurrence wrote.
+void add_repeats(soci::session &sql, std::int64_t id, long long count);
+
 // The CRITICAL condition `alerting.condition` cleared: when it was active,
 // writes an INFO event and the RESOLVED notice and returns the event id;
 // otherwise writes nothing (so callers may call it on every success).

@@ -9,6 +9,36 @@
 namespace usher::http {
 namespace {
 
+constexpr const char *k_throttled_message =
+    "password attempts refused (attempt limits or a full hashing queue)";
+// Refusals less than this apart are one flood: one WARNING row with a count.
+constexpr auto k_throttled_fold_window = std::chrono::minutes(1);
+
+// Headers (names and values together) larger than this are answered 431.
+constexpr std::size_t k_max_header_bytes = 16 * 1024;
+
+std::size_t header_bytes(const Request &req) {
+  std::size_t total = 0;
+  for (const auto &field : req->header()) total += field.name().size() + field.value().size() + 4;
+  return total;
+}
+
+// 431 as problem+json, then the connection is closed: a client that sends
+// such headers once will likely send them again.
+void answer_header_too_large(const Request &req) {
+  const nlohmann::json body = {{"type", "https://usher.invalid/problems/header_too_large"},
+                               {"title", reason_phrase(431)},
+                               {"status", 431},
+                               {"detail", "the request headers are larger than 16 KiB"},
+                               {"code", "header_too_large"}};
+  req->create_response(
+         restinio::http_status_line_t{restinio::http_status_code_t{431}, reason_phrase(431)})
+      .append_header(restinio::http_field::content_type, "application/problem+json")
+      .connection_close()
+      .set_body(body.dump())
+      .done();
+}
+
 Error unavailable() {
   return Error{ErrorKind::unavailable, "unavailable",
                "usher cannot take this request right now; retry shortly", ""};
@@ -35,11 +65,13 @@ Response problem_response(const Error &error) {
   return response;
 }
 
-Api::Api(ApiDeps deps)
-    : m_deps(std::move(deps)),
+Api::Api(ApiDeps deps, PasswordDeps passwords)
+    : m_deps(std::move(deps)), m_passwords(passwords),
       m_fallbacks(m_deps.writer, health::EventType::critical, queue::k_unavailable_message,
                   m_deps.config.instance,
-                  health::Alerting{m_deps.alerts, queue::k_unavailable_condition}) {}
+                  health::Alerting{m_deps.alerts, queue::k_unavailable_condition}),
+      m_throttled(m_deps.writer, health::EventType::warning, k_throttled_message,
+                  m_deps.config.instance, {}, k_throttled_fold_window) {}
 
 std::unique_ptr<Router> Api::make_router() {
   auto router = std::make_unique<Router>();
@@ -63,7 +95,13 @@ std::unique_ptr<Router> Api::make_router() {
   router->http_get("/api/v1/whoami", route(&Api::whoami));
   router->http_get("/", route(&Api::ui_page));
   router->http_get(R"(/assets/:name([A-Za-z0-9._-]{1,100}))", route(&Api::ui_page));
+  router->http_get("/api/v1/admin/tokens", route(&Api::list_tokens));
+  router->http_delete(R"(/api/v1/admin/tokens/:id(\d{1,18}))", route(&Api::revoke_token));
   router->non_matched_request_handler([this](const Request &req) {
+    if (header_bytes(req) > k_max_header_bytes) {
+      answer_header_too_large(req);
+      return restinio::request_accepted();
+    }
     ++m_in_flight;
     reply_error(req, Error{ErrorKind::not_found, "not_found", "no such resource or method", ""});
     return restinio::request_accepted();
@@ -73,6 +111,10 @@ std::unique_ptr<Router> Api::make_router() {
 
 Router::actual_request_handler_t Api::route(Handler handler) {
   return [this, handler](const Request &req, restinio::router::route_params_t params) {
+    if (header_bytes(req) > k_max_header_bytes) {
+      answer_header_too_large(req);
+      return restinio::request_accepted();
+    }
     ++m_in_flight;
     if (m_draining.load()) {
       reply_error(req,
@@ -126,6 +168,7 @@ void Api::authenticate(const Request &req, std::initializer_list<auth::Role> rol
       return reply_error(
           req, Error{ErrorKind::unauthenticated, "unauthorized", "the token is not valid", ""});
     }
+    m_deps.tokens.note_use(principal->token_id);
     if (std::find(allowed.begin(), allowed.end(), principal->role) == allowed.end()) {
       return reply_error(
           req, Error{ErrorKind::forbidden, "forbidden", "this token's role may not do this", ""});
@@ -133,14 +176,18 @@ void Api::authenticate(const Request &req, std::initializer_list<auth::Role> rol
     next(*principal);
   };
   const std::string hash = crypto::sha256_hex(*token);
-  if (auto principal = m_deps.tokens.find(hash); principal || !m_deps.tokens.reload_due()) {
-    return check(principal);
-  }
-  // Maybe a token created since the last load: reload once, off the I/O thread.
-  on_pool(req, [this, hash, check](soci::session &sql) {
-    if (m_deps.tokens.reload_due()) m_deps.tokens.reload(sql);
-    check(m_deps.tokens.find(hash));
-  });
+  if (auto principal = m_deps.tokens.find(hash)) return check(principal);
+  // Maybe a token created since the last load: one point lookup of this
+  // digest on the pool (shared by concurrent requests with the same token).
+  m_deps.tokens.resolve(
+      hash,
+      [this](std::function<void(soci::session &)> lookup, std::function<void()> failed) {
+        return m_deps.pool.submit(std::move(lookup), std::move(failed));
+      },
+      [this, req, check](const Result<std::optional<auth::Principal>> &found) {
+        if (!found) return reply_error(req, found.error());
+        check(*found);
+      });
 }
 
 void Api::with_json_body(const Request &req, std::initializer_list<auth::Role> roles,

@@ -16,6 +16,8 @@
 #include <restinio/all.hpp>
 
 #include <usher/auth/api_tokens.hpp>
+#include <usher/auth/attempt_limiter.hpp>
+#include <usher/auth/hashing_pool.hpp>
 #include <usher/config/config.hpp>
 #include <usher/health/folded_event.hpp>
 #include <usher/idempotency/idempotency.hpp>
@@ -63,9 +65,17 @@ struct ApiDeps {
   std::function<void(const system::ModeState &)> mode_changed;
 };
 
+// Password attempts (login, activation): argon2id on its own bounded pool,
+// attempts limited per account and per client address (docs/api.md).
+struct PasswordDeps {
+  auth::HashingPool &hashing;
+  auth::AttemptLimiter &accounts;
+  auth::AttemptLimiter &addresses;
+};
+
 class Api {
 public:
-  explicit Api(ApiDeps deps);
+  Api(ApiDeps deps, PasswordDeps passwords);
 
   std::unique_ptr<Router> make_router();
 
@@ -85,8 +95,9 @@ private:
   void reply(const Request &req, Response response);
   void reply_error(const Request &req, const Error &error);
 
-  // Resolves the bearer token (from memory; a miss may reload the registry
-  // on the pool) and checks its role; answers 401/403 itself.
+  // Resolves the bearer token (from memory; a miss is looked up on the
+  // pool) and checks its role; answers 401/403 (503 when it cannot be
+  // checked) itself.
   void authenticate(const Request &req, std::initializer_list<auth::Role> roles,
                     WithPrincipal next);
 
@@ -116,6 +127,11 @@ private:
   void record_fallback(std::int64_t job_id, const std::string &why);
   void find_user_by_email(const Request &req, const restinio::router::route_params_t &);
   void get_user(const Request &req, const restinio::router::route_params_t &params);
+  // Counts a password attempt for the client's address and `account_key`;
+  // answers 429 with Retry-After itself and returns false when refused.
+  bool admit_password_attempt(const Request &req, const std::string &account_key);
+  // Runs argon2id work on the hashing pool; 503 when its queue is full.
+  void on_hashing(const Request &req, auth::HashingPool::Task task);
   void activate(const Request &req, const restinio::router::route_params_t &);
   void login(const Request &req, const restinio::router::route_params_t &);
   void get_mode(const Request &req, const restinio::router::route_params_t &);
@@ -130,9 +146,14 @@ private:
   void whoami(const Request &req, const restinio::router::route_params_t &);
   void job_timeline(const Request &req, const restinio::router::route_params_t &params);
   void timeline_by_email(const Request &req, const restinio::router::route_params_t &);
+  void list_tokens(const Request &req, const restinio::router::route_params_t &);
+  void revoke_token(const Request &req, const restinio::router::route_params_t &params);
 
   ApiDeps m_deps;
+  PasswordDeps m_passwords;
   health::FoldedEvent m_fallbacks;
+  // One WARNING row for a sustained run of refused password attempts.
+  health::FoldedEvent m_throttled;
   std::atomic<int> m_in_flight{0};
   std::atomic<bool> m_draining{false};
 };

@@ -15,6 +15,7 @@ int status_for(ErrorKind kind) {
   case ErrorKind::too_large: return 413;
   case ErrorKind::unsupported_media: return 415;
   case ErrorKind::unprocessable: return 422;
+  case ErrorKind::too_many_requests: return 429;
   case ErrorKind::unavailable:
   case ErrorKind::timeout: return 503;
   case ErrorKind::internal: return 500;
@@ -37,6 +38,8 @@ const char *reason_phrase(int status) {
   case 413: return "Content Too Large";
   case 415: return "Unsupported Media Type";
   case 422: return "Unprocessable Content";
+  case 429: return "Too Many Requests";
+  case 431: return "Request Header Fields Too Large";
   case 500: return "Internal Server Error";
   case 503: return "Service Unavailable";
   default: return "Unknown";

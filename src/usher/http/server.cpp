@@ -10,6 +10,12 @@ using Traits = restinio::traits_t<restinio::asio_timer_manager_t, restinio::null
 // RESTinio closes the connection above this size without an answer; up to
 // it usher reads the body and answers 413 past 64 KiB.
 constexpr std::uint64_t k_transport_body_limit = 8 * 1024 * 1024;
+// Likewise for one header value: up to it usher answers 431 itself when the
+// headers are larger than it accepts (Api::route), instead of the transport
+// closing the connection without a word. 80 KiB is also http_parser's own
+// limit on the whole header block (HTTP_MAX_HEADER_SIZE), past which it
+// fails and RESTinio closes the connection whatever this says.
+constexpr std::size_t k_transport_field_value_limit = 80 * 1024;
 
 } // namespace
 
@@ -35,7 +41,7 @@ std::uint16_t HttpServer::start() {
                                         .max_body_size(k_transport_body_limit)
                                         .max_url_size(8 * 1024)
                                         .max_field_name_size(1024)
-                                        .max_field_value_size(8 * 1024)
+                                        .max_field_value_size(k_transport_field_value_limit)
                                         .max_field_count(100))
           .socket_options_setter(
               [](auto &options) { options.set_option(restinio::asio_ns::ip::tcp::no_delay{true}); })

@@ -9,13 +9,16 @@
 
 namespace usher::store {
 
-Database::Database(std::string url, std::chrono::milliseconds busy_timeout, bool synchronous_full)
-    : m_url(std::move(url)), m_busy_timeout(busy_timeout), m_synchronous_full(synchronous_full) {
+Database::Database(std::string url, std::chrono::milliseconds busy_timeout, bool synchronous_full,
+                   std::uint64_t wal_limit_bytes)
+    : m_url(std::move(url)), m_busy_timeout(busy_timeout), m_synchronous_full(synchronous_full),
+      m_wal_limit_bytes(wal_limit_bytes) {
   if (m_url.rfind("sqlite:", 0) == 0) {
     m_dialect = Dialect::sqlite;
     const std::string path = m_url.substr(7);
     const auto parent = std::filesystem::path(path).parent_path();
     if (!parent.empty()) std::filesystem::create_directories(parent);
+    m_wal_path = path + "-wal";
     // SOCI's sqlite3 backend takes "db=PATH"; quoting allows spaces.
     m_connect_string = fmt::format("db=\"{}\" timeout={}", path,
                                    std::max<long long>(1, busy_timeout.count() / 1000));
@@ -40,6 +43,9 @@ std::unique_ptr<soci::session> Database::connect(bool for_writer) const {
     *sql << "PRAGMA foreign_keys = ON";
     // Savepoint journals stay in memory (every group-commit write has one).
     *sql << "PRAGMA temp_store = MEMORY";
+    // Whichever connection resets the WAL trims the file back to this size,
+    // so a WAL that grew during a burst does not keep its disk space.
+    *sql << fmt::format("PRAGMA journal_size_limit = {}", m_wal_limit_bytes);
     if (for_writer) *sql << "PRAGMA wal_autocheckpoint = 0";
   } else {
     sql = std::make_unique<soci::session>(*soci::factory_postgresql(), m_connect_string);

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <soci/soci.h>
@@ -18,14 +20,25 @@ public:
   // when the URL names neither.
   // `synchronous_full`: SQLite fsyncs every commit (survives power loss);
   // otherwise commits survive a crash of the process but not of the machine.
-  Database(std::string url, std::chrono::milliseconds busy_timeout, bool synchronous_full = true);
+  // `wal_limit_bytes`: SQLite's `journal_size_limit` on every connection (a
+  // reset WAL is trimmed back to it) and the size past which the writer
+  // truncates the WAL (WriteBatcher).
+  Database(std::string url, std::chrono::milliseconds busy_timeout, bool synchronous_full = true,
+           std::uint64_t wal_limit_bytes = k_default_wal_limit_bytes);
+
+  static constexpr std::uint64_t k_default_wal_limit_bytes = 64ULL * 1024 * 1024;
 
   Dialect dialect() const { return m_dialect; }
 
+  // SQLite: the path of the write-ahead log file ("PATH-wal"); nullopt for
+  // PostgreSQL.
+  const std::optional<std::string> &wal_path() const { return m_wal_path; }
+  std::uint64_t wal_limit_bytes() const { return m_wal_limit_bytes; }
+
   // Opens a new session; throws soci::soci_error when the database cannot be
   // reached. `for_writer` turns off SQLite's automatic WAL checkpoints on
-  // this connection (the maintenance thread checkpoints instead, off the
-  // writer's path).
+  // this connection (the maintenance thread checkpoints passively, and the
+  // writer truncates the WAL itself when it passes the limit).
   std::unique_ptr<soci::session> connect(bool for_writer = false) const;
 
 private:
@@ -34,6 +47,8 @@ private:
   Dialect m_dialect;
   std::chrono::milliseconds m_busy_timeout;
   bool m_synchronous_full;
+  std::uint64_t m_wal_limit_bytes;
+  std::optional<std::string> m_wal_path;
 };
 
 // Runs `sql` (several statements separated by ';') one statement at a time.

@@ -171,6 +171,12 @@ CREATE TABLE job_attempts (
 CREATE INDEX job_attempts_job_id ON job_attempts (job_id, id);
 CREATE INDEX jobs_email_normalized_id ON jobs (email_normalized, id)
 )SQL",
+    // 5: token revocation and `last used` (usher token list / revoke): who
+    // revoked a token, and when it was last used (to the minute).
+    R"SQL(
+ALTER TABLE api_tokens ADD COLUMN last_used_at TEXT;
+ALTER TABLE api_tokens ADD COLUMN revoked_by TEXT
+)SQL",
 };
 
 std::string replace_all(std::string s, const std::string &from, const std::string &to) {

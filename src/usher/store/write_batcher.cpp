@@ -1,8 +1,9 @@
 #include <usher/store/write_batcher.hpp>
 
-#include <memory>
-
+#include <filesystem>
 #include <future>
+#include <memory>
+#include <system_error>
 
 #include <soci/sqlite3/soci-sqlite3.h>
 #include <spdlog/spdlog.h>
@@ -10,6 +11,10 @@
 
 namespace usher::store {
 namespace {
+
+// A checkpoint pause longer than this is logged as a warning: requests
+// waited for it (docs/operations.md).
+constexpr auto k_slow_checkpoint = std::chrono::milliseconds(100);
 
 // The statements around every write, prepared once per connection.
 struct Savepoint {
@@ -102,7 +107,63 @@ void WriteBatcher::run() {
     }
     run_batch(batch);
     batch.clear();
+    bound_wal();
   }
+}
+
+void WriteBatcher::bound_wal() {
+  const auto &wal_path = m_db.wal_path();
+  if (!wal_path || !m_sql) return;
+  std::error_code error;
+  const auto size = std::filesystem::file_size(*wal_path, error);
+  if (error) return; // no WAL yet
+  m_wal_stats.wal_bytes.store(size, std::memory_order_relaxed);
+  if (size <= m_db.wal_limit_bytes() / 2) return;
+  if (size <= m_db.wal_limit_bytes()) {
+    // Copy frames back early (no waiting for readers), so that the
+    // truncating checkpoint at the limit has little left to copy. Here and
+    // not on another thread: SQLite refuses a checkpoint at once (busy) while
+    // another connection runs one, which kept the WAL growing under load.
+    try {
+      *m_sql << "PRAGMA wal_checkpoint(PASSIVE)";
+    } catch (const std::exception &e) {
+      spdlog::warn("WAL checkpoint failed: {}", e.what());
+    }
+    return;
+  }
+  // PASSIVE checkpoints never restart the log while writes continue;
+  // TRUNCATE waits (busy_timeout) for readers on older snapshots, copies the
+  // rest and empties the file.
+  const auto started = std::chrono::steady_clock::now();
+  int busy = 0;
+  int log_frames = 0;
+  int checkpointed = 0;
+  try {
+    *m_sql << "PRAGMA wal_checkpoint(TRUNCATE)", soci::into(busy), soci::into(log_frames),
+        soci::into(checkpointed);
+  } catch (const std::exception &e) {
+    busy = 1;
+    spdlog::warn("WAL checkpoint failed: {}", e.what());
+  }
+  const auto pause = std::chrono::steady_clock::now() - started;
+  const auto pause_us = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(pause).count());
+  m_wal_stats.checkpoints.fetch_add(1, std::memory_order_relaxed);
+  if (busy != 0) m_wal_stats.incomplete_checkpoints.fetch_add(1, std::memory_order_relaxed);
+  m_wal_stats.last_pause_us.store(pause_us, std::memory_order_relaxed);
+  m_wal_stats.total_pause_us.fetch_add(pause_us, std::memory_order_relaxed);
+  if (pause_us > m_wal_stats.max_pause_us.load(std::memory_order_relaxed)) {
+    m_wal_stats.max_pause_us.store(pause_us, std::memory_order_relaxed); // one writer thread
+  }
+  const auto after = std::filesystem::file_size(*wal_path, error);
+  if (!error) m_wal_stats.wal_bytes.store(after, std::memory_order_relaxed);
+  // One line per checkpoint: with the default limit, at most one every few
+  // seconds under full load.
+  const auto level =
+      pause > k_slow_checkpoint || busy != 0 ? spdlog::level::warn : spdlog::level::info;
+  spdlog::log(level, "WAL checkpoint paused the writer {} ms: {} KiB -> {} KiB{}", pause_us / 1000,
+              size >> 10, error ? 0 : after >> 10,
+              busy != 0 ? " (incomplete: a reader or another writer held on)" : "");
 }
 
 void WriteBatcher::run_batch(std::deque<Item> &batch) {

@@ -4,9 +4,11 @@
 // This is where usher's write throughput comes from (docs/architecture.md).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -52,6 +54,22 @@ private:
   std::unordered_map<std::type_index, std::shared_ptr<void>> m_prepared;
 };
 
+// What the writer saw of SQLite's write-ahead log, readable from any thread
+// (for /metrics and tests). Sizes in bytes, pauses in microseconds.
+struct WalStats {
+  // Size of the -wal file after the last batch (before any checkpoint).
+  std::atomic<std::uint64_t> wal_bytes{0};
+  // Truncating checkpoints run because the WAL passed its limit, and how
+  // many of them could not finish (a reader or another process's writer held
+  // on past the busy timeout; the next batch tries again).
+  std::atomic<std::uint64_t> checkpoints{0};
+  std::atomic<std::uint64_t> incomplete_checkpoints{0};
+  // How long those checkpoints paused the writer.
+  std::atomic<std::uint64_t> last_pause_us{0};
+  std::atomic<std::uint64_t> max_pause_us{0};
+  std::atomic<std::uint64_t> total_pause_us{0};
+};
+
 class WriteBatcher {
 public:
   // Runs inside the batch transaction; throw to roll back this write only.
@@ -78,6 +96,8 @@ public:
 
   std::size_t pending() const;
 
+  const WalStats &wal_stats() const { return m_wal_stats; }
+
 private:
   struct Item {
     Apply apply;
@@ -85,6 +105,10 @@ private:
   };
   void run();
   void run_batch(std::deque<Item> &batch);
+  // SQLite: when the WAL file is past the database's limit, a TRUNCATE
+  // checkpoint between batches (the only moment the writer holds no
+  // transaction); measured into m_wal_stats.
+  void bound_wal();
 
   const Database &m_db;
   const std::size_t m_queue_limit;
@@ -97,6 +121,7 @@ private:
   // after a failure so the next batch reconnects.
   std::unique_ptr<soci::session> m_sql;
   std::unique_ptr<WriteContext> m_context;
+  WalStats m_wal_stats;
   std::thread m_thread;
 };
 

@@ -19,6 +19,7 @@ enum class ErrorKind {
   unprocessable,      // 422
   too_large,          // 413
   unsupported_media,  // 415
+  too_many_requests,  // throttled: 429
   unavailable,        // a dependency is down or a queue is full: 503
   timeout,            // a dependency did not answer in time: 503
   internal,           // a bug: 500
