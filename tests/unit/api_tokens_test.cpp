@@ -3,6 +3,8 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -111,10 +113,11 @@ protected:
   std::optional<Result<std::optional<Principal>>> resolve(TokenRegistry &registry,
                                                           const std::string &token,
                                                           const TokenRegistry::Runner &run) {
-    std::optional<Result<std::optional<Principal>>> answer;
+    // Shared with the callback: a deferred lookup answers after this returns.
+    auto answer = std::make_shared<std::optional<Result<std::optional<Principal>>>>();
     registry.resolve(crypto::sha256_hex(token), run,
-                     [&answer](const Result<std::optional<Principal>> &found) { answer = found; });
-    return answer;
+                     [answer](const Result<std::optional<Principal>> &found) { *answer = found; });
+    return *answer;
   }
 
   soci::session sql;

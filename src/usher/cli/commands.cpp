@@ -35,6 +35,42 @@ std::unique_ptr<soci::session> open(const config::Config &config,
   return sql;
 }
 
+// A write transaction for the commands that change rows. On SQLite it takes
+// the write lock at BEGIN (IMMEDIATE), waiting up to DB_BUSY_TIMEOUT_MS for a
+// running serve's writer: a deferred transaction that reads and then writes
+// fails at once with "database is locked" when serve committed in between,
+// without waiting (the same reason the WriteBatcher begins IMMEDIATE).
+// Rolled back unless committed.
+class WriteTransaction {
+public:
+  WriteTransaction(soci::session &sql, store::Dialect dialect) : m_sql(sql) {
+    if (dialect == store::Dialect::sqlite) {
+      m_sql << "BEGIN IMMEDIATE";
+    } else {
+      m_sql.begin();
+    }
+  }
+  ~WriteTransaction() {
+    if (m_committed) return;
+    try {
+      m_sql.rollback();
+    } catch (const std::exception &) {
+      // The connection is gone; the command is failing anyway.
+    }
+  }
+  WriteTransaction(const WriteTransaction &) = delete;
+  WriteTransaction &operator=(const WriteTransaction &) = delete;
+
+  void commit() {
+    m_sql.commit();
+    m_committed = true;
+  }
+
+private:
+  soci::session &m_sql;
+  bool m_committed = false;
+};
+
 // Called only by the one-shot commands (mode set, jobs retry), which start no thread; nothing in
 // usher calls setenv.
 std::string cli_actor() {
@@ -54,8 +90,9 @@ int migrate(const config::Config &config) {
 }
 
 int create_token(const config::Config &config, auth::Role role, const std::string &name) {
-  auto sql = open(config);
-  soci::transaction tr(*sql);
+  store::Dialect dialect{};
+  auto sql = open(config, &dialect);
+  WriteTransaction tr(*sql, dialect);
   const auto created = auth::create_token(*sql, role, name);
   tr.commit();
   fmt::print("created {} token {} named \"{}\"; it is shown only once:\n{}\n",
@@ -76,8 +113,9 @@ int list_tokens(const config::Config &config) {
 }
 
 int revoke_token(const config::Config &config, std::int64_t id) {
-  auto sql = open(config);
-  soci::transaction tr(*sql);
+  store::Dialect dialect{};
+  auto sql = open(config, &dialect);
+  WriteTransaction tr(*sql, dialect);
   auto revoked = auth::revoke_token(*sql, id, cli_actor(), config.instance);
   if (!revoked) throw std::runtime_error(revoked.error().detail);
   tr.commit();
@@ -103,8 +141,9 @@ int mode_set(const config::Config &config, system::SystemMode mode, const std::s
   // The same SWITCH alert as the API: written to the outbox here, delivered
   // by a running serve or worker (or the next one to start).
   const alerts::AlertPolicy alert_policy = alerts::policy_from(config);
-  auto sql = open(config);
-  soci::transaction tr(*sql);
+  store::Dialect dialect{};
+  auto sql = open(config, &dialect);
+  WriteTransaction tr(*sql, dialect);
   const auto result = system::set_mode(
       *sql, system::ModeChange{mode, reason, cli_actor(), config.instance, &alert_policy});
   tr.commit();
@@ -167,8 +206,9 @@ int list_jobs(const config::Config &config, const std::optional<std::string> &st
 }
 
 int retry_job(const config::Config &config, std::int64_t id) {
-  auto sql = open(config);
-  soci::transaction tr(*sql);
+  store::Dialect dialect{};
+  auto sql = open(config, &dialect);
+  WriteTransaction tr(*sql, dialect);
   auto job = jobs::retry_dead(*sql, id, cli_actor(), config.instance);
   if (!job) throw std::runtime_error(job.error().detail);
   tr.commit();
