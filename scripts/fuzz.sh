@@ -19,7 +19,7 @@ fi
 out=build-asan
 # The same configuration as scripts/test.sh's asan step (asan_configure).
 cmake -S . -B "$out" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++ \
-  -DCMAKE_CXX_FLAGS_DEBUG="-O1 -gline-tables-only" -DUSHER_SANITIZE=address -DUSHER_FUZZ=ON \
+  -DCMAKE_CXX_FLAGS_DEBUG="-O1 -gline-tables-only -DNDEBUG" -DUSHER_SANITIZE=address -DUSHER_FUZZ=ON \
   -DUSHER_BUILD_BENCH=OFF >/dev/null
 cmake --build "$out" --parallel "$(nproc)" --target "${targets[@]}"
 

@@ -36,7 +36,7 @@ tsan_tests='^(ModeCache|WriteBatcher|ProvisionerTest|InFlight|BlockingPool|Embed
 # database and precompiled header) and the fuzz targets.
 asan_configure() {
   cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++ \
-    -DCMAKE_CXX_FLAGS_DEBUG="-O1 -gline-tables-only" -DUSHER_SANITIZE=address -DUSHER_FUZZ=ON \
+    -DCMAKE_CXX_FLAGS_DEBUG="-O1 -gline-tables-only -DNDEBUG" -DUSHER_SANITIZE=address -DUSHER_FUZZ=ON \
     -DUSHER_BUILD_BENCH=OFF >/dev/null
 }
 
