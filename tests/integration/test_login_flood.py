@@ -11,7 +11,7 @@ import time
 import unittest
 
 from usher_harness import (HTTP_TIMEOUT, ProblemAssertions, UsherServer, parallel,
-                           unique_email)
+                           unique_email, wait_until)
 
 LOGIN = "/api/v1/auth/login"
 ACTIVATE = "/api/v1/auth/activate"
@@ -25,14 +25,9 @@ def throttled_rows(server):
 
 
 def wait_for_throttled_count(server, count, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    rows = []
-    while time.monotonic() < deadline:
-        rows = throttled_rows(server)
-        if rows and sum(r[0] for r in rows) >= count:
-            return rows
-        time.sleep(0.05)
-    raise AssertionError(f"throttled event rows {rows} did not reach {count}")
+    return wait_until(lambda: throttled_rows(server), timeout,
+                      f"the throttled WARNING rows to count {count}",
+                      until=lambda rows: rows and sum(r[0] for r in rows) >= count)
 
 
 class HashingPoolFloodTest(unittest.TestCase, ProblemAssertions):

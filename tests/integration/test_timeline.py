@@ -9,7 +9,7 @@ import secrets
 import unittest
 
 from fake_telegram import FakeTelegram
-from usher_harness import UsherServer, unique_email, wait_for_job
+from usher_harness import UsherServer, unique_email, wait_for_job, wait_until
 
 TOKEN = f"7{secrets.randbelow(10**9):09d}:AAE{secrets.token_urlsafe(26)}"
 FAST = {"JOB_LEASE_MS": "1000", "QUEUE_POLL_MS": "50", "JOB_BACKOFF_MS": "50",
@@ -48,14 +48,9 @@ class TimelineTest(unittest.TestCase):
         return self.server.get(f"/api/v1/admin/jobs/{job or self.job}/timeline", token=token)
 
     def wait_for_delivered_alert(self):
-        import time
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            body = self.timeline().json
-            if any(e["kind"] == "alert" and e["delivered"] for e in body["entries"]):
-                return body
-            time.sleep(0.1)
-        self.fail(f"no delivered alert in the timeline: {body}")
+        return wait_until(lambda: self.timeline().json, 20, "a delivered alert in the timeline",
+                          until=lambda body: any(e["kind"] == "alert" and e["delivered"]
+                                                 for e in body["entries"]))
 
     def test_the_story_of_a_job_that_died_and_was_retried(self):
         body = self.wait_for_delivered_alert()
