@@ -39,6 +39,18 @@ int run(int argc, char **argv) {
   auto *worker = app.add_subcommand("worker", "the worker alone (scale-out)");
   auto *migrate = app.add_subcommand("migrate", "apply pending schema migrations and exit");
 
+  auto *backup = app.add_subcommand(
+      "backup",
+      "write a consistent copy of the running SQLite database to PATH (never overwrites)");
+  std::string backup_path;
+  backup->add_option("path", backup_path, "where the copy goes; must not exist")->required();
+  auto *restore = app.add_subcommand(
+      "restore", "make the backup at PATH the database (usher stopped, old database moved aside)");
+  std::string restore_path;
+  restore->add_option("path", restore_path, "a file written by usher backup")
+      ->required()
+      ->check(CLI::ExistingFile);
+
   auto *token = app.add_subcommand("token", "API tokens");
   token->require_subcommand(1);
   auto *token_create = token->add_subcommand("create", "create a token; printed once, last line");
@@ -136,6 +148,8 @@ int run(int argc, char **argv) {
     if (jobs_show->parsed()) return cli::show_job(*config, show_id, show_json);
     if (jobs->parsed()) return cli::list_jobs(*config, job_status, job_limit);
     if (migrate->parsed()) return cli::migrate(*config);
+    if (backup->parsed()) return cli::backup(*config, backup_path);
+    if (restore->parsed()) return cli::restore(*config, restore_path);
     if (token_create->parsed()) {
       return create_token(*config, *auth::parse_role(role_text), token_name);
     }

@@ -17,6 +17,7 @@
 #include <usher/jobs/timeline.hpp>
 #include <usher/redis/channel.hpp>
 #include <usher/redis/connection.hpp>
+#include <usher/store/backup.hpp>
 #include <usher/store/database.hpp>
 #include <usher/store/migrations.hpp>
 #include <usher/util/clock.hpp>
@@ -86,6 +87,27 @@ int migrate(const config::Config &config) {
   auto sql = db.connect();
   const int applied = store::migrate(*sql, db.dialect());
   fmt::print("applied {} migrations; schema version {}\n", applied, store::latest_migration());
+  return 0;
+}
+
+int backup(const config::Config &config, const std::string &path) {
+  const store::Database db(config.database_url, config.db_busy_timeout,
+                           config.sqlite_synchronous_full,
+                           config.sqlite_wal_limit_mib * 1024 * 1024);
+  const auto copied = store::backup(db, path);
+  if (!copied) throw std::runtime_error(copied.error().detail);
+  fmt::print("backed up to {} ({} bytes)\n", path, copied->bytes);
+  return 0;
+}
+
+int restore(const config::Config &config, const std::string &path) {
+  const store::Database db(config.database_url, config.db_busy_timeout,
+                           config.sqlite_synchronous_full,
+                           config.sqlite_wal_limit_mib * 1024 * 1024);
+  const auto restored = store::restore(path, db);
+  if (!restored) throw std::runtime_error(restored.error().detail);
+  fmt::print("restored {} into {} ({} bytes); start usher\n", path, *db.sqlite_path(),
+             restored->bytes);
   return 0;
 }
 

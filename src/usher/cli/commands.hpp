@@ -13,6 +13,12 @@
 namespace usher::cli {
 
 int migrate(const config::Config &config);
+// `usher backup PATH`: a consistent copy of the running SQLite database
+// (store::backup); throws when PATH exists or the copy fails.
+int backup(const config::Config &config, const std::string &path);
+// `usher restore PATH`: the backup at PATH becomes the database of
+// DATABASE_URL, which must not exist (store::restore); usher is stopped.
+int restore(const config::Config &config, const std::string &path);
 int create_token(const config::Config &config, auth::Role role, const std::string &name);
 // `usher token list`: one line per token (never the token or its digest).
 int list_tokens(const config::Config &config);

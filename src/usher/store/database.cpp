@@ -18,6 +18,7 @@ Database::Database(std::string url, std::chrono::milliseconds busy_timeout, bool
     const std::string path = m_url.substr(7);
     const auto parent = std::filesystem::path(path).parent_path();
     if (!parent.empty()) std::filesystem::create_directories(parent);
+    m_sqlite_path = path;
     m_wal_path = path + "-wal";
     // SOCI's sqlite3 backend takes "db=PATH"; quoting allows spaces.
     m_connect_string = fmt::format("db=\"{}\" timeout={}", path,

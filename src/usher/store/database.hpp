@@ -30,6 +30,8 @@ public:
 
   Dialect dialect() const { return m_dialect; }
 
+  // SQLite: the database file's path; nullopt for PostgreSQL.
+  const std::optional<std::string> &sqlite_path() const { return m_sqlite_path; }
   // SQLite: the path of the write-ahead log file ("PATH-wal"); nullopt for
   // PostgreSQL.
   const std::optional<std::string> &wal_path() const { return m_wal_path; }
@@ -48,6 +50,7 @@ private:
   std::chrono::milliseconds m_busy_timeout;
   bool m_synchronous_full;
   std::uint64_t m_wal_limit_bytes;
+  std::optional<std::string> m_sqlite_path;
   std::optional<std::string> m_wal_path;
 };
 
