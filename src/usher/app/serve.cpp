@@ -30,6 +30,7 @@
 #include <usher/store/blocking_pool.hpp>
 #include <usher/store/database.hpp>
 #include <usher/store/migrations.hpp>
+#include <usher/store/retention.hpp>
 #include <usher/store/write_batcher.hpp>
 #include <usher/system/mode_cache.hpp>
 #include <usher/util/clock.hpp>
@@ -43,22 +44,30 @@ constexpr auto k_grace_period = std::chrono::seconds(10);
 constexpr auto k_checkpoint_interval = std::chrono::milliseconds(500);
 // A token revoked on any instance is refused here within this (plus a tick).
 constexpr auto k_token_refresh_interval = std::chrono::milliseconds(500);
-constexpr auto k_prune_interval = std::chrono::minutes(10);
 constexpr std::size_t k_pool_queue_limit = 10000;
-// Settled alerts (sent or failed) are kept this long for inspection.
-constexpr auto k_alert_retention = std::chrono::hours(24 * 30);
+
+store::RetentionSettings retention_settings(const config::Config &config) {
+  store::RetentionSettings settings;
+  settings.jobs = config.retention_jobs;
+  settings.health_events = config.retention_health_events;
+  settings.alerts = config.retention_alerts;
+  settings.idempotency_keys = config.idempotency_ttl;
+  settings.interval = config.retention_interval;
+  settings.batch_size = config.retention_batch;
+  return settings;
+}
 
 // Periodic housekeeping on its own thread and connection: the API token
-// registry's refresh (revocations made elsewhere) and pruning of expired
-// idempotency keys, sessions and settled alerts. SQLite WAL checkpoints are
+// registry's refresh (revocations made elsewhere) and retention (old rows
+// pruned in small batches, store/retention.hpp). SQLite WAL checkpoints are
 // the writer's (WriteBatcher): a checkpoint here made the writer's
 // truncating checkpoint fail at once (busy) and the WAL grow.
 class Maintenance {
 public:
   Maintenance(const store::Database &db, const config::Config &config, auth::TokenRegistry &tokens,
-              store::WriteBatcher &writer)
-      : m_db(db), m_config(config), m_tokens(tokens), m_writer(writer),
-        m_thread([this] { run(); }) {}
+              store::WriteBatcher &writer, const clock::Clock &clock)
+      : m_db(db), m_tokens(tokens), m_writer(writer),
+        m_retention(retention_settings(config), db.dialect(), clock), m_thread([this] { run(); }) {}
   ~Maintenance() { stop(); }
 
   void stop() {
@@ -73,7 +82,6 @@ public:
 private:
   void run() {
     std::unique_ptr<soci::session> sql;
-    auto next_prune = std::chrono::steady_clock::now();
     auto next_token_refresh = std::chrono::steady_clock::now() + k_token_refresh_interval;
     std::unique_lock lock(m_mutex);
     while (!m_wake.wait_for(lock, k_checkpoint_interval, [this] { return m_stopping; })) {
@@ -93,18 +101,11 @@ private:
               },
               [](const Result<void> &) {});
         }
-        if (std::chrono::steady_clock::now() >= next_prune) {
-          const auto now = std::chrono::system_clock::now();
-          const long long pruned =
-              idempotency::prune(*sql, clock::iso8601(now - m_config.idempotency_ttl));
-          const std::string now_text = clock::iso8601(now);
-          *sql << "DELETE FROM sessions WHERE expires_at < :now", soci::use(now_text);
-          const std::string alerts_before = clock::iso8601(now - k_alert_retention);
-          *sql << "DELETE FROM alert_outbox WHERE status IN ('sent', 'failed') "
-                  "AND created_at < :before",
-              soci::use(alerts_before);
-          if (pruned > 0) spdlog::info("pruned {} expired idempotency keys", pruned);
-          next_prune = std::chrono::steady_clock::now() + k_prune_interval;
+        if (const auto pruned = m_retention.run_if_due(*sql); pruned && pruned->total() > 0) {
+          spdlog::info("retention pruned {} job attempts, {} health events, {} alerts, {} "
+                       "idempotency keys, {} sessions",
+                       pruned->job_attempts, pruned->health_events, pruned->alerts,
+                       pruned->idempotency_keys, pruned->sessions);
         }
       } catch (const std::exception &e) {
         spdlog::warn("maintenance failed: {}", e.what());
@@ -115,9 +116,9 @@ private:
   }
 
   const store::Database &m_db;
-  const config::Config &m_config;
   auth::TokenRegistry &m_tokens;
   store::WriteBatcher &m_writer;
+  store::Retention m_retention;
   std::mutex m_mutex;
   std::condition_variable m_wake;
   bool m_stopping = false;
@@ -343,7 +344,7 @@ int serve(const config::Config &config) {
   http::Api api(std::move(deps), http::PasswordDeps{hashing, account_attempts, address_attempts});
   http::HttpServer server(api, config);
   const std::uint16_t port = server.start();
-  Maintenance maintenance(db, config, tokens, writer);
+  Maintenance maintenance(db, config, tokens, writer, clock::system_clock());
   if (config.start_worker) worker.start();
   auto alert_sender = start_alert_sender(db, writer, config, alert_policy);
 

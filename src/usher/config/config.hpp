@@ -55,6 +55,13 @@ struct Config {
   crypto::PasswordCost password_cost;
   std::chrono::hours idempotency_ttl{24};
   std::chrono::hours session_ttl{24};
+  // Retention (docs/operations.md): ages past which rows are pruned, how often
+  // and in batches of how many rows. Dead jobs are never pruned.
+  std::chrono::days retention_jobs{30};
+  std::chrono::days retention_health_events{30};
+  std::chrono::days retention_alerts{30};
+  std::chrono::milliseconds retention_interval{60000};
+  std::size_t retention_batch = 500;
   std::chrono::milliseconds http_read_timeout{10000};
   std::chrono::milliseconds db_busy_timeout{5000};
   bool sqlite_synchronous_full = true; // SQLITE_SYNCHRONOUS=full|normal

@@ -1,0 +1,212 @@
+// Retention's batches (see retention.hpp). Each kind picks at most one
+// batch of ids with an indexed or primary-key-ordered query, then deletes
+// exactly those ids: no statement scans a whole table to find nothing.
+#include <usher/store/retention.hpp>
+
+#include <vector>
+
+namespace usher::store {
+namespace {
+
+// Old succeeded jobs from where the last batch stopped, in (updated_at, id)
+// order (index jobs_status_updated).
+constexpr const char *k_old_succeeded_jobs =
+    "SELECT id, updated_at FROM jobs WHERE status = 'succeeded' AND updated_at < :before "
+    "AND (updated_at > :after OR (updated_at = :after2 AND id > :after_id)) "
+    "ORDER BY updated_at, id LIMIT :n";
+constexpr const char *k_delete_attempts_of_job = "DELETE FROM job_attempts WHERE job_id = :id";
+
+// The oldest rows by id: ids grow with time, so the old ones are a prefix.
+constexpr const char *k_oldest_health_events =
+    "SELECT id, created_at FROM system_health_logs ORDER BY id LIMIT :n";
+constexpr const char *k_unlink_alerts =
+    "UPDATE alert_outbox SET health_log_id = NULL WHERE health_log_id <= :last";
+constexpr const char *k_delete_health_events = "DELETE FROM system_health_logs WHERE id <= :last";
+
+constexpr const char *k_oldest_alerts =
+    "SELECT id, status, created_at FROM alert_outbox ORDER BY id LIMIT :n";
+constexpr const char *k_delete_alert = "DELETE FROM alert_outbox WHERE id = :id";
+
+// Index idempotency_keys_created_at.
+constexpr const char *k_old_idempotency_keys =
+    "SELECT id FROM idempotency_keys WHERE created_at < :before ORDER BY created_at LIMIT :n";
+constexpr const char *k_delete_idempotency_key = "DELETE FROM idempotency_keys WHERE id = :id";
+
+constexpr const char *k_oldest_sessions =
+    "SELECT id, expires_at FROM sessions ORDER BY id LIMIT :n";
+constexpr const char *k_delete_session = "DELETE FROM sessions WHERE id = :id";
+
+// One batch's transaction. SQLite: IMMEDIATE takes the write lock at BEGIN,
+// waiting (busy timeout) for the writer instead of failing when a read
+// transaction has to become a write one. Rolled back unless committed.
+class BatchTransaction {
+public:
+  BatchTransaction(soci::session &sql, Dialect dialect) : m_sql(sql) {
+    if (dialect == Dialect::sqlite) {
+      m_sql << "BEGIN IMMEDIATE";
+    } else {
+      m_sql.begin();
+    }
+  }
+  ~BatchTransaction() {
+    if (m_committed) return;
+    try {
+      m_sql.rollback();
+    } catch (const std::exception &) {
+      // The connection is gone; the caller sees the first error.
+    }
+  }
+  BatchTransaction(const BatchTransaction &) = delete;
+  BatchTransaction &operator=(const BatchTransaction &) = delete;
+
+  void commit() {
+    m_sql.commit();
+    m_committed = true;
+  }
+
+private:
+  soci::session &m_sql;
+  bool m_committed = false;
+};
+
+// Deletes each of `ids` with `statement` (one prepared, bulk-bound statement).
+long long delete_ids(soci::session &sql, const char *statement, std::vector<long long> &ids) {
+  if (ids.empty()) return 0;
+  sql << statement, soci::use(ids);
+  return static_cast<long long>(ids.size());
+}
+
+int limit_of(std::size_t batch_size) { return static_cast<int>(batch_size); }
+
+} // namespace
+
+PruneCounts &PruneCounts::operator+=(const PruneCounts &other) {
+  job_attempts += other.job_attempts;
+  health_events += other.health_events;
+  alerts += other.alerts;
+  idempotency_keys += other.idempotency_keys;
+  sessions += other.sessions;
+  return *this;
+}
+
+Retention::Retention(RetentionSettings settings, Dialect dialect, const clock::Clock &clock)
+    : m_settings(settings), m_dialect(dialect), m_clock(clock) {
+  if (m_settings.batch_size == 0) m_settings.batch_size = 1;
+  if (m_settings.max_batches == 0) m_settings.max_batches = 1;
+}
+
+std::optional<PruneCounts> Retention::run_if_due(soci::session &sql) {
+  const auto now = m_clock.now();
+  if (m_next_run && now < *m_next_run) return std::nullopt;
+  PruneCounts counts = run(sql);
+  m_next_run = now + m_settings.interval;
+  return counts;
+}
+
+PruneCounts Retention::run(soci::session &sql) {
+  PruneCounts total;
+  for (unsigned round = 0; round < m_settings.max_batches; ++round) {
+    const Batch batch = prune_batch(sql, m_clock.wall());
+    total += batch.counts;
+    if (!batch.more) break;
+  }
+  return total;
+}
+
+std::pair<long long, bool> Retention::prune_job_attempts(soci::session &sql,
+                                                         const std::string &before) {
+  std::vector<long long> ids(m_settings.batch_size);
+  std::vector<std::string> updated(m_settings.batch_size);
+  const int n = limit_of(m_settings.batch_size);
+  sql << k_old_succeeded_jobs, soci::use(before), soci::use(m_jobs_done_until),
+      soci::use(m_jobs_done_until), soci::use(m_jobs_done_id), soci::use(n), soci::into(ids),
+      soci::into(updated);
+  if (ids.empty()) return {0, false};
+  long long deleted = 0;
+  {
+    BatchTransaction tr(sql, m_dialect);
+    soci::statement st = (sql.prepare << k_delete_attempts_of_job, soci::use(ids));
+    st.execute(true);
+    deleted = st.get_affected_rows();
+    tr.commit();
+  }
+  m_jobs_done_until = updated.back();
+  m_jobs_done_id = ids.back();
+  return {deleted, ids.size() == m_settings.batch_size};
+}
+
+Retention::Batch Retention::prune_batch(soci::session &sql, clock::WallTime now) {
+  PruneCounts counts;
+  const int n = limit_of(m_settings.batch_size);
+  const auto full = static_cast<long long>(m_settings.batch_size);
+
+  const auto [attempts, more_jobs] = prune_job_attempts(sql, clock::iso8601(now - m_settings.jobs));
+  counts.job_attempts = attempts;
+
+  {
+    const std::string before = clock::iso8601(now - m_settings.health_events);
+    std::vector<long long> ids(m_settings.batch_size);
+    std::vector<std::string> created(m_settings.batch_size);
+    sql << k_oldest_health_events, soci::use(n), soci::into(ids), soci::into(created);
+    std::size_t old = 0;
+    while (old < ids.size() && created[old] < before) ++old;
+    if (old > 0) {
+      const long long last = ids[old - 1];
+      BatchTransaction tr(sql, m_dialect);
+      sql << k_unlink_alerts, soci::use(last);
+      sql << k_delete_health_events, soci::use(last);
+      tr.commit();
+      counts.health_events = static_cast<long long>(old);
+    }
+  }
+
+  {
+    const std::string before = clock::iso8601(now - m_settings.alerts);
+    std::vector<long long> ids(m_settings.batch_size);
+    std::vector<std::string> statuses(m_settings.batch_size);
+    std::vector<std::string> created(m_settings.batch_size);
+    sql << k_oldest_alerts, soci::use(n), soci::into(ids), soci::into(statuses),
+        soci::into(created);
+    std::vector<long long> settled;
+    for (std::size_t i = 0; i < ids.size() && created[i] < before; ++i) {
+      if (statuses[i] != "pending") settled.push_back(ids[i]);
+    }
+    if (!settled.empty()) {
+      BatchTransaction tr(sql, m_dialect);
+      counts.alerts = delete_ids(sql, k_delete_alert, settled);
+      tr.commit();
+    }
+  }
+
+  {
+    const std::string before = clock::iso8601(now - m_settings.idempotency_keys);
+    std::vector<long long> ids(m_settings.batch_size);
+    sql << k_old_idempotency_keys, soci::use(before), soci::use(n), soci::into(ids);
+    if (!ids.empty()) {
+      BatchTransaction tr(sql, m_dialect);
+      counts.idempotency_keys = delete_ids(sql, k_delete_idempotency_key, ids);
+      tr.commit();
+    }
+  }
+
+  {
+    const std::string now_text = clock::iso8601(now);
+    std::vector<long long> ids(m_settings.batch_size);
+    std::vector<std::string> expires(m_settings.batch_size);
+    sql << k_oldest_sessions, soci::use(n), soci::into(ids), soci::into(expires);
+    std::vector<long long> expired;
+    for (std::size_t i = 0; i < ids.size() && expires[i] < now_text; ++i) {
+      expired.push_back(ids[i]);
+    }
+    if (!expired.empty()) {
+      BatchTransaction tr(sql, m_dialect);
+      counts.sessions = delete_ids(sql, k_delete_session, expired);
+      tr.commit();
+    }
+  }
+  const bool more = more_jobs || counts.health_events == full || counts.alerts == full ||
+                    counts.idempotency_keys == full || counts.sessions == full;
+  return {counts, more};
+}
+
+} // namespace usher::store
