@@ -1,6 +1,7 @@
 // `usher serve` and `usher worker`: every part built from the configuration,
 // run until SIGTERM/SIGINT, then stopped in order (docs/architecture.md).
 #include <usher/app/serve.hpp>
+#include <usher/app/systemd_notify.hpp>
 
 #include <chrono>
 #include <condition_variable>
@@ -269,7 +270,9 @@ int run_worker(const config::Config &config) {
   std::printf("usher worker running (%u threads)\n", config.worker_concurrency);
   std::fflush(stdout);
   spdlog::info("usher {} worker running with {} threads", USHER_VERSION, config.worker_concurrency);
+  notify_systemd("READY=1");
   wait_for_stop_signal(signals);
+  notify_systemd("STOPPING=1");
   worker.stop();
   queue->stop();
   if (alert_sender) alert_sender->stop();
@@ -353,8 +356,10 @@ int serve(const config::Config &config) {
   std::fflush(stdout);
   spdlog::info("usher {} listening on {} (database {})", USHER_VERSION, url,
                db.dialect() == store::Dialect::sqlite ? "sqlite" : "postgresql");
+  notify_systemd("READY=1"); // migrated and listening (docs/operations.md)
 
   wait_for_stop_signal(signals);
+  notify_systemd("STOPPING=1");
 
   // Refuse new requests, let accepted ones finish within the grace period.
   api.begin_drain();
