@@ -17,10 +17,10 @@ packages=(
   # node and npm below
   chromium
   # the Debian package (docs/operations.md): cpack's DEB generator needs
-  # dpkg-deb and dpkg-shlibdeps, fakeroot owns its files by root. The unit is
-  # checked by systemd-analyze when the machine has systemd; installing
-  # systemd is left to the machine's owner (the test skips without it).
-  dpkg-dev fakeroot
+  # dpkg-deb and dpkg-shlibdeps (it owns the files by root itself). The unit
+  # is checked by systemd-analyze when the machine has systemd; installing
+  # systemd is left to the machine's owner (that test skips without it).
+  dpkg-dev
   # compiler cache (optional for the build, used when present)
   ccache
   # safety nets (docs/development.md): clang 14 for the sanitizer builds and
