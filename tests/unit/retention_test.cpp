@@ -181,6 +181,45 @@ TEST_F(RetentionTest, old_health_events_go_and_alerts_pointing_at_them_keep_thei
             1);
 }
 
+TEST_F(RetentionTest, a_newer_event_written_first_does_not_hold_older_ones_back) {
+  // Another instance's clock ran ahead, or rows were imported: ids are not
+  // in time order.
+  const long long newer = add_event(1h);
+  add_event(24h * 9);
+  add_event(24h * 8);
+  Retention retention(settings(), m_db.dialect(), m_clock);
+
+  EXPECT_EQ(retention.run_if_due(*m_sql)->health_events, 2);
+  EXPECT_EQ(count("system_health_logs"), 1);
+  EXPECT_EQ(count("system_health_logs", "id = " + std::to_string(newer)), 1);
+}
+
+TEST_F(RetentionTest, many_old_events_go_in_batches_and_their_alerts_stay_linked_until_then) {
+  long long last_event = 0;
+  for (int i = 0; i < 25; ++i) last_event = add_event(24h * 8);
+  const long long kept_event = add_event(24h);
+  const long long alert_on_old = add_alert("pending", 1h, last_event);
+  const long long alert_on_kept = add_alert("pending", 1h, kept_event);
+  RetentionSettings s = settings();
+  s.max_batches = 2;
+  Retention retention(s, m_db.dialect(), m_clock);
+
+  EXPECT_EQ(retention.run_if_due(*m_sql)->health_events, 20);
+  // The 21st to 25th old events are not pruned yet: their alert is linked.
+  EXPECT_EQ(count("alert_outbox",
+                  "id = " + std::to_string(alert_on_old) + " AND health_log_id IS NOT NULL"),
+            1);
+  m_clock.advance(60s);
+  EXPECT_EQ(retention.run_if_due(*m_sql)->health_events, 5);
+  EXPECT_EQ(count("system_health_logs"), 1);
+  EXPECT_EQ(
+      count("alert_outbox", "id = " + std::to_string(alert_on_old) + " AND health_log_id IS NULL"),
+      1);
+  EXPECT_EQ(count("alert_outbox", "id = " + std::to_string(alert_on_kept) +
+                                      " AND health_log_id = " + std::to_string(kept_event)),
+            1);
+}
+
 TEST_F(RetentionTest, settled_alerts_past_their_age_go_and_pending_ones_stay) {
   add_alert("sent", 24h * 15);
   add_alert("failed", 24h * 15);

@@ -47,6 +47,7 @@ constexpr auto k_checkpoint_interval = std::chrono::milliseconds(500);
 constexpr auto k_token_refresh_interval = std::chrono::milliseconds(500);
 constexpr std::size_t k_pool_queue_limit = 10000;
 
+// Retention's ages and pace from the settings (docs/operations.md, "Retention").
 store::RetentionSettings retention_settings(const config::Config &config) {
   store::RetentionSettings settings;
   settings.jobs = config.retention_jobs;

@@ -1,6 +1,5 @@
 // Retention's batches (see retention.hpp). Each kind picks at most one
-// batch of ids with an indexed or primary-key-ordered query, then deletes
-// exactly those ids: no statement scans a whole table to find nothing.
+// batch of ids, then deletes exactly those rows in a short transaction.
 #include <usher/store/retention.hpp>
 
 #include <vector>
@@ -16,15 +15,23 @@ constexpr const char *k_old_succeeded_jobs =
     "ORDER BY updated_at, id LIMIT :n";
 constexpr const char *k_delete_attempts_of_job = "DELETE FROM job_attempts WHERE job_id = :id";
 
-// The oldest rows by id: ids grow with time, so the old ones are a prefix.
-constexpr const char *k_oldest_health_events =
-    "SELECT id, created_at FROM system_health_logs ORDER BY id LIMIT :n";
+// The old rows in id order. Without an index on their time these read the
+// table once when nothing is old; the tables are small (bounded by this
+// very pruning, storms folded into one row), and a row written with a
+// clock in the future cannot hold the others back.
+constexpr const char *k_old_health_events =
+    "SELECT id FROM system_health_logs WHERE created_at < :before ORDER BY id LIMIT :n";
+// The batch is every old event up to `last`: its alerts keep their text.
 constexpr const char *k_unlink_alerts =
-    "UPDATE alert_outbox SET health_log_id = NULL WHERE health_log_id <= :last";
-constexpr const char *k_delete_health_events = "DELETE FROM system_health_logs WHERE id <= :last";
+    "UPDATE alert_outbox SET health_log_id = NULL WHERE health_log_id <= :last AND EXISTS ("
+    "SELECT 1 FROM system_health_logs h WHERE h.id = alert_outbox.health_log_id "
+    "AND h.created_at < :before)";
+constexpr const char *k_delete_health_events =
+    "DELETE FROM system_health_logs WHERE id <= :last AND created_at < :before";
 
-constexpr const char *k_oldest_alerts =
-    "SELECT id, status, created_at FROM alert_outbox ORDER BY id LIMIT :n";
+constexpr const char *k_old_alerts =
+    "SELECT id FROM alert_outbox WHERE status IN ('sent', 'failed') AND created_at < :before "
+    "ORDER BY id LIMIT :n";
 constexpr const char *k_delete_alert = "DELETE FROM alert_outbox WHERE id = :id";
 
 // Index idempotency_keys_created_at.
@@ -32,8 +39,8 @@ constexpr const char *k_old_idempotency_keys =
     "SELECT id FROM idempotency_keys WHERE created_at < :before ORDER BY created_at LIMIT :n";
 constexpr const char *k_delete_idempotency_key = "DELETE FROM idempotency_keys WHERE id = :id";
 
-constexpr const char *k_oldest_sessions =
-    "SELECT id, expires_at FROM sessions ORDER BY id LIMIT :n";
+constexpr const char *k_expired_sessions =
+    "SELECT id FROM sessions WHERE expires_at < :now ORDER BY id LIMIT :n";
 constexpr const char *k_delete_session = "DELETE FROM sessions WHERE id = :id";
 
 // One batch's transaction. SQLite: IMMEDIATE takes the write lock at BEGIN,
@@ -146,34 +153,24 @@ Retention::Batch Retention::prune_batch(soci::session &sql, clock::WallTime now)
   {
     const std::string before = clock::iso8601(now - m_settings.health_events);
     std::vector<long long> ids(m_settings.batch_size);
-    std::vector<std::string> created(m_settings.batch_size);
-    sql << k_oldest_health_events, soci::use(n), soci::into(ids), soci::into(created);
-    std::size_t old = 0;
-    while (old < ids.size() && created[old] < before) ++old;
-    if (old > 0) {
-      const long long last = ids[old - 1];
+    sql << k_old_health_events, soci::use(before), soci::use(n), soci::into(ids);
+    if (!ids.empty()) {
+      const long long last = ids.back();
       BatchTransaction tr(sql, m_dialect);
-      sql << k_unlink_alerts, soci::use(last);
-      sql << k_delete_health_events, soci::use(last);
+      sql << k_unlink_alerts, soci::use(last), soci::use(before);
+      sql << k_delete_health_events, soci::use(last), soci::use(before);
       tr.commit();
-      counts.health_events = static_cast<long long>(old);
+      counts.health_events = static_cast<long long>(ids.size());
     }
   }
 
   {
     const std::string before = clock::iso8601(now - m_settings.alerts);
     std::vector<long long> ids(m_settings.batch_size);
-    std::vector<std::string> statuses(m_settings.batch_size);
-    std::vector<std::string> created(m_settings.batch_size);
-    sql << k_oldest_alerts, soci::use(n), soci::into(ids), soci::into(statuses),
-        soci::into(created);
-    std::vector<long long> settled;
-    for (std::size_t i = 0; i < ids.size() && created[i] < before; ++i) {
-      if (statuses[i] != "pending") settled.push_back(ids[i]);
-    }
-    if (!settled.empty()) {
+    sql << k_old_alerts, soci::use(before), soci::use(n), soci::into(ids);
+    if (!ids.empty()) {
       BatchTransaction tr(sql, m_dialect);
-      counts.alerts = delete_ids(sql, k_delete_alert, settled);
+      counts.alerts = delete_ids(sql, k_delete_alert, ids);
       tr.commit();
     }
   }
@@ -192,15 +189,10 @@ Retention::Batch Retention::prune_batch(soci::session &sql, clock::WallTime now)
   {
     const std::string now_text = clock::iso8601(now);
     std::vector<long long> ids(m_settings.batch_size);
-    std::vector<std::string> expires(m_settings.batch_size);
-    sql << k_oldest_sessions, soci::use(n), soci::into(ids), soci::into(expires);
-    std::vector<long long> expired;
-    for (std::size_t i = 0; i < ids.size() && expires[i] < now_text; ++i) {
-      expired.push_back(ids[i]);
-    }
-    if (!expired.empty()) {
+    sql << k_expired_sessions, soci::use(now_text), soci::use(n), soci::into(ids);
+    if (!ids.empty()) {
       BatchTransaction tr(sql, m_dialect);
-      counts.sessions = delete_ids(sql, k_delete_session, expired);
+      counts.sessions = delete_ids(sql, k_delete_session, ids);
       tr.commit();
     }
   }
