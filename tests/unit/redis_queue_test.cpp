@@ -220,5 +220,36 @@ TEST_F(JobQueueRedisTest, TheSweeperResendsQueuedJobsRedisDoesNotHold) {
       5s));
 }
 
+TEST_F(JobQueueRedisTest, AnEntryWhoseJobNeverComesBackIsForgottenAfterTwoLeases) {
+  // Issue 15: a job whose lease was lost (or whose completion's write timed
+  // out) is never acknowledged nor retried here; its entry must not stay in
+  // the per-entry map for ever.
+  const auto lost = enqueue("lost@example.com");
+  const auto done = enqueue("done@example.com");
+  ASSERT_TRUE(dispatch(lost).has_value());
+  ASSERT_TRUE(dispatch(done).has_value());
+  std::size_t claimed = 0;
+  ASSERT_TRUE(eventually(
+      [&] {
+        claimed += m_queue->claim("w1", 10, 100ms, 100ms).size();
+        return claimed == 2;
+      },
+      5s));
+  EXPECT_EQ(m_queue->tracked_entries(), 2U);
+  m_queue->acknowledge({done});
+  EXPECT_EQ(m_queue->tracked_entries(), 1U) << "an acknowledged entry goes at once";
+  const auto now = std::chrono::steady_clock::now();
+  EXPECT_EQ(m_queue->forget_stale_entries(now), 0U) << "kept while its lease may still hold";
+  EXPECT_EQ(m_queue->forget_stale_entries(now + 2001ms), 1U)
+      << "two of the queue's leases (1 s, longer than the claim's) after the claim";
+  EXPECT_EQ(m_queue->tracked_entries(), 0U);
+  // The monitor thread does the same on its own.
+  const auto again = enqueue("again@example.com");
+  ASSERT_TRUE(dispatch(again).has_value());
+  ASSERT_TRUE(eventually([&] { return m_queue->claim("w1", 10, 100ms, 100ms).size() == 1; }, 5s));
+  EXPECT_EQ(m_queue->tracked_entries(), 1U);
+  EXPECT_TRUE(eventually([&] { return m_queue->tracked_entries() == 0; }, 5s));
+}
+
 } // namespace
 } // namespace usher::queue

@@ -10,6 +10,8 @@
 
 namespace usher::http {
 
+class ConnectionTracker;
+
 class HttpServer {
 public:
   HttpServer(Api &api, const config::Config &config);
@@ -21,6 +23,15 @@ public:
   // the address cannot be bound.
   std::uint16_t start();
 
+  // Shutdown, first step: from now on requests on connections accepted
+  // after this call, and further requests on kept-alive connections, get
+  // 503 shutting_down with `Connection: close`; the first request of a
+  // connection open before it (one may be arriving) is still served.
+  void begin_drain();
+  // Connections open since before begin_drain() that have not had a request
+  // routed yet (each closes by itself after HTTP_READ_TIMEOUT_MS at most).
+  std::size_t reading() const;
+
   // Closes the listener and every connection, then joins the I/O threads.
   void stop();
 
@@ -28,6 +39,7 @@ private:
   struct Running;
   Api &m_api;
   const config::Config &m_config;
+  std::shared_ptr<ConnectionTracker> m_tracker;
   std::unique_ptr<Running> m_running;
 };
 

@@ -16,6 +16,7 @@ constexpr int k_promote_limit = 1000;
 constexpr std::size_t k_pool_limit = 64;
 constexpr auto k_promote_interval = std::chrono::milliseconds(100);
 constexpr auto k_monitor_tick = std::chrono::milliseconds(50);
+constexpr auto k_recovery_settle = std::chrono::seconds(1);
 constexpr auto k_write_timeout = std::chrono::seconds(30);
 // A consumer (one per worker thread of every process that ran) with nothing
 // pending and idle this long is forgotten, so restarts do not pile them up.
@@ -273,8 +274,10 @@ std::vector<jobs::ClaimedJob> RedisQueue::settle(const std::string &owner,
     return {};
   }
   {
+    const auto forget_after =
+        std::chrono::steady_clock::now() + 2 * std::max(lease, m_settings.lease);
     std::lock_guard lock(m_entries_mutex);
-    for (const auto &job : *claimed) m_entries[job.id] = entry_of[job.id];
+    for (const auto &job : *claimed) m_entries[job.id] = {entry_of[job.id], forget_after};
   }
   for (const auto &[id, state] : *states) {
     const redis::Delivery delivery{entry_of[id], id};
@@ -299,9 +302,20 @@ std::string RedisQueue::take_entry(std::int64_t job_id) {
   std::lock_guard lock(m_entries_mutex);
   auto it = m_entries.find(job_id);
   if (it == m_entries.end()) return {};
-  std::string entry = std::move(it->second);
+  std::string entry = std::move(it->second.entry_id);
   m_entries.erase(it);
   return entry;
+}
+
+std::size_t RedisQueue::tracked_entries() const {
+  std::lock_guard lock(m_entries_mutex);
+  return m_entries.size();
+}
+
+std::size_t RedisQueue::forget_stale_entries(std::chrono::steady_clock::time_point now) {
+  std::lock_guard lock(m_entries_mutex);
+  return std::erase_if(m_entries,
+                       [now](const auto &item) { return item.second.forget_after <= now; });
 }
 
 void RedisQueue::acknowledge(const std::vector<std::int64_t> &job_ids) {
@@ -350,6 +364,16 @@ void RedisQueue::probe() {
   m_breaker.probe_succeeded();
   m_last_call_ok.store(true);
   spdlog::info("Redis answers again: circuit closed, jobs go through the queue");
+  // Requests that chose the inline path while the circuit was open record
+  // their CRITICAL occurrence after their commit, moments from now: reported
+  // after they settle, they fold into this outage's row and alert instead of
+  // opening another one right after its RESOLVED (seen under a partition).
+  {
+    std::unique_lock lock(m_monitor_mutex);
+    m_monitor_wake.wait_for(lock, k_recovery_settle, [this] { return m_stopping.load(); });
+  }
+  // Failing again meanwhile: the outage goes on, and the next probe reports.
+  if (m_stopping.load() || !m_breaker.closed()) return;
   if (m_events.recovered) {
     m_events.recovered(fmt::format("Redis at {}:{} answers again", m_settings.endpoint.host,
                                    m_settings.endpoint.port));
@@ -364,6 +388,9 @@ void RedisQueue::run_monitor() {
     if (m_stopping.load()) break;
     lock.unlock();
     const auto now = std::chrono::steady_clock::now();
+    if (const auto forgotten = forget_stale_entries(now); forgotten > 0) {
+      spdlog::debug("forgot {} stream entries of jobs never acknowledged here", forgotten);
+    }
     bool sweep_now = now >= next_sweep;
     if (m_breaker.begin_probe(now)) {
       probe();

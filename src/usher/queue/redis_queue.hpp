@@ -83,10 +83,22 @@ public:
   // after a recovery).
   Result<long long> sweep_once();
 
+  // Stream entries of claimed jobs not yet acknowledged or rescheduled. An
+  // entry whose job never comes back (its lease was lost, its completion's
+  // write timed out) is forgotten two leases after its claim, by the monitor
+  // thread: by then another consumer may hold it, and a late acknowledgement
+  // without it only leaves the entry to be found finished and dropped.
+  std::size_t tracked_entries() const;
+  std::size_t forget_stale_entries(std::chrono::steady_clock::time_point now);
+
 private:
   struct PendingDispatch {
     std::int64_t job_id = 0;
     Dispatched done;
+  };
+  struct TrackedEntry {
+    std::string entry_id;
+    std::chrono::steady_clock::time_point forget_after;
   };
   struct Borrowed {
     std::unique_ptr<redis::Connection> connection;
@@ -114,8 +126,8 @@ private:
   std::mutex m_pool_mutex;
   std::vector<std::pair<std::unique_ptr<redis::Connection>, std::uint64_t>> m_pool; // + epoch
 
-  std::mutex m_entries_mutex;
-  std::unordered_map<std::int64_t, std::string> m_entries; // claimed job -> stream entry
+  mutable std::mutex m_entries_mutex;
+  std::unordered_map<std::int64_t, TrackedEntry> m_entries; // claimed job -> stream entry
 
   std::mutex m_dispatch_mutex;
   std::condition_variable m_dispatch_wake;

@@ -1,0 +1,303 @@
+"""Real network faults for usher's integration tests (Python 3 standard library
+plus iproute2).
+
+NetnsRedis puts a real redis-server on the far side of a veth pair in a network
+namespace of its own, on a private /30 used only by that pair; cut() sets the
+namespace's end of the link down (a true partition: packets vanish, connects
+and calls hang until their timeout, nothing is refused) and restore() sets it
+up again. It needs root and `ip`: without them the test FAILS, never skips
+(CI runs as root; the network-fault tests must run there).
+
+FaultProxy is a small TCP proxy between usher and a redis-server on loopback
+that adds latency, drops a share of the forwarded chunks (bytes vanish from
+the stream, as on a lossy link that the transport cannot repair) and stalls
+every connection (nothing forwarded, nothing closed), for the faults this
+machine's kernel cannot add (no `tc netem`).
+
+Every process started here is registered with usher_harness's atexit
+leftover-killer; every wait has a bound.
+"""
+
+import os
+import random
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+from redis_harness import REDIS_SERVER, RedisError, redis_command
+from usher_harness import WaitTimeout, _live_lock, _live_processes, wait_until
+
+IP = "/usr/sbin/ip"
+CMD_TIMEOUT = 10.0
+
+
+def _ip(*args, netns=None):
+    cmd = [IP, "netns", "exec", netns, IP, *args] if netns else [IP, *args]
+    result = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            timeout=CMD_TIMEOUT, stdin=subprocess.DEVNULL)
+    if result.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}): "
+                             f"{result.stderr.strip()}")
+    return result.stdout
+
+
+def require_netns():
+    """Fails (never skips) when network namespaces cannot be made here."""
+    if not (os.path.isfile(IP) and os.access(IP, os.X_OK)):
+        raise AssertionError(f"{IP} is missing: install the Debian package iproute2 "
+                             "(scripts/install-deps.sh does)")
+    if os.geteuid() != 0:
+        raise AssertionError("the network-fault tests need root (ip netns, veth): CI runs "
+                             "them as root; run `sudo ctest -R integration.test_partition`")
+
+
+class NetnsRedis:
+    """redis-server in namespace `usher-<tag>`, reached through veth `uh<tag>`
+    (host side, .1) and `un<tag>` (namespace side, .2) on 10.250.X.Y/30."""
+
+    PORT = 6379
+
+    def __init__(self, tag=None):
+        require_netns()
+        if not (os.path.isfile(REDIS_SERVER) and os.access(REDIS_SERVER, os.X_OK)):
+            raise AssertionError(f"{REDIS_SERVER} is missing: install redis-server")
+        pid = os.getpid()
+        tag = tag or f"{pid % 100000}"
+        self.netns = f"usher-{tag}"
+        self.host_if = f"uh{tag}"[:15]
+        self.ns_if = f"un{tag}"[:15]
+        # A /30 of 10.250.0.0/16 from the process id: parallel test processes
+        # (different ids) get different pairs.
+        third, fourth = (pid >> 6) & 255, (pid & 63) * 4
+        self.host_ip = f"10.250.{third}.{fourth + 1}"
+        self.ns_ip = f"10.250.{third}.{fourth + 2}"
+        self.dir = tempfile.mkdtemp(prefix="usher-netns-")
+        self.log_path = os.path.join(self.dir, "redis.log")
+        self.proc = None
+        self._made = False
+        try:
+            self._make()
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def url(self):
+        return f"redis://{self.ns_ip}:{self.PORT}/0"
+
+    def _make(self):
+        self._remove_leftovers()
+        _ip("netns", "add", self.netns)
+        self._made = True
+        _ip("link", "add", self.host_if, "type", "veth", "peer", "name", self.ns_if)
+        _ip("link", "set", self.ns_if, "netns", self.netns)
+        _ip("addr", "add", f"{self.host_ip}/30", "dev", self.host_if)
+        _ip("link", "set", self.host_if, "up")
+        _ip("addr", "add", f"{self.ns_ip}/30", "dev", self.ns_if, netns=self.netns)
+        _ip("link", "set", self.ns_if, "up", netns=self.netns)
+        _ip("link", "set", "lo", "up", netns=self.netns)
+
+    def _remove_leftovers(self):
+        """A namespace or link of the same name left by a killed earlier run."""
+        for cmd in ([IP, "netns", "del", self.netns], [IP, "link", "del", self.host_if]):
+            subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           timeout=CMD_TIMEOUT, stdin=subprocess.DEVNULL)
+
+    def start(self, timeout=10.0):
+        log = open(self.log_path, "ab")
+        try:
+            self.proc = subprocess.Popen(
+                [IP, "netns", "exec", self.netns, REDIS_SERVER, "--bind", self.ns_ip,
+                 "--port", str(self.PORT), "--save", "", "--appendonly", "no",
+                 "--protected-mode", "no", "--daemonize", "no", "--dir", self.dir],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.dir)
+        finally:
+            log.close()
+        with _live_lock:
+            _live_processes.add(self.proc)
+
+        def answers():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"redis-server exited: {self.log_tail()}")
+            try:
+                return self.command("PING", timeout=1.0) == "PONG"
+            except (OSError, ConnectionError, RedisError):
+                return False
+        wait_until(answers, timeout, f"redis-server at {self.ns_ip} to answer PING", interval=0.05)
+        return self
+
+    def command(self, *args, timeout=5.0):
+        return redis_command(self.PORT, *args, timeout=timeout, host=self.ns_ip)
+
+    def cut(self):
+        """The namespace's end goes down: packets to and from it vanish."""
+        _ip("link", "set", self.ns_if, "down", netns=self.netns)
+
+    def restore(self):
+        _ip("link", "set", self.ns_if, "up", netns=self.netns)
+
+    def reachable(self):
+        try:
+            return self.command("PING", timeout=0.5) == "PONG"
+        except (OSError, ConnectionError, RedisError):
+            return False
+
+    def log_tail(self, n=2000):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")[-n:]
+        except OSError:
+            return ""
+
+    def close(self):
+        try:
+            if self.proc is not None and self.proc.poll() is None:
+                self.proc.kill()
+                try:
+                    self.proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    pass
+            with _live_lock:
+                _live_processes.discard(self.proc)
+        finally:
+            if self._made:
+                self._remove_leftovers()  # deleting the namespace deletes the pair
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class FaultProxy:
+    """127.0.0.1:<port> -> target, one reader and one writer thread per direction
+    of each connection. Faults, changeable at any time:
+
+    - latency_s: each chunk is written this long after it was read (each
+      direction; a request and its reply pay it twice), order kept;
+    - drop_share: each chunk read is dropped with this probability;
+    - stall(): nothing is forwarded (held, connections stay open) until unstall().
+    """
+
+    CHUNK = 65536
+
+    def __init__(self, target_port, target_host="127.0.0.1", seed=1):
+        self.target = (target_host, target_port)
+        self.latency_s = 0.0
+        self.drop_share = 0.0
+        self.dropped_chunks = 0
+        self._random = random.Random(seed)
+        self._cond = threading.Condition()
+        self._stalled = False
+        self._closing = False
+        self._sockets = set()
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(128)
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stall(self):
+        with self._cond:
+            self._stalled = True
+
+    def unstall(self):
+        with self._cond:
+            self._stalled = False
+            self._cond.notify_all()
+
+    def close(self):
+        with self._cond:
+            self._closing = True
+            self._stalled = False
+            self._cond.notify_all()
+            sockets = list(self._sockets)
+        for s in [self.listener, *sockets]:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5.0)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            with self._cond:
+                if self._closing:
+                    client.close()
+                    upstream.close()
+                    return
+                self._sockets.update((client, upstream))
+            for src, dst in ((client, upstream), (upstream, client)):
+                pending = []  # (due, bytes or None for the end)
+                held = threading.Condition()
+                threading.Thread(target=self._read, args=(src, dst, pending, held),
+                                 daemon=True).start()
+                threading.Thread(target=self._write, args=(dst, src, pending, held),
+                                 daemon=True).start()
+
+    def _read(self, src, dst, pending, held):
+        while True:
+            try:
+                data = src.recv(self.CHUNK)
+            except OSError:
+                data = b""
+            with self._cond:
+                drop = bool(data) and self.drop_share > 0 and \
+                    self._random.random() < self.drop_share
+                if drop:
+                    self.dropped_chunks += 1
+                latency = self.latency_s
+            if drop:
+                continue
+            with held:
+                pending.append((time.monotonic() + latency, data or None))
+                held.notify()
+            if not data:
+                return
+
+    def _write(self, dst, src, pending, held):
+        while True:
+            with held:
+                while not pending:
+                    held.wait(1.0)
+                due, data = pending[0]
+            left = due - time.monotonic()
+            if left > 0:
+                time.sleep(left)  # the latency the proxy adds, by design
+            with self._cond:
+                while self._stalled and not self._closing:
+                    self._cond.wait(1.0)
+                if self._closing:
+                    return
+            with held:
+                pending.pop(0)
+            try:
+                if data is None:
+                    dst.shutdown(socket.SHUT_WR)
+                    return
+                dst.sendall(data)
+            except OSError:
+                for s in (src, dst):
+                    try:
+                        s.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                return
+
+
+__all__ = ["NetnsRedis", "FaultProxy", "require_netns", "WaitTimeout"]
