@@ -556,12 +556,18 @@ class UsherServer:
         return found
 
     def assert_no_secrets_in_logs(self):
-        """Fails when the server's stdout or stderr holds a secret (issue 14)."""
+        """Fails when the server's stdout or stderr (or a worker's log beside
+        them) holds a secret (issue 14)."""
         # getattr: redis_harness.sibling() builds a server without __init__.
         if not getattr(self, "check_secrets", True):
             return
         text = ""
-        for path in (getattr(self, "stdout_path", None), getattr(self, "stderr_path", None)):
+        paths = [getattr(self, "stdout_path", None), getattr(self, "stderr_path", None)]
+        # and the logs of processes started beside it (redis_harness.WorkerProcess
+        # writes NAME.stderr.log into the server's directory)
+        if getattr(self, "dir", None):
+            paths += sorted(str(p) for p in Path(self.dir).glob("*.stderr.log"))
+        for path in paths:
             if path is None:
                 continue
             try:
