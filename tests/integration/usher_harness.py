@@ -68,6 +68,78 @@ STOP_TIMEOUT = 15.0
 WAIT_TIMEOUT = 15.0
 DEFAULT_TOKENS = (("admin", "admin"), ("sales", "sales_manager"))
 
+# Secrets the tests created or saw (issue 14: secrets never appear in logs).
+# Every server started here has its whole log checked for each of them when it
+# stops (UsherServer.stop -> assert_no_secrets_in_logs). Process-wide, since a
+# test may carry a token from one server to another (backup and restore).
+SECRET_REQUEST_KEYS = ("password", "token", "new_password", "current_password")
+SECRET_RESPONSE_KEYS = ("activation_token", "session_token", "token")
+# Shorter values ("t", "x") are placeholders in bad-input tests, not secrets,
+# and would match ordinary log text.
+SECRET_MIN_LENGTH = 6
+_seen_secrets = set()
+_secrets_lock = threading.Lock()
+
+
+def remember_secret(value):
+    """Adds `value` to the secrets no server log may contain."""
+    if isinstance(value, str) and len(value.strip()) >= SECRET_MIN_LENGTH:
+        with _secrets_lock:
+            _seen_secrets.add(value.strip())
+
+
+def seen_secrets():
+    with _secrets_lock:
+        return set(_seen_secrets)
+
+
+def _remember_json_secrets(obj, keys):
+    # A loop, not recursion: bad-input tests send bodies nested thousands deep.
+    pending = [obj]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            for key, value in item.items():
+                if key in keys:
+                    remember_secret(value)
+                else:
+                    pending.append(value)
+        elif isinstance(item, list):
+            pending.extend(item)
+
+
+def _remember_exchange(body, headers, response):
+    """The secrets in one HTTP exchange: bearer tokens, passwords and activation
+    tokens sent, activation and session tokens answered."""
+    for name, value in (headers or {}).items():
+        if name.lower() == "authorization" and isinstance(value, str):
+            remember_secret(value.split(" ", 1)[-1])
+    if isinstance(body, (bytes, str)):
+        try:
+            body = json.loads(body)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            body = None
+    _remember_json_secrets(body, SECRET_REQUEST_KEYS)
+    if response is not None:
+        _remember_json_secrets(response.json, SECRET_RESPONSE_KEYS)
+
+
+def secrets_in_text(text, secrets):
+    """The secrets that occur in `text`, each with the first line holding it
+    (the secret itself masked, so a failure message does not spread it)."""
+    found = []
+    for secret in sorted(secrets):
+        at = text.find(secret)
+        if at < 0:
+            continue
+        start = text.rfind("\n", 0, at) + 1
+        end = text.find("\n", at)
+        line = text[start:end if end >= 0 else len(text)]
+        masked = f"{secret[:3]}…({len(secret)} chars)"
+        found.append((masked, line.replace(secret, "<" + masked + ">")[:300]))
+    return found
+
+
 _live_processes = set()
 _live_lock = threading.Lock()
 
@@ -183,9 +255,14 @@ def base_env(extra=None):
 
 def run_cli(args, env=None, timeout=CLI_TIMEOUT, cwd=None):
     """Runs `usher ARGS...`; returns CompletedProcess with text stdout/stderr."""
-    return subprocess.run([USHER_BIN, *args], env=env if env is not None else base_env(),
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          timeout=timeout, cwd=cwd, stdin=subprocess.DEVNULL)
+    result = subprocess.run([USHER_BIN, *args], env=env if env is not None else base_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            timeout=timeout, cwd=cwd, stdin=subprocess.DEVNULL)
+    # The commands that print a secret: an API token, an activation token.
+    if list(args[:2]) in (["token", "create"], ["users", "resend"]) and result.returncode == 0:
+        for line in result.stdout.splitlines():
+            remember_secret(line)
+    return result
 
 
 class Response:
@@ -219,6 +296,7 @@ def http_request(port, method, path, body=None, headers=None, timeout=HTTP_TIMEO
     """One request on a fresh connection. `body` may be bytes, str or a JSON-able
     object (then Content-Type application/json is added unless given)."""
     headers = dict(headers or {})
+    sent = body
     if body is not None and not isinstance(body, (bytes, str)):
         body = json.dumps(body)
         if not any(k.lower() == "content-type" for k in headers):
@@ -235,7 +313,9 @@ def http_request(port, method, path, body=None, headers=None, timeout=HTTP_TIMEO
         resp = conn.getresponse()
         data = resp.read()
         hdrs = {k.lower(): v for k, v in resp.getheaders()}
-        return Response(resp.status, hdrs, data)
+        response = Response(resp.status, hdrs, data)
+        _remember_exchange(sent, headers, response)
+        return response
     finally:
         conn.close()
 
@@ -329,6 +409,8 @@ class UsherServer:
         self.proc = None
         self.port = None
         self.tokens = {}
+        # False only for a test that means to see a secret in the log.
+        self.check_secrets = True
         self.stdout_path = os.path.join(self.dir, "stdout.log")
         self.stderr_path = os.path.join(self.dir, "stderr.log")
         self.cli_checked(["migrate"])
@@ -456,7 +538,47 @@ class UsherServer:
                 self.kill()
         elif self.proc is not None:
             code = self.proc.returncode
+        self.assert_no_secrets_in_logs()
         return code
+
+    def secrets(self):
+        """Every secret this server's log must not hold: those the tests saw
+        (seen_secrets()) and the settings that are secrets."""
+        found = seen_secrets()
+        for name in ("TELEGRAM_BOT_TOKEN", "REDIS_URL"):
+            value = getattr(self, "env", {}).get(name, "")
+            if name == "REDIS_URL":
+                # only its password: redis://[:password@]host:port
+                match = re.match(r"rediss?://(?:[^:@/]*:)?([^@/]+)@", value)
+                value = match.group(1) if match else ""
+            if len(value) >= SECRET_MIN_LENGTH:
+                found.add(value)
+        return found
+
+    def assert_no_secrets_in_logs(self):
+        """Fails when the server's stdout or stderr (or a worker's log beside
+        them) holds a secret (issue 14)."""
+        # getattr: redis_harness.sibling() builds a server without __init__.
+        if not getattr(self, "check_secrets", True):
+            return
+        text = ""
+        paths = [getattr(self, "stdout_path", None), getattr(self, "stderr_path", None)]
+        # and the logs of processes started beside it (redis_harness.WorkerProcess
+        # writes NAME.stderr.log into the server's directory)
+        if getattr(self, "dir", None):
+            paths += sorted(str(p) for p in Path(self.dir).glob("*.stderr.log"))
+        for path in paths:
+            if path is None:
+                continue
+            try:
+                with open(path, "rb") as f:
+                    text += f.read().decode("utf-8", "replace") + "\n"
+            except OSError:
+                pass
+        leaks = secrets_in_text(text, self.secrets()) if text.strip() else []
+        if leaks:
+            raise AssertionError(f"secrets in the log of usher server {self.name!r}: " +
+                                 "; ".join(f"{masked} in {line!r}" for masked, line in leaks))
 
     def close(self):
         """Stops the server (if any) and removes the temporary directory."""

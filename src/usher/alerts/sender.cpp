@@ -11,6 +11,7 @@
 #include <usher/alerts/message.hpp>
 #include <usher/health/health_log.hpp>
 #include <usher/util/clock.hpp>
+#include <usher/util/log_fields.hpp>
 
 namespace usher::alerts {
 namespace {
@@ -157,7 +158,10 @@ void AlertSender::settle(const OutboxMessage &message, const std::string &chat,
   case Decision::Action::sent:
     written = write(
         [id, chat, now](store::WriteContext &context) { mark_sent(context.sql(), id, chat, now); });
-    spdlog::info("alerts: {} alert {} delivered to chat {} (attempt {})", kind, id, chat, attempts);
+    log::with_fields(spdlog::level::info,
+                     fmt::format("alerts: {} alert {} delivered to chat {} (attempt {})", kind, id,
+                                 chat, attempts),
+                     {{"outbox_id", id}, {"chat_id", chat}, {"kind", kind}, {"attempt", attempts}});
     break;
   case Decision::Action::release:
     written = write([id, now](store::WriteContext &context) { release(context.sql(), id, now); });
@@ -167,8 +171,16 @@ void AlertSender::settle(const OutboxMessage &message, const std::string &chat,
     written = write([id, next, error](store::WriteContext &context) {
       schedule_retry(context.sql(), id, next, error);
     });
-    spdlog::warn("alerts: {} alert {} to chat {} failed (attempt {}): {}; next attempt at {}", kind,
-                 id, chat, attempts, error, next);
+    log::with_fields(
+        spdlog::level::warn,
+        fmt::format("alerts: {} alert {} to chat {} failed (attempt {}): {}; next attempt at {}",
+                    kind, id, chat, attempts, error, next),
+        {{"outbox_id", id},
+         {"chat_id", chat},
+         {"kind", kind},
+         {"attempt", attempts},
+         {"error", error},
+         {"next_attempt_at", next}});
     break;
   }
   case Decision::Action::migrate: {
@@ -189,7 +201,9 @@ void AlertSender::settle(const OutboxMessage &message, const std::string &chat,
                        instance);
       }
     });
-    spdlog::warn("alerts: chat {} migrated to {}; following it", from, to);
+    log::with_fields(spdlog::level::warn,
+                     fmt::format("alerts: chat {} migrated to {}; following it", from, to),
+                     {{"outbox_id", id}, {"chat_id", from}, {"migrate_to_chat_id", to}});
     break;
   }
   case Decision::Action::reject:
@@ -215,7 +229,7 @@ void AlertSender::settle(const OutboxMessage &message, const std::string &chat,
       mark_failed(context.sql(), id, error);
       health::record(context.sql(), health::EventType::warning, text, metadata, instance);
     });
-    spdlog::warn("alerts: {}", text);
+    log::with_fields(spdlog::level::warn, "alerts: " + text, metadata);
     break;
   }
   }

@@ -3,12 +3,11 @@
 #include <cstdio>
 #include <mutex>
 
-#include <nlohmann/json.hpp>
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include <usher/util/clock.hpp>
+#include <usher/util/log_fields.hpp>
 
 namespace usher::app {
 namespace {
@@ -22,12 +21,9 @@ public:
 protected:
   void sink_it_(const spdlog::details::log_msg &msg) override {
     const auto level = spdlog::level::to_string_view(msg.level);
-    nlohmann::json line = {{"time", clock::iso8601(msg.time)},
-                           {"level", std::string(level.data(), level.size())},
-                           {"instance", m_instance},
-                           {"message", std::string(msg.payload.data(), msg.payload.size())}};
-    const std::string text =
-        line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    const std::string text = log::json_line(
+        msg.time, std::string_view(level.data(), level.size()), m_instance,
+        std::string_view(msg.payload.data(), msg.payload.size()), log::current_fields());
     std::fwrite(text.data(), 1, text.size(), stderr);
   }
   void flush_() override { std::fflush(stderr); }

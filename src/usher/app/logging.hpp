@@ -1,4 +1,5 @@
-// Process logs on stderr, as text or one JSON object per line (LOG_FORMAT).
+// Process logs on stderr, as text or one JSON object per line (LOG_FORMAT;
+// the line's form and structured fields: util/log_fields.hpp).
 #pragma once
 
 #include <string>

@@ -36,6 +36,7 @@
 #include <usher/system/mode_cache.hpp>
 #include <usher/util/clock.hpp>
 #include <usher/util/crypto.hpp>
+#include <usher/util/log_fields.hpp>
 #include <usher/worker/worker.hpp>
 
 namespace usher::app {
@@ -107,10 +108,16 @@ private:
               [](const Result<void> &) {});
         }
         if (const auto pruned = m_retention.run_if_due(*sql); pruned && pruned->total() > 0) {
-          spdlog::info("retention pruned {} job attempts, {} health events, {} alerts, {} "
-                       "idempotency keys, {} sessions",
-                       pruned->job_attempts, pruned->health_events, pruned->alerts,
-                       pruned->idempotency_keys, pruned->sessions);
+          log::with_fields(spdlog::level::info,
+                           fmt::format("retention pruned {} job attempts, {} health events, {} "
+                                       "alerts, {} idempotency keys, {} sessions",
+                                       pruned->job_attempts, pruned->health_events, pruned->alerts,
+                                       pruned->idempotency_keys, pruned->sessions),
+                           {{"pruned_job_attempts", pruned->job_attempts},
+                            {"pruned_health_events", pruned->health_events},
+                            {"pruned_alerts", pruned->alerts},
+                            {"pruned_idempotency_keys", pruned->idempotency_keys},
+                            {"pruned_sessions", pruned->sessions}});
         }
       } catch (const std::exception &e) {
         spdlog::warn("maintenance failed: {}", e.what());
