@@ -67,9 +67,9 @@ Response problem_response(const Error &error) {
 
 Api::Api(ApiDeps deps, PasswordDeps passwords)
     : m_deps(std::move(deps)), m_passwords(passwords),
-      m_fallbacks(m_deps.writer, health::EventType::critical, queue::k_unavailable_message,
-                  m_deps.config.instance,
-                  health::Alerting{m_deps.alerts, queue::k_unavailable_condition}),
+      m_intake(m_deps.writer, m_deps.mode, m_deps.queue, m_deps.idempotency,
+               intake::Settings{m_deps.config.activation_ttl, m_deps.config.job_lease,
+                                m_deps.config.instance, m_deps.alerts}),
       m_throttled(m_deps.writer, health::EventType::warning, k_throttled_message,
                   m_deps.config.instance, {}, k_throttled_fold_window) {}
 

@@ -21,6 +21,7 @@
 #include <usher/config/config.hpp>
 #include <usher/health/folded_event.hpp>
 #include <usher/idempotency/idempotency.hpp>
+#include <usher/intake/service.hpp>
 #include <usher/queue/job_queue.hpp>
 #include <usher/store/blocking_pool.hpp>
 #include <usher/store/write_batcher.hpp>
@@ -118,13 +119,6 @@ private:
   void healthz(const Request &req, const restinio::router::route_params_t &);
   void readyz(const Request &req, const restinio::router::route_params_t &);
   void create_user(const Request &req, const restinio::router::route_params_t &);
-  struct CreateUserState;
-  void finish_create(const Request &req, const CreateUserState &state, Result<Response> outcome);
-  void provision_fallback(const Request &req, const std::shared_ptr<CreateUserState> &state,
-                          const std::string &why);
-  // A CRITICAL "queue_unavailable" event (folded and throttled per SPEC §6),
-  // counted in m_fallbacks after the request's commit.
-  void record_fallback(std::int64_t job_id, const std::string &why);
   void find_user_by_email(const Request &req, const restinio::router::route_params_t &);
   void get_user(const Request &req, const restinio::router::route_params_t &params);
   // Counts a password attempt for the client's address and `account_key`;
@@ -151,7 +145,8 @@ private:
 
   ApiDeps m_deps;
   PasswordDeps m_passwords;
-  health::FoldedEvent m_fallbacks;
+  // POST /api/v1/users: everything after parsing (intake/service.hpp).
+  intake::Service m_intake;
   // One WARNING row for a sustained run of refused password attempts.
   health::FoldedEvent m_throttled;
   std::atomic<int> m_in_flight{0};
