@@ -17,7 +17,7 @@ constexpr auto k_throttled_fold_window = std::chrono::minutes(1);
 // Headers (names and values together) larger than this are answered 431.
 constexpr std::size_t k_max_header_bytes = 16 * 1024;
 
-std::size_t header_bytes(const Request &req) {
+std::size_t header_bytes(const restinio::request_handle_t &req) {
   std::size_t total = 0;
   for (const auto &field : req->header()) total += field.name().size() + field.value().size() + 4;
   return total;
@@ -25,7 +25,7 @@ std::size_t header_bytes(const Request &req) {
 
 // 431 as problem+json, then the connection is closed: a client that sends
 // such headers once will likely send them again.
-void answer_header_too_large(const Request &req) {
+void answer_header_too_large(const restinio::request_handle_t &req) {
   const nlohmann::json body = {{"type", "https://usher.invalid/problems/header_too_large"},
                                {"title", reason_phrase(431)},
                                {"status", 431},
@@ -97,12 +97,12 @@ std::unique_ptr<Router> Api::make_router() {
   router->http_get(R"(/assets/:name([A-Za-z0-9._-]{1,100}))", route(&Api::ui_page));
   router->http_get("/api/v1/admin/tokens", route(&Api::list_tokens));
   router->http_delete(R"(/api/v1/admin/tokens/:id(\d{1,18}))", route(&Api::revoke_token));
-  router->non_matched_request_handler([this](const Request &req) {
-    if (header_bytes(req) > k_max_header_bytes) {
-      answer_header_too_large(req);
+  router->non_matched_request_handler([this](const restinio::request_handle_t &raw) {
+    if (header_bytes(raw) > k_max_header_bytes) {
+      answer_header_too_large(raw);
       return restinio::request_accepted();
     }
-    ++m_in_flight;
+    const Request req = exchange(raw);
     reply_error(req, Error{ErrorKind::not_found, "not_found", "no such resource or method", ""});
     return restinio::request_accepted();
   });
@@ -110,12 +110,13 @@ std::unique_ptr<Router> Api::make_router() {
 }
 
 Router::actual_request_handler_t Api::route(Handler handler) {
-  return [this, handler](const Request &req, restinio::router::route_params_t params) {
-    if (header_bytes(req) > k_max_header_bytes) {
-      answer_header_too_large(req);
+  return [this, handler](const restinio::request_handle_t &raw,
+                         restinio::router::route_params_t params) {
+    if (header_bytes(raw) > k_max_header_bytes) {
+      answer_header_too_large(raw);
       return restinio::request_accepted();
     }
-    ++m_in_flight;
+    const Request req = exchange(raw);
     if (m_draining.load()) {
       reply_error(req,
                   Error{ErrorKind::unavailable, "shutting_down", "usher is shutting down", ""});
@@ -132,15 +133,22 @@ Router::actual_request_handler_t Api::route(Handler handler) {
   };
 }
 
+Exchange Api::exchange(const restinio::request_handle_t &request) {
+  ++*m_in_flight;
+  auto send = [request](Response response) {
+    auto builder = request->create_response(restinio::http_status_line_t{
+        restinio::http_status_code_t{static_cast<std::uint16_t>(response.status)},
+        reason_phrase(response.status)});
+    builder.append_header(restinio::http_field::content_type, std::move(response.content_type));
+    for (auto &[name, value] : response.headers) builder.append_header(name, std::move(value));
+    builder.set_body(std::move(response.body));
+    builder.done();
+  };
+  return Exchange(request, Responder(std::move(send), [in_flight = m_in_flight] { --*in_flight; }));
+}
+
 void Api::reply(const Request &req, Response response) {
-  auto builder = req->create_response(restinio::http_status_line_t{
-      restinio::http_status_code_t{static_cast<std::uint16_t>(response.status)},
-      reason_phrase(response.status)});
-  builder.append_header(restinio::http_field::content_type, std::move(response.content_type));
-  for (auto &[name, value] : response.headers) builder.append_header(name, std::move(value));
-  builder.set_body(std::move(response.body));
-  builder.done();
-  --m_in_flight;
+  req.responder().respond(std::move(response));
 }
 
 void Api::reply_error(const Request &req, const Error &error) {

@@ -20,6 +20,7 @@
 #include <usher/auth/hashing_pool.hpp>
 #include <usher/config/config.hpp>
 #include <usher/health/folded_event.hpp>
+#include <usher/http/exchange.hpp>
 #include <usher/idempotency/idempotency.hpp>
 #include <usher/intake/service.hpp>
 #include <usher/queue/job_queue.hpp>
@@ -34,15 +35,24 @@ struct AlertPolicy;
 
 namespace usher::http {
 
-using Request = restinio::request_handle_t;
 using Router = restinio::router::express_router_t<>;
 
-struct Response {
-  int status = 200;
-  std::string body;
-  std::string content_type = "application/json";
-  std::vector<std::pair<std::string, std::string>> headers;
+// One request as a handler sees it: the RESTinio request (read through ->)
+// and the Responder that answers it exactly once (http/exchange.hpp).
+// Copies share the answer: a completion that captured one and is dropped or
+// throws leaves the client a 500 instead of no answer.
+class Exchange {
+public:
+  Exchange(restinio::request_handle_t request, Responder responder)
+      : m_request(std::move(request)), m_responder(std::move(responder)) {}
+  restinio::request_t *operator->() const { return m_request.get(); }
+  const Responder &responder() const { return m_responder; }
+
+private:
+  restinio::request_handle_t m_request;
+  Responder m_responder;
 };
+using Request = Exchange;
 
 Response json_response(int status, const nlohmann::json &body);
 Response problem_response(const Error &error);
@@ -82,7 +92,7 @@ public:
 
   // From now on new requests get 503; requests already accepted finish.
   void begin_drain() { m_draining.store(true); }
-  int in_flight() const { return m_in_flight.load(); }
+  int in_flight() const { return m_in_flight->load(); }
 
 private:
   using Handler = void (Api::*)(const Request &, const restinio::router::route_params_t &);
@@ -92,7 +102,10 @@ private:
   // Wraps a handler: drain check, in-flight count, exceptions to 500.
   Router::actual_request_handler_t route(Handler handler);
 
-  // Answers exactly once per request.
+  // Counts the request in flight and gives it its Responder.
+  Exchange exchange(const restinio::request_handle_t &request);
+
+  // Answers, exactly once per request (later answers are dropped).
   void reply(const Request &req, Response response);
   void reply_error(const Request &req, const Error &error);
 
@@ -149,7 +162,8 @@ private:
   intake::Service m_intake;
   // One WARNING row for a sustained run of refused password attempts.
   health::FoldedEvent m_throttled;
-  std::atomic<int> m_in_flight{0};
+  // Shared with the Responders, which may outlive a request's handler.
+  std::shared_ptr<std::atomic<int>> m_in_flight = std::make_shared<std::atomic<int>>(0);
   std::atomic<bool> m_draining{false};
 };
 
