@@ -13,7 +13,6 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
-#include <restinio/all.hpp>
 
 #include <usher/auth/api_tokens.hpp>
 #include <usher/auth/attempt_limiter.hpp>
@@ -35,21 +34,20 @@ struct AlertPolicy;
 
 namespace usher::http {
 
-using Router = restinio::router::express_router_t<>;
-
-// One request as a handler sees it: the RESTinio request (read through ->)
-// and the Responder that answers it exactly once (http/exchange.hpp).
-// Copies share the answer: a completion that captured one and is dropped or
-// throws leaves the client a 500 instead of no answer.
+// One request as a handler sees it: the request value (read through ->) and
+// the Responder that answers it exactly once (http/exchange.hpp). Copies
+// share both: a completion that captured one and is dropped or throws leaves
+// the client a 500 instead of no answer.
 class Exchange {
 public:
-  Exchange(restinio::request_handle_t request, Responder responder)
+  Exchange(std::shared_ptr<const HttpRequest> request, Responder responder)
       : m_request(std::move(request)), m_responder(std::move(responder)) {}
-  restinio::request_t *operator->() const { return m_request.get(); }
+  const HttpRequest *operator->() const { return m_request.get(); }
+  const HttpRequest &request() const { return *m_request; }
   const Responder &responder() const { return m_responder; }
 
 private:
-  restinio::request_handle_t m_request;
+  std::shared_ptr<const HttpRequest> m_request;
   Responder m_responder;
 };
 using Request = Exchange;
@@ -88,22 +86,29 @@ class Api {
 public:
   Api(ApiDeps deps, PasswordDeps passwords);
 
-  std::unique_ptr<Router> make_router();
+  using Handler = void (Api::*)(const Request &);
+
+  // A route: the method, an express-style path pattern (":id(\\d{1,18})";
+  // matched by http/server.cpp) and its handler.
+  struct Route {
+    const char *method;
+    std::string pattern;
+    Handler handler;
+  };
+  static std::vector<Route> routes();
+
+  // Answers `request` with `handler` (null: no route matched, 404) through
+  // `send`: counts it in flight, 503 while draining, a handler that throws is
+  // a 500. Runs on the calling (I/O) thread until the handler hands off.
+  void handle(Handler handler, HttpRequest request, Responder::Send send);
 
   // From now on new requests get 503; requests already accepted finish.
   void begin_drain() { m_draining.store(true); }
   int in_flight() const { return m_in_flight->load(); }
 
 private:
-  using Handler = void (Api::*)(const Request &, const restinio::router::route_params_t &);
   using WithPrincipal = std::function<void(const auth::Principal &)>;
   using WithBody = std::function<void(const auth::Principal &, const nlohmann::json &)>;
-
-  // Wraps a handler: drain check, in-flight count, exceptions to 500.
-  Router::actual_request_handler_t route(Handler handler);
-
-  // Counts the request in flight and gives it its Responder.
-  Exchange exchange(const restinio::request_handle_t &request);
 
   // Answers, exactly once per request (later answers are dropped).
   void reply(const Request &req, Response response);
@@ -129,32 +134,32 @@ private:
   // The mode requests really get: async_queue only while the queue is healthy.
   system::SystemMode effective_mode(system::SystemMode configured) const;
 
-  void healthz(const Request &req, const restinio::router::route_params_t &);
-  void readyz(const Request &req, const restinio::router::route_params_t &);
-  void create_user(const Request &req, const restinio::router::route_params_t &);
-  void find_user_by_email(const Request &req, const restinio::router::route_params_t &);
-  void get_user(const Request &req, const restinio::router::route_params_t &params);
+  void healthz(const Request &req);
+  void readyz(const Request &req);
+  void create_user(const Request &req);
+  void find_user_by_email(const Request &req);
+  void get_user(const Request &req);
   // Counts a password attempt for the client's address and `account_key`;
   // answers 429 with Retry-After itself and returns false when refused.
   bool admit_password_attempt(const Request &req, const std::string &account_key);
   // Runs argon2id work on the hashing pool; 503 when its queue is full.
   void on_hashing(const Request &req, auth::HashingPool::Task task);
-  void activate(const Request &req, const restinio::router::route_params_t &);
-  void login(const Request &req, const restinio::router::route_params_t &);
-  void get_mode(const Request &req, const restinio::router::route_params_t &);
-  void put_mode(const Request &req, const restinio::router::route_params_t &);
-  void health_logs(const Request &req, const restinio::router::route_params_t &);
-  void get_job(const Request &req, const restinio::router::route_params_t &params);
-  void list_jobs(const Request &req, const restinio::router::route_params_t &);
-  void retry_job(const Request &req, const restinio::router::route_params_t &params);
-  void queue_overview(const Request &req, const restinio::router::route_params_t &);
+  void activate(const Request &req);
+  void login(const Request &req);
+  void get_mode(const Request &req);
+  void put_mode(const Request &req);
+  void health_logs(const Request &req);
+  void get_job(const Request &req);
+  void list_jobs(const Request &req);
+  void retry_job(const Request &req);
+  void queue_overview(const Request &req);
   // The web UI (http/ui_api.cpp) and what it reads (http/timeline_api.cpp).
-  void ui_page(const Request &req, const restinio::router::route_params_t &);
-  void whoami(const Request &req, const restinio::router::route_params_t &);
-  void job_timeline(const Request &req, const restinio::router::route_params_t &params);
-  void timeline_by_email(const Request &req, const restinio::router::route_params_t &);
-  void list_tokens(const Request &req, const restinio::router::route_params_t &);
-  void revoke_token(const Request &req, const restinio::router::route_params_t &params);
+  void ui_page(const Request &req);
+  void whoami(const Request &req);
+  void job_timeline(const Request &req);
+  void timeline_by_email(const Request &req);
+  void list_tokens(const Request &req);
+  void revoke_token(const Request &req);
 
   ApiDeps m_deps;
   PasswordDeps m_passwords;

@@ -5,8 +5,31 @@
 #include <spdlog/spdlog.h>
 
 #include <usher/http/problem.hpp>
+#include <usher/util/text.hpp>
 
 namespace usher::http {
+
+std::optional<std::string> HttpRequest::header(std::string_view name) const {
+  for (const auto &[field, value] : headers) {
+    if (text::iequals(field, name)) return value;
+  }
+  return std::nullopt;
+}
+
+std::string HttpRequest::param(std::string_view name) const {
+  for (const auto &[key, value] : params) {
+    if (key == name) return value;
+  }
+  return {};
+}
+
+std::optional<std::string> HttpRequest::query_param(std::string_view name) const {
+  if (!query) return std::nullopt;
+  for (const auto &[key, value] : *query) {
+    if (key == name) return value;
+  }
+  return std::nullopt;
+}
 
 Response unanswered_response() {
   return Response{500,

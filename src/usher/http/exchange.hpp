@@ -8,11 +8,38 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 namespace usher::http {
+
+using NameValues = std::vector<std::pair<std::string, std::string>>;
+
+// One request as the handlers see it: plain values, filled by the server
+// (http/server.cpp) from the wire, or by a test.
+struct HttpRequest {
+  std::string method; // "GET", "POST", ...
+  std::string path;   // without the query
+  NameValues headers;
+  std::string body;
+  std::string remote_address;
+  // The query's parameters, decoded, in order; nullopt when the query is not
+  // a valid query string.
+  std::optional<NameValues> query = NameValues{};
+  // The route's named parameters (":id").
+  NameValues params;
+
+  // The first header named `name` (case-insensitive).
+  std::optional<std::string> header(std::string_view name) const;
+  // The route parameter `name`; empty when there is none.
+  std::string param(std::string_view name) const;
+  // The first query parameter `name`; nullopt when absent or the query is
+  // not valid.
+  std::optional<std::string> query_param(std::string_view name) const;
+};
 
 struct Response {
   int status = 200;

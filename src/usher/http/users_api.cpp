@@ -40,13 +40,13 @@ Response outcome_response(intake::Outcome outcome) {
 } // namespace
 
 // Parse, hand to the intake service, answer its outcome.
-void Api::create_user(const Request &req, const restinio::router::route_params_t &) {
+void Api::create_user(const Request &req) {
   with_json_body(req, k_user_roles,
                  [this, req](const auth::Principal &principal, const nlohmann::json &body) {
                    auto user = provisioning::parse_new_user(body);
                    if (!user) return reply_error(req, user.error());
                    intake::Submission submission{std::move(*user), body, std::nullopt};
-                   if (auto header = req->header().try_get_field("Idempotency-Key")) {
+                   if (auto header = req->header("Idempotency-Key")) {
                      auto parsed = idempotency::parse_key(*header);
                      if (!parsed) return reply_error(req, parsed.error());
                      submission.idempotency_key = std::move(*parsed);
@@ -61,16 +61,14 @@ void Api::create_user(const Request &req, const restinio::router::route_params_t
                  });
 }
 
-void Api::find_user_by_email(const Request &req, const restinio::router::route_params_t &) {
+void Api::find_user_by_email(const Request &req) {
   authenticate(req, k_user_roles, [this, req](const auth::Principal &) {
-    auto query =
-        restinio::try_parse_query<restinio::parse_query_traits::relaxed>(req->header().query());
-    if (!query || !query->has("email")) {
+    const auto email_param = req->query_param("email");
+    if (!email_param) {
       return reply_error(req, Error{ErrorKind::invalid, "field_required",
                                     "the email query parameter is required", "email"});
     }
-    auto email =
-        provisioning::normalise_email(restinio::cast_to<std::string>(*query->get_param("email")));
+    auto email = provisioning::normalise_email(*email_param);
     if (!email) return reply_error(req, email.error());
     on_pool(req, [this, req, email = std::move(*email)](soci::session &sql) {
       auto user = provisioning::find_user_by_email(sql, email);
@@ -80,17 +78,16 @@ void Api::find_user_by_email(const Request &req, const restinio::router::route_p
   });
 }
 
-void Api::get_user(const Request &req, const restinio::router::route_params_t &params) {
-  authenticate(req, k_user_roles,
-               [this, req, id_text = std::string(params["id"])](const auth::Principal &) {
-                 std::int64_t id = 0;
-                 std::from_chars(id_text.data(), id_text.data() + id_text.size(), id);
-                 on_pool(req, [this, req, id](soci::session &sql) {
-                   auto user = provisioning::find_user_by_id(sql, id);
-                   if (!user) return reply_error(req, user_not_found());
-                   reply(req, json_response(200, user->to_json()));
-                 });
-               });
+void Api::get_user(const Request &req) {
+  authenticate(req, k_user_roles, [this, req, id_text = req->param("id")](const auth::Principal &) {
+    std::int64_t id = 0;
+    std::from_chars(id_text.data(), id_text.data() + id_text.size(), id);
+    on_pool(req, [this, req, id](soci::session &sql) {
+      auto user = provisioning::find_user_by_id(sql, id);
+      if (!user) return reply_error(req, user_not_found());
+      reply(req, json_response(200, user->to_json()));
+    });
+  });
 }
 
 } // namespace usher::http
