@@ -100,7 +100,9 @@ TEST_F(JobStoreTest, OnlyTheOwnerExtendsItsLease) {
   const auto id = enqueue("a@example.com");
   ASSERT_EQ(claim(sql(), "w1", 1, in(30s)).size(), 1u);
   EXPECT_TRUE(extend_lease(sql(), id, "w1", in(60s)));
-  EXPECT_FALSE(extend_lease(sql(), id, "w2", in(60s)));
+  const auto other = extend_lease(sql(), id, "w2", in(60s));
+  ASSERT_FALSE(other);
+  EXPECT_EQ(other.error(), TransitionError::lease_lost);
 }
 
 TEST_F(JobStoreTest, AnExpiredLeaseIsRecoveredAndTheJobClaimedAgain) {
@@ -155,7 +157,9 @@ TEST_F(JobStoreTest, AFailedAttemptIsRetriedAfterItsBackoffThenDead) {
 TEST_F(JobStoreTest, TransitionsOfAnotherOwnerChangeNothing) {
   const auto id = enqueue("a@example.com");
   ASSERT_EQ(claim(sql(), "w1", 1, in(30s)).size(), 1u);
-  EXPECT_EQ(fail_attempt(sql(), id, "w2", "late", in(1s), 3, "test"), std::nullopt);
+  const auto late = fail_attempt(sql(), id, "w2", "late", in(1s), 3, "test");
+  ASSERT_FALSE(late);
+  EXPECT_EQ(late.error(), TransitionError::lease_lost);
   EXPECT_EQ(release_leases(sql(), "w2"), 0);
   EXPECT_EQ(job(id).status, JobStatus::running);
   EXPECT_EQ(lease_owner(id), "w1");

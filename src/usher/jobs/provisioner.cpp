@@ -27,22 +27,6 @@ void step(const Provisioner::Checkpoint &checkpoint, const char *name) {
 
 } // namespace
 
-const char *to_string(TransitionError error) {
-  switch (error) {
-  case TransitionError::lease_lost: return "lease_lost";
-  }
-  return "lease_lost";
-}
-
-Error to_error(TransitionError error) {
-  switch (error) {
-  case TransitionError::lease_lost:
-    return Error{ErrorKind::conflict, to_string(error),
-                 "another worker holds this job now; its work is rolled back", ""};
-  }
-  return Error{ErrorKind::internal, to_string(error), "", ""};
-}
-
 Provisioner::Provisioner(soci::session &sql)
     : m_accounts(sql),
       m_insert_inline_job((sql.prepare << k_insert_inline_job, soci::use(m_email),

@@ -19,18 +19,6 @@
 
 namespace usher::jobs {
 
-// Why a guarded job transition changed nothing.
-enum class TransitionError {
-  // `owner` does not hold the job's lease (any more): another worker or the
-  // recovery has it; whatever the caller wrote must be rolled back.
-  lease_lost,
-};
-
-const char *to_string(TransitionError error);
-
-// The Error form of `error`, for a write that is aborted with it.
-Error to_error(TransitionError error);
-
 struct Provisioned {
   std::int64_t user_id = 0;
   bool account_created = false; // false: the account was there already

@@ -233,9 +233,10 @@ void Worker::process(const std::string &owner, std::vector<jobs::ClaimedJob> bat
     const bool recorded = m_writer.submit_and_wait(
         [id, owner, error, retry_at, max_attempts, instance, alerts, status, number,
          started](store::WriteContext &context) {
-          *status = jobs::fail_attempt(context.sql(), id, owner, error, retry_at, max_attempts,
-                                       instance, alerts);
-          if (*status) {
+          // lease_lost: another worker has the job; nothing is recorded.
+          if (auto failed = jobs::fail_attempt(context.sql(), id, owner, error, retry_at,
+                                               max_attempts, instance, alerts)) {
+            *status = *failed;
             jobs::record_attempt(
                 context.sql(),
                 attempt_record(id, number, owner, started,
