@@ -12,8 +12,8 @@
 #include <usher/health/health_log.hpp>
 #include <usher/jobs/attempts.hpp>
 #include <usher/jobs/job_store.hpp>
+#include <usher/jobs/provisioner.hpp>
 #include <usher/jobs/timeline.hpp>
-#include <usher/provisioning/provisioner.hpp>
 #include <usher/store/database.hpp>
 #include <usher/store/migrations.hpp>
 #include <usher/util/crypto.hpp>
@@ -98,7 +98,7 @@ TEST_F(JobsTimelineTest, RequestAttemptsEventsInTimeOrder) {
 
 TEST_F(JobsTimelineTest, InlineProvisioningIsSyncDirect) {
   provisioning::NewUser user{"ivy@example.com", "Ivy Inline", std::nullopt, std::nullopt};
-  auto created = provisioning::create_user_inline(*m_sql, user, {3, "ivy (token 3)"}, 24h);
+  auto created = jobs::provision_inline(*m_sql, user, {3, "ivy (token 3)"}, 24h);
   ASSERT_TRUE(created.has_value());
   const auto found = timeline(*m_sql, created->job_id);
   ASSERT_TRUE(found.has_value());

@@ -1,4 +1,7 @@
-// Unit tests for provisioning/create_user_inline against a migrated temporary SQLite database.
+// Unit tests for the one provisioning routine (jobs/provisioner.hpp) under
+// each of its callers — sync_direct (provision_inline), the worker (a job
+// taken by jobs::claim) and the fallback (a job taken by jobs::claim_ids) —
+// against a migrated temporary SQLite database.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -11,10 +14,13 @@
 
 #include <unistd.h>
 
+#include <usher/jobs/job_store.hpp>
+#include <usher/jobs/provisioner.hpp>
 #include <usher/provisioning/provisioner.hpp>
 #include <usher/store/database.hpp>
 #include <usher/store/migrations.hpp>
 #include <usher/store/write_batcher.hpp>
+#include <usher/util/clock.hpp>
 #include <usher/util/crypto.hpp>
 
 namespace usher::provisioning {
@@ -44,10 +50,10 @@ protected:
     }
   }
 
-  // create_user_inline in its own transaction, committed only on success.
+  // provision_inline in its own transaction, committed only on success.
   Result<CreatedUser> create(const NewUser &user) {
     soci::transaction transaction(*m_sql);
-    auto created = create_user_inline(*m_sql, user, m_creator, k_activation_ttl);
+    auto created = jobs::provision_inline(*m_sql, user, m_creator, k_activation_ttl);
     if (created) transaction.commit();
     return created;
   }
@@ -196,7 +202,7 @@ TEST_F(ProvisionerTest, DifferentEmailsGetDifferentAccounts) {
 }
 
 TEST_F(ProvisionerTest, WriterProvisionsWithPreparedStatementsAcrossBatches) {
-  // The writer's hot path: one ProvisioningStatements per connection,
+  // The writer's hot path: one Provisioner per connection,
   // re-executed for every user, also after a write that was rolled back.
   const std::vector<std::string> emails = {"p1@example.com", "p2@example.com", "p1@example.com",
                                            "p3@example.com"};
@@ -206,7 +212,7 @@ TEST_F(ProvisionerTest, WriterProvisionsWithPreparedStatementsAcrossBatches) {
   auto provision = [&](std::size_t i, const std::string &email) {
     return batcher.submit(
         [&, i, email](store::WriteContext &context) {
-          auto result = context.prepared<ProvisioningStatements>().create_user_inline(
+          auto result = context.prepared<jobs::Provisioner>().provision_inline(
               buyer(email), m_creator, k_activation_ttl);
           if (!result) throw store::AbortWrite(result.error());
           created[i] = *result;
@@ -249,6 +255,127 @@ TEST_F(ProvisionerTest, WriterProvisionsWithPreparedStatementsAcrossBatches) {
   ASSERT_TRUE(p4.has_value());
   EXPECT_EQ(p4->id, created[4].user_id);
   EXPECT_EQ(p4->full_name, std::optional<std::string>("J\xC3\xBCrgen O'Neil"));
+}
+
+// A queued job for `user`, committed, as async intake records it.
+class ProvisionQueuedTest : public ProvisionerTest {
+protected:
+  std::int64_t enqueue(const NewUser &user) {
+    soci::transaction transaction(*m_sql);
+    jobs::IntakeStatements intake(*m_sql);
+    auto queued = intake.enqueue(user, m_creator, k_activation_ttl);
+    EXPECT_TRUE(queued) << (queued ? "" : queued.error().detail);
+    transaction.commit();
+    m_activation_token = queued ? queued->activation_token : "";
+    return queued ? queued->job_id : 0;
+  }
+
+  static std::string lease_until() {
+    return clock::iso8601(std::chrono::system_clock::now() + 30s);
+  }
+
+  // provision() in its own transaction, committed only on success.
+  tl::expected<jobs::Provisioned, jobs::TransitionError> provision(const jobs::ClaimedJob &job,
+                                                                   const std::string &owner) {
+    soci::transaction transaction(*m_sql);
+    jobs::Provisioner provisioner(*m_sql);
+    auto provisioned = provisioner.provision(job, owner);
+    if (provisioned) transaction.commit();
+    return provisioned;
+  }
+
+  std::string status_of(std::int64_t job_id) {
+    const long long id = job_id;
+    std::string status;
+    *m_sql << "SELECT status FROM jobs WHERE id = :id", soci::use(id), soci::into(status);
+    return status;
+  }
+
+  std::string m_activation_token;
+};
+
+TEST_F(ProvisionQueuedTest, WorkerClaimThenProvisionCreatesEverythingOnce) {
+  const auto job_id = enqueue(buyer("worker@example.com"));
+  auto claimed = jobs::claim(*m_sql, "worker-1", 10, lease_until());
+  ASSERT_EQ(claimed.size(), 1u);
+  EXPECT_EQ(claimed[0].id, job_id);
+  EXPECT_EQ(claimed[0].creator.actor, "alice (token 7)");
+
+  const auto provisioned = provision(claimed[0], "worker-1");
+  ASSERT_TRUE(provisioned);
+  EXPECT_TRUE(provisioned->account_created);
+  EXPECT_EQ(status_of(job_id), "succeeded");
+  const auto record = find_user_by_email(*m_sql, "worker@example.com");
+  ASSERT_TRUE(record.has_value());
+  EXPECT_EQ(record->id, provisioned->user_id);
+  EXPECT_EQ(record->created_by, std::optional<std::string>("alice (token 7)"));
+  // The token handed out in the 202 is the one that activates the account.
+  EXPECT_EQ(count("SELECT COUNT(*) FROM activation_tokens WHERE token_hash = :h",
+                  crypto::sha256_hex(m_activation_token)),
+            1);
+}
+
+TEST_F(ProvisionQueuedTest, FallbackClaimByIdThenProvision) {
+  const auto job_id = enqueue(buyer("fallback@example.com"));
+  auto claimed = jobs::claim_ids(*m_sql, {job_id}, "inline:test", lease_until());
+  ASSERT_EQ(claimed.size(), 1u);
+  const auto provisioned = provision(claimed[0], "inline:test");
+  ASSERT_TRUE(provisioned);
+  EXPECT_EQ(status_of(job_id), "succeeded");
+  // A second delivery of the same id finds nothing to take.
+  EXPECT_TRUE(jobs::claim_ids(*m_sql, {job_id}, "worker-2", lease_until()).empty());
+}
+
+TEST_F(ProvisionQueuedTest, ARunAfterACrashAdoptsWhatTheFirstRunWrote) {
+  // The first attempt wrote the account and the profile, then died before
+  // its commit of the job: the second one ends in one account and profile.
+  const auto job_id = enqueue(buyer("crash@example.com"));
+  auto first = jobs::claim(*m_sql, "worker-1", 1, lease_until());
+  ASSERT_EQ(first.size(), 1u);
+  {
+    AccountStatements accounts(*m_sql);
+    const auto account = accounts.get_or_create("crash@example.com");
+    accounts.insert_profile_if_absent(account.id, first[0].user, first[0].creator);
+  }
+  *m_sql << "UPDATE jobs SET status = 'queued', lease_owner = NULL";
+  auto second = jobs::claim(*m_sql, "worker-2", 1, lease_until());
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].attempts, 2);
+  const auto provisioned = provision(second[0], "worker-2");
+  ASSERT_TRUE(provisioned);
+  EXPECT_FALSE(provisioned->account_created);
+  EXPECT_EQ(status_of(job_id), "succeeded");
+  const std::string email = "crash@example.com";
+  EXPECT_EQ(count("SELECT COUNT(*) FROM accounts WHERE email_normalized = :e", email), 1);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM tripwire_users t JOIN accounts a ON a.id = t.user_id "
+                  "WHERE a.email_normalized = :e",
+                  email),
+            1);
+}
+
+TEST_F(ProvisionQueuedTest, AnotherOwnersLeaseIsLeaseLost) {
+  const auto job_id = enqueue(buyer("lost@example.com"));
+  auto claimed = jobs::claim(*m_sql, "worker-1", 1, lease_until());
+  ASSERT_EQ(claimed.size(), 1u);
+  const auto provisioned = provision(claimed[0], "worker-2");
+  ASSERT_FALSE(provisioned);
+  EXPECT_EQ(provisioned.error(), jobs::TransitionError::lease_lost);
+  EXPECT_EQ(jobs::to_error(provisioned.error()).code, "lease_lost");
+  EXPECT_EQ(status_of(job_id), "running");
+  const std::string email = "lost@example.com";
+  EXPECT_EQ(count("SELECT COUNT(*) FROM accounts WHERE email_normalized = :e", email), 0)
+      << "rolled back with the failed transition";
+}
+
+TEST_F(ProvisionQueuedTest, InlineRefusesAnExistingAccountWithoutAnActiveJob) {
+  // An account whose job row is not active (written by an earlier, dead
+  // job's first run): sync_direct creates accounts, it never adopts one.
+  AccountStatements(*m_sql).get_or_create("orphan@example.com");
+  const auto created = create(buyer("orphan@example.com"));
+  ASSERT_FALSE(created);
+  EXPECT_EQ(created.error().code, "user_exists");
+  const std::string email = "orphan@example.com";
+  EXPECT_EQ(count("SELECT COUNT(*) FROM jobs WHERE email_normalized = :e", email), 0);
 }
 
 } // namespace

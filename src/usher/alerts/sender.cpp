@@ -9,7 +9,6 @@
 
 #include <usher/alerts/conditions.hpp>
 #include <usher/alerts/message.hpp>
-#include <usher/health/health_log.hpp>
 #include <usher/util/clock.hpp>
 #include <usher/util/log_fields.hpp>
 
@@ -40,8 +39,10 @@ SenderSettings sender_settings(const config::Config &config) {
 }
 
 AlertSender::AlertSender(const store::Database &db, store::WriteBatcher &writer,
-                         const AlertPolicy &policy, SenderSettings settings)
+                         const AlertPolicy &policy, SenderSettings settings,
+                         RecordWarning record_warning)
     : m_db(db), m_writer(writer), m_policy(policy), m_settings(std::move(settings)),
+      m_record_warning(std::move(record_warning)),
       // A claim outlives the longest request with room to settle it; a
       // message whose sender died is taken again after this.
       m_lease(2 * m_settings.telegram.timeout + std::chrono::seconds(5)) {}
@@ -151,7 +152,6 @@ void AlertSender::settle(const OutboxMessage &message, const std::string &chat,
   const int attempts = message.attempts + 1;
   const std::string now = clock::iso8601(m_policy.clock->wall());
   const std::string error = mask(decision.error, m_settings.telegram.bot_token);
-  const std::string instance = m_policy.instance;
   const std::string kind = message.kind;
   bool written = false;
   switch (decision.action) {
@@ -188,17 +188,16 @@ void AlertSender::settle(const OutboxMessage &message, const std::string &chat,
     const bool first_time = m_moved_chats.find(message.chat_id) == m_moved_chats.end();
     m_moved_chats[message.chat_id] = to;
     const std::string from = message.chat_id;
-    written = write([id, now, error, from, to, first_time, instance](store::WriteContext &context) {
+    written = write([this, id, now, error, from, to, first_time](store::WriteContext &context) {
       schedule_retry(context.sql(), id, now, error);
       move_chat(context.sql(), from, to);
       if (first_time) {
         // Logged only: a WARNING never alerts, and a failed delivery never does.
-        health::record(context.sql(), health::EventType::warning,
-                       fmt::format("Telegram chat {} was upgraded to the supergroup {}; alerts now "
-                                   "go there: set TELEGRAM_ADMIN_CHAT_ID to {}",
-                                   from, to, to),
-                       {{"outbox_id", id}, {"chat_id", from}, {"migrate_to_chat_id", to}},
-                       instance);
+        m_record_warning(context.sql(),
+                         fmt::format("Telegram chat {} was upgraded to the supergroup {}; alerts "
+                                     "now go there: set TELEGRAM_ADMIN_CHAT_ID to {}",
+                                     from, to, to),
+                         {{"outbox_id", id}, {"chat_id", from}, {"migrate_to_chat_id", to}});
       }
     });
     log::with_fields(spdlog::level::warn,
@@ -225,9 +224,9 @@ void AlertSender::settle(const OutboxMessage &message, const std::string &chat,
                                {"http_status", result.http_status},
                                {"error", error}};
     if (rejected) metadata["description"] = mask(result.description, m_settings.telegram.bot_token);
-    written = write([id, error, text, metadata, instance](store::WriteContext &context) {
+    written = write([this, id, error, text, metadata](store::WriteContext &context) {
       mark_failed(context.sql(), id, error);
-      health::record(context.sql(), health::EventType::warning, text, metadata, instance);
+      m_record_warning(context.sql(), text, metadata);
     });
     log::with_fields(spdlog::level::warn, "alerts: " + text, metadata);
     break;

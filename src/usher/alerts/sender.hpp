@@ -10,12 +10,14 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <random>
 #include <string>
 #include <thread>
 
+#include <nlohmann/json.hpp>
 #include <soci/soci.h>
 
 #include <usher/alerts/delivery.hpp>
@@ -38,12 +40,19 @@ struct SenderSettings {
 // The sender's settings as `config` gives them.
 SenderSettings sender_settings(const config::Config &config);
 
+// Records a WARNING about delivery (a rejected or given-up alert, a moved
+// chat) in the caller's transaction: the health log, wired by the
+// composition root so that alerts/ does not depend on health/ (which
+// depends on alerts/). A failed delivery never alerts.
+using RecordWarning = std::function<void(soci::session &sql, const std::string &message,
+                                         const nlohmann::json &metadata)>;
+
 class AlertSender {
 public:
   // Delivers what `policy`'s events wrote to the outbox of `db`; `writer`
   // and `policy` must outlive the sender.
   AlertSender(const store::Database &db, store::WriteBatcher &writer, const AlertPolicy &policy,
-              SenderSettings settings);
+              SenderSettings settings, RecordWarning record_warning);
   ~AlertSender();
   AlertSender(const AlertSender &) = delete;
   AlertSender &operator=(const AlertSender &) = delete;
@@ -71,6 +80,7 @@ private:
   store::WriteBatcher &m_writer;
   const AlertPolicy &m_policy;
   SenderSettings m_settings;
+  RecordWarning m_record_warning;
   std::chrono::milliseconds m_lease;
   std::mt19937_64 m_random{std::random_device{}()};
   // Chats Telegram told us moved (old id -> supergroup id), for this process.

@@ -173,8 +173,7 @@ worker::WorkerSettings worker_settings(const config::Config &config,
   settings.backoff = config.job_backoff;
   settings.max_attempts = static_cast<int>(config.job_max_attempts);
   settings.instance = config.instance;
-  settings.fault_after = config.fault_after;
-  settings.fault_throws = config.fault_throws;
+  settings.checkpoint = worker::fault_injector(config.fault_after, config.fault_throws);
   return settings;
 }
 
@@ -213,8 +212,12 @@ std::unique_ptr<alerts::AlertSender> start_alert_sender(const store::Database &d
                                                         const config::Config &config,
                                                         const alerts::AlertPolicy &policy) {
   if (!policy.enabled()) return nullptr;
-  auto sender =
-      std::make_unique<alerts::AlertSender>(db, writer, policy, alerts::sender_settings(config));
+  auto record_warning = [instance = config.instance](soci::session &sql, const std::string &message,
+                                                     const nlohmann::json &metadata) {
+    health::record(sql, health::EventType::warning, message, metadata, instance);
+  };
+  auto sender = std::make_unique<alerts::AlertSender>(
+      db, writer, policy, alerts::sender_settings(config), std::move(record_warning));
   sender->start();
   return sender;
 }

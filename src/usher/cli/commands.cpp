@@ -45,11 +45,7 @@ std::unique_ptr<soci::session> open(const config::Config &config,
 class WriteTransaction {
 public:
   WriteTransaction(soci::session &sql, store::Dialect dialect) : m_sql(sql) {
-    if (dialect == store::Dialect::sqlite) {
-      m_sql << "BEGIN IMMEDIATE";
-    } else {
-      m_sql.begin();
-    }
+    store::begin_write(m_sql, dialect);
   }
   ~WriteTransaction() {
     if (m_committed) return;

@@ -2,6 +2,7 @@
 #include <usher/http/api.hpp>
 
 #include <charconv>
+#include <limits>
 #include <regex>
 
 #include <usher/health/health_log.hpp>
@@ -39,8 +40,7 @@ std::optional<std::string> normalise_since(const std::string &value) {
   return m[1].str() + "T" + time + "." + millis + "Z";
 }
 
-Result<health::Filter> parse_log_filter(std::string_view query_text) {
-  auto query = restinio::try_parse_query<restinio::parse_query_traits::relaxed>(query_text);
+Result<health::Filter> parse_log_filter(const std::optional<NameValues> &query) {
   if (!query) return tl::unexpected(bad_param("query", "is not a valid query string"));
   health::Filter filter;
   filter.limit = k_default_log_limit;
@@ -84,7 +84,7 @@ nlohmann::json Api::mode_json(const system::ModeState &state) {
           {"queue", m_deps.queue.health().to_json()}};
 }
 
-void Api::get_mode(const Request &req, const restinio::router::route_params_t &) {
+void Api::get_mode(const Request &req) {
   authenticate(req, k_admin, [this, req](const auth::Principal &) {
     on_pool(req, [this, req](soci::session &sql) {
       const auto state = system::load_mode(sql);
@@ -94,7 +94,7 @@ void Api::get_mode(const Request &req, const restinio::router::route_params_t &)
   });
 }
 
-void Api::put_mode(const Request &req, const restinio::router::route_params_t &) {
+void Api::put_mode(const Request &req) {
   auto on_body = [this, req](const auth::Principal &principal, const nlohmann::json &body) {
     auto change = system::parse_mode_change(body);
     if (!change) return reply_error(req, change.error());
@@ -121,9 +121,9 @@ void Api::put_mode(const Request &req, const restinio::router::route_params_t &)
   with_json_body(req, k_admin, std::move(on_body));
 }
 
-void Api::health_logs(const Request &req, const restinio::router::route_params_t &) {
+void Api::health_logs(const Request &req) {
   authenticate(req, k_admin, [this, req](const auth::Principal &) {
-    auto filter = parse_log_filter(req->header().query());
+    auto filter = parse_log_filter(req->query);
     if (!filter) return reply_error(req, filter.error());
     on_pool(req, [this, req, filter = *filter](soci::session &sql) {
       const auto events = health::list(sql, filter);

@@ -1,5 +1,7 @@
 #include <usher/http/api.hpp>
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include <usher/http/problem.hpp>
@@ -13,31 +15,6 @@ constexpr const char *k_throttled_message =
     "password attempts refused (attempt limits or a full hashing queue)";
 // Refusals less than this apart are one flood: one WARNING row with a count.
 constexpr auto k_throttled_fold_window = std::chrono::minutes(1);
-
-// Headers (names and values together) larger than this are answered 431.
-constexpr std::size_t k_max_header_bytes = 16 * 1024;
-
-std::size_t header_bytes(const Request &req) {
-  std::size_t total = 0;
-  for (const auto &field : req->header()) total += field.name().size() + field.value().size() + 4;
-  return total;
-}
-
-// 431 as problem+json, then the connection is closed: a client that sends
-// such headers once will likely send them again.
-void answer_header_too_large(const Request &req) {
-  const nlohmann::json body = {{"type", "https://usher.invalid/problems/header_too_large"},
-                               {"title", reason_phrase(431)},
-                               {"status", 431},
-                               {"detail", "the request headers are larger than 16 KiB"},
-                               {"code", "header_too_large"}};
-  req->create_response(
-         restinio::http_status_line_t{restinio::http_status_code_t{431}, reason_phrase(431)})
-      .append_header(restinio::http_field::content_type, "application/problem+json")
-      .connection_close()
-      .set_body(body.dump())
-      .done();
-}
 
 Error unavailable() {
   return Error{ErrorKind::unavailable, "unavailable",
@@ -67,80 +44,61 @@ Response problem_response(const Error &error) {
 
 Api::Api(ApiDeps deps, PasswordDeps passwords)
     : m_deps(std::move(deps)), m_passwords(passwords),
-      m_fallbacks(m_deps.writer, health::EventType::critical, queue::k_unavailable_message,
-                  m_deps.config.instance,
-                  health::Alerting{m_deps.alerts, queue::k_unavailable_condition}),
+      m_intake(m_deps.writer, m_deps.mode, m_deps.queue, m_deps.idempotency,
+               intake::Settings{m_deps.config.activation_ttl, m_deps.config.job_lease,
+                                m_deps.config.instance, m_deps.alerts}),
       m_throttled(m_deps.writer, health::EventType::warning, k_throttled_message,
                   m_deps.config.instance, {}, k_throttled_fold_window) {}
 
-std::unique_ptr<Router> Api::make_router() {
-  auto router = std::make_unique<Router>();
-  router->http_get("/healthz", route(&Api::healthz));
-  router->http_get("/readyz", route(&Api::readyz));
-  router->http_post("/api/v1/users", route(&Api::create_user));
-  router->http_get("/api/v1/users", route(&Api::find_user_by_email));
-  router->http_get(R"(/api/v1/users/:id(\d{1,18}))", route(&Api::get_user));
-  router->http_post("/api/v1/auth/activate", route(&Api::activate));
-  router->http_post("/api/v1/auth/login", route(&Api::login));
-  router->http_get("/api/v1/admin/system/mode", route(&Api::get_mode));
-  router->add_handler(restinio::http_method_put(), "/api/v1/admin/system/mode",
-                      route(&Api::put_mode));
-  router->http_get("/api/v1/admin/health/logs", route(&Api::health_logs));
-  router->http_get(R"(/api/v1/jobs/:id(\d{1,18}))", route(&Api::get_job));
-  router->http_get("/api/v1/admin/jobs", route(&Api::list_jobs));
-  router->http_post(R"(/api/v1/admin/jobs/:id(\d{1,18})/retry)", route(&Api::retry_job));
-  router->http_get("/api/v1/admin/queue", route(&Api::queue_overview));
-  router->http_get(R"(/api/v1/admin/jobs/:id(\d{1,18})/timeline)", route(&Api::job_timeline));
-  router->http_get("/api/v1/admin/timeline", route(&Api::timeline_by_email));
-  router->http_get("/api/v1/whoami", route(&Api::whoami));
-  router->http_get("/", route(&Api::ui_page));
-  router->http_get(R"(/assets/:name([A-Za-z0-9._-]{1,100}))", route(&Api::ui_page));
-  router->http_get("/api/v1/admin/tokens", route(&Api::list_tokens));
-  router->http_delete(R"(/api/v1/admin/tokens/:id(\d{1,18}))", route(&Api::revoke_token));
-  router->non_matched_request_handler([this](const Request &req) {
-    if (header_bytes(req) > k_max_header_bytes) {
-      answer_header_too_large(req);
-      return restinio::request_accepted();
-    }
-    ++m_in_flight;
-    reply_error(req, Error{ErrorKind::not_found, "not_found", "no such resource or method", ""});
-    return restinio::request_accepted();
-  });
-  return router;
-}
-
-Router::actual_request_handler_t Api::route(Handler handler) {
-  return [this, handler](const Request &req, restinio::router::route_params_t params) {
-    if (header_bytes(req) > k_max_header_bytes) {
-      answer_header_too_large(req);
-      return restinio::request_accepted();
-    }
-    ++m_in_flight;
-    if (m_draining.load()) {
-      reply_error(req,
-                  Error{ErrorKind::unavailable, "shutting_down", "usher is shutting down", ""});
-      return restinio::request_accepted();
-    }
-    try {
-      (this->*handler)(req, params);
-    } catch (const std::exception &e) {
-      // A bug: the request gets a 500 and the process goes on.
-      spdlog::error("handler for {} failed: {}", req->header().path(), e.what());
-      reply_error(req, Error{ErrorKind::internal, "internal", "internal error", ""});
-    }
-    return restinio::request_accepted();
+std::vector<Api::Route> Api::routes() {
+  return {
+      {"GET", "/healthz", &Api::healthz},
+      {"GET", "/readyz", &Api::readyz},
+      {"POST", "/api/v1/users", &Api::create_user},
+      {"GET", "/api/v1/users", &Api::find_user_by_email},
+      {"GET", R"(/api/v1/users/:id(\d{1,18}))", &Api::get_user},
+      {"POST", "/api/v1/auth/activate", &Api::activate},
+      {"POST", "/api/v1/auth/login", &Api::login},
+      {"GET", "/api/v1/admin/system/mode", &Api::get_mode},
+      {"PUT", "/api/v1/admin/system/mode", &Api::put_mode},
+      {"GET", "/api/v1/admin/health/logs", &Api::health_logs},
+      {"GET", R"(/api/v1/jobs/:id(\d{1,18}))", &Api::get_job},
+      {"GET", "/api/v1/admin/jobs", &Api::list_jobs},
+      {"POST", R"(/api/v1/admin/jobs/:id(\d{1,18})/retry)", &Api::retry_job},
+      {"GET", "/api/v1/admin/queue", &Api::queue_overview},
+      {"GET", R"(/api/v1/admin/jobs/:id(\d{1,18})/timeline)", &Api::job_timeline},
+      {"GET", "/api/v1/admin/timeline", &Api::timeline_by_email},
+      {"GET", "/api/v1/whoami", &Api::whoami},
+      {"GET", "/", &Api::ui_page},
+      {"GET", R"(/assets/:name([A-Za-z0-9._-]{1,100}))", &Api::ui_page},
+      {"GET", "/api/v1/admin/tokens", &Api::list_tokens},
+      {"DELETE", R"(/api/v1/admin/tokens/:id(\d{1,18}))", &Api::revoke_token},
   };
 }
 
+void Api::handle(Handler handler, HttpRequest request, Responder::Send send) {
+  ++*m_in_flight;
+  const Request req(std::make_shared<const HttpRequest>(std::move(request)),
+                    Responder(std::move(send), [in_flight = m_in_flight] { --*in_flight; }));
+  if (handler == nullptr) {
+    return reply_error(req,
+                       Error{ErrorKind::not_found, "not_found", "no such resource or method", ""});
+  }
+  if (m_draining.load()) {
+    return reply_error(
+        req, Error{ErrorKind::unavailable, "shutting_down", "usher is shutting down", ""});
+  }
+  try {
+    (this->*handler)(req);
+  } catch (const std::exception &e) {
+    // A bug: the request gets a 500 and the process goes on.
+    spdlog::error("handler for {} failed: {}", req->path, e.what());
+    reply_error(req, Error{ErrorKind::internal, "internal", "internal error", ""});
+  }
+}
+
 void Api::reply(const Request &req, Response response) {
-  auto builder = req->create_response(restinio::http_status_line_t{
-      restinio::http_status_code_t{static_cast<std::uint16_t>(response.status)},
-      reason_phrase(response.status)});
-  builder.append_header(restinio::http_field::content_type, std::move(response.content_type));
-  for (auto &[name, value] : response.headers) builder.append_header(name, std::move(value));
-  builder.set_body(std::move(response.body));
-  builder.done();
-  --m_in_flight;
+  req.responder().respond(std::move(response));
 }
 
 void Api::reply_error(const Request &req, const Error &error) {
@@ -155,7 +113,7 @@ void Api::reply_error(const Request &req, const Error &error) {
 
 void Api::authenticate(const Request &req, std::initializer_list<auth::Role> roles,
                        WithPrincipal next) {
-  const auto header = req->header().try_get_field(restinio::http_field::authorization);
+  const auto header = req->header("Authorization");
   const auto token = header ? auth::bearer_token(*header) : std::nullopt;
   if (!token) {
     return reply_error(req, Error{ErrorKind::unauthenticated, "unauthorized",
@@ -192,17 +150,17 @@ void Api::authenticate(const Request &req, std::initializer_list<auth::Role> rol
 
 void Api::with_json_body(const Request &req, std::initializer_list<auth::Role> roles,
                          WithBody next) {
-  if (req->body().size() > k_max_body) {
+  if (req->body.size() > k_max_body) {
     return reply_error(req, Error{ErrorKind::too_large, "payload_too_large",
                                   "the request body is larger than 64 KiB", ""});
   }
   auto parse = [this, req, next = std::move(next)](const auth::Principal &principal) {
-    const auto content_type = req->header().get_field_or(restinio::http_field::content_type, "");
+    const auto content_type = req->header("Content-Type").value_or("");
     if (!is_json_media_type(content_type)) {
       return reply_error(req, Error{ErrorKind::unsupported_media, "unsupported_media_type",
                                     "the body must be application/json", ""});
     }
-    auto body = nlohmann::json::parse(req->body(), nullptr, /*allow_exceptions=*/false);
+    auto body = nlohmann::json::parse(req->body, nullptr, /*allow_exceptions=*/false);
     if (body.is_discarded()) {
       return reply_error(req, Error{ErrorKind::invalid, "malformed_json",
                                     "the body is not valid JSON (UTF-8)", ""});
@@ -231,15 +189,14 @@ system::SystemMode Api::effective_mode(system::SystemMode configured) const {
   return system::SystemMode::sync_direct;
 }
 
-void Api::healthz(const Request &req, const restinio::router::route_params_t &) {
+void Api::healthz(const Request &req) {
   reply(req, Response{200, R"({"status":"ok"})", "application/json", {}});
 }
 
-void Api::readyz(const Request &req, const restinio::router::route_params_t &) {
+void Api::readyz(const Request &req) {
   const bool queued = m_deps.pool.submit(
       [this, req](soci::session &sql) {
-        int one = 0;
-        sql << "SELECT 1", soci::into(one);
+        store::ping(sql);
         reply(req, json_response(200, {{"status", "ready"},
                                        {"database", {{"ok", true}}},
                                        {"queue", m_deps.queue.health().to_json()}}));

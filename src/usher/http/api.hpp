@@ -13,14 +13,15 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
-#include <restinio/all.hpp>
 
 #include <usher/auth/api_tokens.hpp>
 #include <usher/auth/attempt_limiter.hpp>
 #include <usher/auth/hashing_pool.hpp>
 #include <usher/config/config.hpp>
 #include <usher/health/folded_event.hpp>
+#include <usher/http/exchange.hpp>
 #include <usher/idempotency/idempotency.hpp>
+#include <usher/intake/service.hpp>
 #include <usher/queue/job_queue.hpp>
 #include <usher/store/blocking_pool.hpp>
 #include <usher/store/write_batcher.hpp>
@@ -33,15 +34,23 @@ struct AlertPolicy;
 
 namespace usher::http {
 
-using Request = restinio::request_handle_t;
-using Router = restinio::router::express_router_t<>;
+// One request as a handler sees it: the request value (read through ->) and
+// the Responder that answers it exactly once (http/exchange.hpp). Copies
+// share both: a completion that captured one and is dropped or throws leaves
+// the client a 500 instead of no answer.
+class Exchange {
+public:
+  Exchange(std::shared_ptr<const HttpRequest> request, Responder responder)
+      : m_request(std::move(request)), m_responder(std::move(responder)) {}
+  const HttpRequest *operator->() const { return m_request.get(); }
+  const HttpRequest &request() const { return *m_request; }
+  const Responder &responder() const { return m_responder; }
 
-struct Response {
-  int status = 200;
-  std::string body;
-  std::string content_type = "application/json";
-  std::vector<std::pair<std::string, std::string>> headers;
+private:
+  std::shared_ptr<const HttpRequest> m_request;
+  Responder m_responder;
 };
+using Request = Exchange;
 
 Response json_response(int status, const nlohmann::json &body);
 Response problem_response(const Error &error);
@@ -77,21 +86,31 @@ class Api {
 public:
   Api(ApiDeps deps, PasswordDeps passwords);
 
-  std::unique_ptr<Router> make_router();
+  using Handler = void (Api::*)(const Request &);
+
+  // A route: the method, an express-style path pattern (":id(\\d{1,18})";
+  // matched by http/server.cpp) and its handler.
+  struct Route {
+    const char *method;
+    std::string pattern;
+    Handler handler;
+  };
+  static std::vector<Route> routes();
+
+  // Answers `request` with `handler` (null: no route matched, 404) through
+  // `send`: counts it in flight, 503 while draining, a handler that throws is
+  // a 500. Runs on the calling (I/O) thread until the handler hands off.
+  void handle(Handler handler, HttpRequest request, Responder::Send send);
 
   // From now on new requests get 503; requests already accepted finish.
   void begin_drain() { m_draining.store(true); }
-  int in_flight() const { return m_in_flight.load(); }
+  int in_flight() const { return m_in_flight->load(); }
 
 private:
-  using Handler = void (Api::*)(const Request &, const restinio::router::route_params_t &);
   using WithPrincipal = std::function<void(const auth::Principal &)>;
   using WithBody = std::function<void(const auth::Principal &, const nlohmann::json &)>;
 
-  // Wraps a handler: drain check, in-flight count, exceptions to 500.
-  Router::actual_request_handler_t route(Handler handler);
-
-  // Answers exactly once per request.
+  // Answers, exactly once per request (later answers are dropped).
   void reply(const Request &req, Response response);
   void reply_error(const Request &req, const Error &error);
 
@@ -115,46 +134,41 @@ private:
   // The mode requests really get: async_queue only while the queue is healthy.
   system::SystemMode effective_mode(system::SystemMode configured) const;
 
-  void healthz(const Request &req, const restinio::router::route_params_t &);
-  void readyz(const Request &req, const restinio::router::route_params_t &);
-  void create_user(const Request &req, const restinio::router::route_params_t &);
-  struct CreateUserState;
-  void finish_create(const Request &req, const CreateUserState &state, Result<Response> outcome);
-  void provision_fallback(const Request &req, const std::shared_ptr<CreateUserState> &state,
-                          const std::string &why);
-  // A CRITICAL "queue_unavailable" event (folded and throttled per SPEC §6),
-  // counted in m_fallbacks after the request's commit.
-  void record_fallback(std::int64_t job_id, const std::string &why);
-  void find_user_by_email(const Request &req, const restinio::router::route_params_t &);
-  void get_user(const Request &req, const restinio::router::route_params_t &params);
+  void healthz(const Request &req);
+  void readyz(const Request &req);
+  void create_user(const Request &req);
+  void find_user_by_email(const Request &req);
+  void get_user(const Request &req);
   // Counts a password attempt for the client's address and `account_key`;
   // answers 429 with Retry-After itself and returns false when refused.
   bool admit_password_attempt(const Request &req, const std::string &account_key);
   // Runs argon2id work on the hashing pool; 503 when its queue is full.
   void on_hashing(const Request &req, auth::HashingPool::Task task);
-  void activate(const Request &req, const restinio::router::route_params_t &);
-  void login(const Request &req, const restinio::router::route_params_t &);
-  void get_mode(const Request &req, const restinio::router::route_params_t &);
-  void put_mode(const Request &req, const restinio::router::route_params_t &);
-  void health_logs(const Request &req, const restinio::router::route_params_t &);
-  void get_job(const Request &req, const restinio::router::route_params_t &params);
-  void list_jobs(const Request &req, const restinio::router::route_params_t &);
-  void retry_job(const Request &req, const restinio::router::route_params_t &params);
-  void queue_overview(const Request &req, const restinio::router::route_params_t &);
+  void activate(const Request &req);
+  void login(const Request &req);
+  void get_mode(const Request &req);
+  void put_mode(const Request &req);
+  void health_logs(const Request &req);
+  void get_job(const Request &req);
+  void list_jobs(const Request &req);
+  void retry_job(const Request &req);
+  void queue_overview(const Request &req);
   // The web UI (http/ui_api.cpp) and what it reads (http/timeline_api.cpp).
-  void ui_page(const Request &req, const restinio::router::route_params_t &);
-  void whoami(const Request &req, const restinio::router::route_params_t &);
-  void job_timeline(const Request &req, const restinio::router::route_params_t &params);
-  void timeline_by_email(const Request &req, const restinio::router::route_params_t &);
-  void list_tokens(const Request &req, const restinio::router::route_params_t &);
-  void revoke_token(const Request &req, const restinio::router::route_params_t &params);
+  void ui_page(const Request &req);
+  void whoami(const Request &req);
+  void job_timeline(const Request &req);
+  void timeline_by_email(const Request &req);
+  void list_tokens(const Request &req);
+  void revoke_token(const Request &req);
 
   ApiDeps m_deps;
   PasswordDeps m_passwords;
-  health::FoldedEvent m_fallbacks;
+  // POST /api/v1/users: everything after parsing (intake/service.hpp).
+  intake::Service m_intake;
   // One WARNING row for a sustained run of refused password attempts.
   health::FoldedEvent m_throttled;
-  std::atomic<int> m_in_flight{0};
+  // Shared with the Responders, which may outlive a request's handler.
+  std::shared_ptr<std::atomic<int>> m_in_flight = std::make_shared<std::atomic<int>>(0);
   std::atomic<bool> m_draining{false};
 };
 

@@ -16,9 +16,7 @@ Error invalid_credentials() {
   return Error{ErrorKind::unauthenticated, "invalid_credentials", "wrong email or password", ""};
 }
 
-std::string client_address(const Request &req) {
-  return req->remote_endpoint().address().to_string();
-}
+std::string client_address(const Request &req) { return req->remote_address; }
 
 } // namespace
 
@@ -47,7 +45,7 @@ void Api::on_hashing(const Request &req, auth::HashingPool::Task task) {
                          "too many password checks at once; retry shortly", ""});
 }
 
-void Api::activate(const Request &req, const restinio::router::route_params_t &) {
+void Api::activate(const Request &req) {
   with_json_body(req, {}, [this, req](const auth::Principal &, const nlohmann::json &body) {
     auto request = auth::parse_activation(body);
     if (!request) return reply_error(req, request.error());
@@ -80,7 +78,7 @@ void Api::activate(const Request &req, const restinio::router::route_params_t &)
   });
 }
 
-void Api::login(const Request &req, const restinio::router::route_params_t &) {
+void Api::login(const Request &req) {
   with_json_body(req, {}, [this, req](const auth::Principal &, const nlohmann::json &body) {
     auto request = auth::parse_login(body);
     if (!request) return reply_error(req, request.error());

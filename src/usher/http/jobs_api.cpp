@@ -15,15 +15,13 @@ Error job_not_found() {
   return Error{ErrorKind::not_found, "job_not_found", "no job with that id", ""};
 }
 
-std::int64_t id_param(const restinio::router::route_params_t &params) {
-  const auto text = params["id"];
+std::int64_t id_param(const std::string &text) {
   std::int64_t id = 0;
   std::from_chars(text.data(), text.data() + text.size(), id);
   return id;
 }
 
-Result<jobs::ListFilter> parse_job_filter(std::string_view query_text) {
-  auto query = restinio::try_parse_query<restinio::parse_query_traits::relaxed>(query_text);
+Result<jobs::ListFilter> parse_job_filter(const std::optional<NameValues> &query) {
   auto bad = [](const char *name, const char *why) {
     return tl::unexpected(
         Error{ErrorKind::invalid, "query_invalid", std::string(name) + " " + why, name});
@@ -55,8 +53,8 @@ Result<jobs::ListFilter> parse_job_filter(std::string_view query_text) {
 
 } // namespace
 
-void Api::get_job(const Request &req, const restinio::router::route_params_t &params) {
-  const auto id = id_param(params);
+void Api::get_job(const Request &req) {
+  const auto id = id_param(req->param("id"));
   authenticate(req, {auth::Role::sales_manager, auth::Role::admin},
                [this, req, id](const auth::Principal &principal) {
                  on_pool(req, [this, req, id, principal](soci::session &sql) {
@@ -73,9 +71,9 @@ void Api::get_job(const Request &req, const restinio::router::route_params_t &pa
                });
 }
 
-void Api::list_jobs(const Request &req, const restinio::router::route_params_t &) {
+void Api::list_jobs(const Request &req) {
   authenticate(req, k_admin, [this, req](const auth::Principal &) {
-    auto filter = parse_job_filter(req->header().query());
+    auto filter = parse_job_filter(req->query);
     if (!filter) return reply_error(req, filter.error());
     on_pool(req, [this, req, filter = *filter](soci::session &sql) {
       const auto found = jobs::list(sql, filter);
@@ -88,8 +86,8 @@ void Api::list_jobs(const Request &req, const restinio::router::route_params_t &
   });
 }
 
-void Api::retry_job(const Request &req, const restinio::router::route_params_t &params) {
-  const auto id = id_param(params);
+void Api::retry_job(const Request &req) {
+  const auto id = id_param(req->param("id"));
   authenticate(req, k_admin, [this, req, id](const auth::Principal &principal) {
     auto outcome = std::make_shared<Result<jobs::Job>>();
     on_writer(
@@ -107,7 +105,7 @@ void Api::retry_job(const Request &req, const restinio::router::route_params_t &
   });
 }
 
-void Api::queue_overview(const Request &req, const restinio::router::route_params_t &) {
+void Api::queue_overview(const Request &req) {
   authenticate(req, k_admin, [this, req](const auth::Principal &) {
     on_pool(req, [this, req](soci::session &sql) {
       auto body = jobs::stats(sql).to_json();

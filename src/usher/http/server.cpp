@@ -1,12 +1,21 @@
+// The one file that knows RESTinio: the express router built from
+// Api::routes(), the translation of each request into an HttpRequest value
+// and of each Response back, the 431 answer, and the server's limits.
 #include <usher/http/server.hpp>
 
 #include <algorithm>
 #include <atomic>
 #include <functional>
 #include <mutex>
+#include <regex>
 #include <unordered_set>
 
 #include <sys/resource.h>
+
+#include <nlohmann/json.hpp>
+#include <restinio/all.hpp>
+
+#include <usher/http/problem.hpp>
 
 namespace usher::http {
 
@@ -64,6 +73,8 @@ private:
 
 namespace {
 
+using Router = restinio::router::express_router_t<>;
+
 struct Traits : restinio::traits_t<restinio::asio_timer_manager_t, restinio::null_logger_t> {
   // NOLINTNEXTLINE(readability-identifier-naming): the name RESTinio looks for
   using connection_state_listener_t = ConnectionTracker;
@@ -95,31 +106,148 @@ std::size_t connection_limit() {
 // or a later request on a kept-alive connection (RESTinio numbers a
 // connection's requests from 0), is answered 503 and the connection closed.
 // The first request of a connection open before the drain is served.
-bool refused_while_draining(const Request &req, const ConnectionTracker &tracker) {
+bool refused_while_draining(const restinio::request_handle_t &req,
+                            const ConnectionTracker &tracker) {
   return tracker.draining() &&
          (req->request_id() > 0 || tracker.accepted_after_drain(req->connection_id()));
 }
 
-void answer_shutting_down(const Request &req) {
-  const auto problem = problem_response(
-      Error{ErrorKind::unavailable, "shutting_down", "usher is shutting down", ""});
-  auto builder = req->create_response(restinio::status_service_unavailable());
-  builder.append_header(restinio::http_field::content_type, problem.content_type);
-  for (const auto &[name, value] : problem.headers) builder.append_header(name, value);
-  builder.connection_close();
-  builder.set_body(problem.body);
-  builder.done();
+void answer_shutting_down(const restinio::request_handle_t &req) {
+  const Error error{ErrorKind::unavailable, "shutting_down", "usher is shutting down", ""};
+  const int status = status_for(error.kind);
+  req
+      ->create_response(restinio::http_status_line_t{
+          restinio::http_status_code_t{static_cast<std::uint16_t>(status)}, reason_phrase(status)})
+      .append_header(restinio::http_field::content_type, "application/problem+json")
+      .connection_close()
+      .set_body(problem_body(error))
+      .done();
 }
 
 // RESTinio closes the connection above this size without an answer; up to
 // it usher reads the body and answers 413 past 64 KiB.
 constexpr std::uint64_t k_transport_body_limit = 8 * 1024 * 1024;
 // Likewise for one header value: up to it usher answers 431 itself when the
-// headers are larger than it accepts (Api::route), instead of the transport
+// headers are larger than it accepts (below), instead of the transport
 // closing the connection without a word. 80 KiB is also http_parser's own
 // limit on the whole header block (HTTP_MAX_HEADER_SIZE), past which it
 // fails and RESTinio closes the connection whatever this says.
 constexpr std::size_t k_transport_field_value_limit = 80 * 1024;
+// Headers (names and values together) larger than this are answered 431.
+constexpr std::size_t k_max_header_bytes = 16 * 1024;
+
+std::size_t header_bytes(const restinio::request_handle_t &req) {
+  std::size_t total = 0;
+  for (const auto &field : req->header()) total += field.name().size() + field.value().size() + 4;
+  return total;
+}
+
+// 431 as problem+json, then the connection is closed: a client that sends
+// such headers once will likely send them again.
+void answer_header_too_large(const restinio::request_handle_t &req) {
+  const nlohmann::json body = {{"type", "https://usher.invalid/problems/header_too_large"},
+                               {"title", reason_phrase(431)},
+                               {"status", 431},
+                               {"detail", "the request headers are larger than 16 KiB"},
+                               {"code", "header_too_large"}};
+  req->create_response(
+         restinio::http_status_line_t{restinio::http_status_code_t{431}, reason_phrase(431)})
+      .append_header(restinio::http_field::content_type, "application/problem+json")
+      .connection_close()
+      .set_body(body.dump())
+      .done();
+}
+
+// The names of a pattern's parameters (":id(...)" -> "id").
+std::vector<std::string> parameter_names(const std::string &pattern) {
+  static const std::regex k_name(R"(:([A-Za-z_][A-Za-z0-9_]*))");
+  std::vector<std::string> names;
+  for (std::sregex_iterator it(pattern.begin(), pattern.end(), k_name), end; it != end; ++it) {
+    names.push_back((*it)[1]);
+  }
+  return names;
+}
+
+HttpRequest to_value(const restinio::request_handle_t &req,
+                     const restinio::router::route_params_t *params,
+                     const std::vector<std::string> &names) {
+  HttpRequest value;
+  value.method = std::string(req->header().method().c_str());
+  value.path = std::string(req->header().path());
+  for (const auto &field : req->header()) {
+    value.headers.emplace_back(std::string(field.name()), std::string(field.value()));
+  }
+  value.body = req->body();
+  value.remote_address = req->remote_endpoint().address().to_string();
+  const auto query =
+      restinio::try_parse_query<restinio::parse_query_traits::relaxed>(req->header().query());
+  if (query) {
+    for (const auto &[name, param] : *query) {
+      value.query->emplace_back(std::string(name), std::string(param));
+    }
+  } else {
+    value.query = std::nullopt;
+  }
+  if (params != nullptr) {
+    for (const auto &name : names) {
+      if (auto param = params->get_param(name)) {
+        value.params.emplace_back(name, std::string(*param));
+      }
+    }
+  }
+  return value;
+}
+
+Responder::Send sender(restinio::request_handle_t req) {
+  return [req = std::move(req)](Response response) {
+    auto builder = req->create_response(restinio::http_status_line_t{
+        restinio::http_status_code_t{static_cast<std::uint16_t>(response.status)},
+        reason_phrase(response.status)});
+    builder.append_header(restinio::http_field::content_type, std::move(response.content_type));
+    for (auto &[name, value] : response.headers) builder.append_header(name, std::move(value));
+    builder.set_body(std::move(response.body));
+    builder.done();
+  };
+}
+
+restinio::request_handling_status_t serve(Api &api, Api::Handler handler,
+                                          const restinio::request_handle_t &req,
+                                          const restinio::router::route_params_t *params,
+                                          const std::vector<std::string> &names) {
+  if (header_bytes(req) > k_max_header_bytes) {
+    answer_header_too_large(req);
+    return restinio::request_accepted();
+  }
+  api.handle(handler, to_value(req, params, names), sender(req));
+  return restinio::request_accepted();
+}
+
+std::unique_ptr<Router> make_router(Api &api) {
+  auto router = std::make_unique<Router>();
+  for (const auto &route : Api::routes()) {
+    auto handler = [&api, handler = route.handler, names = parameter_names(route.pattern)](
+                       const restinio::request_handle_t &req,
+                       restinio::router::route_params_t params) {
+      return serve(api, handler, req, &params, names);
+    };
+    const std::string method = route.method;
+    if (method == "GET") {
+      router->http_get(route.pattern, std::move(handler));
+    } else if (method == "POST") {
+      router->http_post(route.pattern, std::move(handler));
+    } else if (method == "PUT") {
+      router->add_handler(restinio::http_method_put(), route.pattern, std::move(handler));
+    } else if (method == "DELETE") {
+      router->http_delete(route.pattern, std::move(handler));
+    } else {
+      throw std::logic_error("unsupported method in Api::routes(): " + method);
+    }
+  }
+  router->non_matched_request_handler([&api](const restinio::request_handle_t &req) {
+    return serve(api, nullptr, req, nullptr, {});
+  });
+  return router;
+}
 
 } // namespace
 
@@ -134,12 +262,13 @@ HttpServer::~HttpServer() { stop(); }
 
 std::uint16_t HttpServer::start() {
   auto bound_port = std::make_shared<std::atomic<std::uint16_t>>(0);
-  std::shared_ptr<Router> router = m_api.make_router();
+  std::shared_ptr<Router> router = make_router(m_api);
   // Called through std::function: clang-tidy's analyzer would otherwise
   // follow the router into RESTinio's percent decoding and report a false
   // "memory allocated with size zero" there.
   restinio::default_request_handler_t route{std::ref(*router)};
-  auto handler = [router, route = std::move(route), tracker = m_tracker](const Request &req) {
+  auto handler = [router, route = std::move(route),
+                  tracker = m_tracker](const restinio::request_handle_t &req) {
     tracker->routed(req->connection_id());
     if (refused_while_draining(req, *tracker)) {
       answer_shutting_down(req);

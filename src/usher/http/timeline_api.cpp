@@ -17,9 +17,9 @@ Error job_not_found(const std::string &detail) {
 
 } // namespace
 
-void Api::job_timeline(const Request &req, const restinio::router::route_params_t &params) {
+void Api::job_timeline(const Request &req) {
   std::int64_t id = 0;
-  const auto text = params["id"];
+  const auto text = req->param("id");
   std::from_chars(text.data(), text.data() + text.size(), id);
   authenticate(req, {auth::Role::sales_manager, auth::Role::admin},
                [this, req, id](const auth::Principal &principal) {
@@ -37,16 +37,14 @@ void Api::job_timeline(const Request &req, const restinio::router::route_params_
                });
 }
 
-void Api::timeline_by_email(const Request &req, const restinio::router::route_params_t &) {
+void Api::timeline_by_email(const Request &req) {
   authenticate(req, {auth::Role::admin}, [this, req](const auth::Principal &) {
-    auto query =
-        restinio::try_parse_query<restinio::parse_query_traits::relaxed>(req->header().query());
-    if (!query || !query->has("email")) {
+    const auto email_param = req->query_param("email");
+    if (!email_param) {
       return reply_error(req, Error{ErrorKind::invalid, "field_required",
                                     "the email query parameter is required", "email"});
     }
-    auto email =
-        provisioning::normalise_email(restinio::cast_to<std::string>(*query->get_param("email")));
+    auto email = provisioning::normalise_email(*email_param);
     if (!email) return reply_error(req, email.error());
     on_pool(req, [this, req, email = std::move(*email)](soci::session &sql) {
       const auto id = jobs::newest_job_for_email(sql, email);

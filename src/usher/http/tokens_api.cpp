@@ -12,7 +12,7 @@ constexpr std::initializer_list<auth::Role> k_admin = {auth::Role::admin};
 
 } // namespace
 
-void Api::list_tokens(const Request &req, const restinio::router::route_params_t &) {
+void Api::list_tokens(const Request &req) {
   authenticate(req, k_admin, [this, req](const auth::Principal &) {
     on_pool(req, [this, req](soci::session &sql) {
       nlohmann::json items = nlohmann::json::array();
@@ -22,8 +22,8 @@ void Api::list_tokens(const Request &req, const restinio::router::route_params_t
   });
 }
 
-void Api::revoke_token(const Request &req, const restinio::router::route_params_t &params) {
-  const auto text = params["id"];
+void Api::revoke_token(const Request &req) {
+  const auto text = req->param("id");
   std::int64_t id = 0;
   std::from_chars(text.data(), text.data() + text.size(), id);
   authenticate(req, k_admin, [this, req, id](const auth::Principal &principal) {

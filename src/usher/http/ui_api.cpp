@@ -7,13 +7,13 @@
 
 namespace usher::http {
 
-void Api::ui_page(const Request &req, const restinio::router::route_params_t &) {
-  auto page = ui::page_for(req->header().path());
+void Api::ui_page(const Request &req) {
+  auto page = ui::page_for(req->path);
   reply(req, Response{page.status, std::string(page.body), std::move(page.content_type),
                       std::move(page.headers)});
 }
 
-void Api::whoami(const Request &req, const restinio::router::route_params_t &) {
+void Api::whoami(const Request &req) {
   authenticate(req, {auth::Role::sales_manager, auth::Role::admin},
                [this, req](const auth::Principal &principal) {
                  reply(req, json_response(200, {{"name", principal.name},

@@ -126,6 +126,22 @@ std::optional<JobStatus> parse_status(std::string_view text) {
   return std::nullopt;
 }
 
+const char *to_string(TransitionError error) {
+  switch (error) {
+  case TransitionError::lease_lost: return "lease_lost";
+  }
+  return "lease_lost";
+}
+
+Error to_error(TransitionError error) {
+  switch (error) {
+  case TransitionError::lease_lost:
+    return Error{ErrorKind::conflict, to_string(error),
+                 "another worker holds this job now; its work is rolled back", ""};
+  }
+  return Error{ErrorKind::internal, to_string(error), "", ""};
+}
+
 nlohmann::json Job::to_json() const {
   return {{"id", id},
           {"email", email},
@@ -254,28 +270,31 @@ std::vector<ClaimedJob> claim(soci::session &sql, const std::string &owner, int 
   return claimed;
 }
 
-bool extend_lease(soci::session &sql, std::int64_t job_id, const std::string &owner,
-                  const std::string &lease_until) {
+tl::expected<void, TransitionError> extend_lease(soci::session &sql, std::int64_t job_id,
+                                                 const std::string &owner,
+                                                 const std::string &lease_until) {
   const long long id = job_id;
   soci::statement st =
       (sql.prepare << k_extend, soci::use(lease_until), soci::use(id), soci::use(owner));
   st.execute(true);
-  return st.get_affected_rows() == 1;
+  if (st.get_affected_rows() != 1) return tl::unexpected(TransitionError::lease_lost);
+  return {};
 }
 
-std::optional<JobStatus> fail_attempt(soci::session &sql, std::int64_t job_id,
-                                      const std::string &owner, const std::string &error,
-                                      const std::string &retry_at, int max_attempts,
-                                      const std::string &instance,
-                                      const alerts::AlertPolicy *alerts) {
+tl::expected<JobStatus, TransitionError> fail_attempt(soci::session &sql, std::int64_t job_id,
+                                                      const std::string &owner,
+                                                      const std::string &error,
+                                                      const std::string &retry_at, int max_attempts,
+                                                      const std::string &instance,
+                                                      const alerts::AlertPolicy *alerts) {
   const long long id = job_id;
   const std::string now = clock::now_iso8601();
   std::string status, email;
   int attempts = 0;
   sql << k_fail, soci::use(max_attempts), soci::use(error), soci::use(retry_at), soci::use(now),
       soci::use(id), soci::use(owner), soci::into(status), soci::into(email), soci::into(attempts);
-  if (!sql.got_data()) return std::nullopt;
-  const auto result = parse_status(status);
+  if (!sql.got_data()) return tl::unexpected(TransitionError::lease_lost);
+  const auto result = parse_status(status).value_or(JobStatus::queued);
   if (result == JobStatus::dead) record_dead(sql, id, email, attempts, error, instance, alerts);
   return result;
 }

@@ -26,6 +26,18 @@ namespace usher::jobs {
 
 enum class JobStatus { queued, running, succeeded, dead };
 
+// Why a transition guarded by the lease owner changed nothing.
+enum class TransitionError {
+  // `owner` does not hold the job's lease (any more): another worker or the
+  // recovery has it; whatever the caller wrote must be rolled back.
+  lease_lost,
+};
+
+const char *to_string(TransitionError error);
+
+// The Error form of `error`, for a write that is aborted with it.
+Error to_error(TransitionError error);
+
 const char *to_string(JobStatus status);
 std::optional<JobStatus> parse_status(std::string_view text);
 
@@ -108,18 +120,22 @@ struct QueuedRef {
 std::vector<QueuedRef> queued_since(soci::session &sql, const std::string &changed_before,
                                     std::int64_t after_id, int limit);
 
-// Extends `owner`'s lease on `job_id`; false when the lease was lost.
-bool extend_lease(soci::session &sql, std::int64_t job_id, const std::string &owner,
-                  const std::string &lease_until);
+// Extends `owner`'s lease on `job_id`; lease_lost when `owner` no longer
+// holds it.
+tl::expected<void, TransitionError> extend_lease(soci::session &sql, std::int64_t job_id,
+                                                 const std::string &owner,
+                                                 const std::string &lease_until);
 
 // Ends a failed attempt: queued again at `retry_at`, or dead after
 // `max_attempts` (with an ERROR event, alerted through `alerts` when given).
-// Returns the new status, or nullopt when `owner` no longer held the lease.
-std::optional<JobStatus> fail_attempt(soci::session &sql, std::int64_t job_id,
-                                      const std::string &owner, const std::string &error,
-                                      const std::string &retry_at, int max_attempts,
-                                      const std::string &instance,
-                                      const alerts::AlertPolicy *alerts = nullptr);
+// Returns the new status (queued or dead), or lease_lost when `owner` no
+// longer held the lease (nothing changed).
+tl::expected<JobStatus, TransitionError> fail_attempt(soci::session &sql, std::int64_t job_id,
+                                                      const std::string &owner,
+                                                      const std::string &error,
+                                                      const std::string &retry_at, int max_attempts,
+                                                      const std::string &instance,
+                                                      const alerts::AlertPolicy *alerts = nullptr);
 
 // Jobs whose lease expired (their worker died) go back to queued, or to
 // dead when they used up their attempts (alerted like fail_attempt).

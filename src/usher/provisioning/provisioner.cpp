@@ -2,7 +2,6 @@
 
 #include <stdexcept>
 
-#include <usher/auth/activation.hpp>
 #include <usher/util/clock.hpp>
 
 namespace usher::provisioning {
@@ -12,42 +11,22 @@ constexpr const char *k_insert_account =
     "INSERT INTO accounts (email, email_normalized, created_at) VALUES (:email, :norm, :now) "
     "ON CONFLICT DO NOTHING RETURNING id";
 
+constexpr const char *k_select_account_id =
+    "SELECT id FROM accounts WHERE email_normalized = :email";
+
 constexpr const char *k_insert_profile =
     "INSERT INTO tripwire_users (user_id, full_name, phone, product, created_by, "
     "created_by_token_id, created_at) "
     "VALUES (:user_id, :full_name, :phone, :product, :created_by, :token_id, :now) "
     "ON CONFLICT DO NOTHING";
 
-constexpr const char *k_insert_done_job =
-    "INSERT INTO jobs (email, email_normalized, payload, status, attempts, user_id, "
-    "created_by_token_id, run_after, created_at, updated_at) "
-    "VALUES (:email, :norm, :payload, 'succeeded', 1, :user_id, :token_id, :now, :now2, :now3) "
-    "ON CONFLICT DO NOTHING RETURNING id";
-
-constexpr const char *k_select_user =
-    "SELECT a.id, a.email, a.created_at, a.activated_at, t.full_name, t.phone, t.product, "
-    "t.created_by FROM accounts a LEFT JOIN tripwire_users t ON t.user_id = a.id ";
-
 constexpr const char *k_insert_activation =
     "INSERT INTO activation_tokens (account_id, token_hash, expires_at, created_at) "
     "VALUES (:account_id, :hash, :expires_at, :created_at) ON CONFLICT DO NOTHING";
 
-constexpr const char *k_ensure_account =
-    "INSERT INTO accounts (email, email_normalized, created_at) VALUES (:email, :norm, :now) "
-    "ON CONFLICT DO NOTHING";
-
-constexpr const char *k_select_account_id =
-    "SELECT id FROM accounts WHERE email_normalized = :email";
-
-constexpr const char *k_complete_job =
-    "UPDATE jobs SET status = 'succeeded', user_id = :user_id, lease_owner = NULL, "
-    "lease_expires_at = NULL, last_error = NULL, updated_at = :now "
-    "WHERE id = :id AND status = 'running' AND lease_owner = :owner";
-
-tl::unexpected<Error> user_exists(const std::string &email) {
-  return fail(ErrorKind::conflict, "user_exists",
-              "an account or a pending request already exists for " + email, "email");
-}
+constexpr const char *k_select_user =
+    "SELECT a.id, a.email, a.created_at, a.activated_at, t.full_name, t.phone, t.product, "
+    "t.created_by FROM accounts a LEFT JOIN tripwire_users t ON t.user_id = a.id ";
 
 template <typename Key>
 std::optional<UserRecord> find_user(soci::session &sql, const std::string &where, const Key &key) {
@@ -77,25 +56,18 @@ std::optional<UserRecord> find_user(soci::session &sql, const std::string &where
 
 } // namespace
 
-ProvisioningStatements::ProvisioningStatements(soci::session &sql)
+AccountStatements::AccountStatements(soci::session &sql)
     : m_insert_account((sql.prepare << k_insert_account, soci::use(m_email), soci::use(m_email),
                         soci::use(m_now), soci::into(m_user_id))),
+      m_select_account(
+          (sql.prepare << k_select_account_id, soci::use(m_email), soci::into(m_user_id))),
       m_insert_profile((sql.prepare << k_insert_profile, soci::use(m_user_id),
                         soci::use(m_full_name), soci::use(m_phone, m_phone_ind),
                         soci::use(m_product, m_product_ind), soci::use(m_created_by),
                         soci::use(m_token_id), soci::use(m_now))),
-      m_insert_job((sql.prepare << k_insert_done_job, soci::use(m_email), soci::use(m_email),
-                    soci::use(m_payload), soci::use(m_user_id), soci::use(m_token_id),
-                    soci::use(m_now), soci::use(m_now), soci::use(m_now), soci::into(m_job_id))),
       m_insert_activation((sql.prepare << k_insert_activation, soci::use(m_user_id),
                            soci::use(m_activation_hash), soci::use(m_activation_expires_at),
-                           soci::use(m_now))),
-      m_ensure_account((sql.prepare << k_ensure_account, soci::use(m_email), soci::use(m_email),
-                        soci::use(m_now))),
-      m_select_account(
-          (sql.prepare << k_select_account_id, soci::use(m_email), soci::into(m_user_id))),
-      m_complete_job((sql.prepare << k_complete_job, soci::use(m_user_id), soci::use(m_now),
-                      soci::use(m_job_id), soci::use(m_owner))) {}
+                           soci::use(m_now))) {}
 
 namespace {
 
@@ -111,7 +83,18 @@ bool fetch_one(soci::statement &st) {
 
 } // namespace
 
-void ProvisioningStatements::insert_profile(const NewUser &user, const Creator &creator) {
+AccountRef AccountStatements::get_or_create(const std::string &email) {
+  m_now = clock::now_iso8601();
+  m_email = email;
+  if (fetch_one(m_insert_account)) return AccountRef{m_user_id, true};
+  if (!fetch_one(m_select_account)) throw std::runtime_error("account vanished after insert");
+  return AccountRef{m_user_id, false};
+}
+
+void AccountStatements::insert_profile_if_absent(std::int64_t account_id, const NewUser &user,
+                                                 const Creator &creator) {
+  m_now = clock::now_iso8601();
+  m_user_id = account_id;
   m_full_name = user.full_name;
   m_phone = user.phone.value_or("");
   m_phone_ind = user.phone ? soci::i_ok : soci::i_null;
@@ -122,65 +105,19 @@ void ProvisioningStatements::insert_profile(const NewUser &user, const Creator &
   m_insert_profile.execute(true); // ON CONFLICT DO NOTHING: insert-if-absent
 }
 
-Result<CreatedUser> ProvisioningStatements::create_user_inline(const NewUser &user,
-                                                               const Creator &creator,
-                                                               std::chrono::hours activation_ttl) {
-  const auto now = std::chrono::system_clock::now();
-  m_now = clock::iso8601(now);
-  m_email = user.email;
-  if (!fetch_one(m_insert_account)) return user_exists(user.email);
-
-  insert_profile(user, creator);
-
-  // A queued or running job for this email (async intake) also means "exists".
-  m_payload = user.to_json().dump();
-  if (!fetch_one(m_insert_job)) return user_exists(user.email);
-
-  CreatedUser created;
-  created.user_id = m_user_id;
-  created.job_id = m_job_id;
-  auto secret = auth::issue_activation_token();
-  m_activation_hash = std::move(secret.hash);
-  m_activation_expires_at = clock::iso8601(now + activation_ttl);
-  m_insert_activation.execute(true);
-  created.activation_token = std::move(secret.token);
-  return created;
-}
-
-Result<std::int64_t> ProvisioningStatements::provision_queued(
-    std::int64_t job_id, const std::string &owner, const NewUser &user, const Creator &creator,
-    const std::optional<std::string> &activation_hash,
-    const std::optional<std::string> &activation_expires_at,
-    const std::function<void(const char *step)> &checkpoint) {
+void AccountStatements::insert_activation_if_absent(std::int64_t account_id,
+                                                    const std::string &hash,
+                                                    const std::string &expires_at) {
   m_now = clock::now_iso8601();
-  m_email = user.email;
-  m_ensure_account.execute(true);
-  if (!fetch_one(m_select_account)) throw std::runtime_error("account vanished after insert");
-  checkpoint("account");
-
-  insert_profile(user, creator);
-  if (activation_hash && activation_expires_at) {
-    m_activation_hash = *activation_hash;
-    m_activation_expires_at = *activation_expires_at;
-    m_insert_activation.execute(true);
-  }
-  checkpoint("profile");
-
-  checkpoint("before_complete");
-  m_job_id = job_id;
-  m_owner = owner;
-  m_complete_job.execute(true);
-  if (m_complete_job.get_affected_rows() != 1) {
-    return fail(ErrorKind::conflict, "lease_lost",
-                "another worker holds this job now; its work is rolled back");
-  }
-  return m_user_id;
+  m_user_id = account_id;
+  m_activation_hash = hash;
+  m_activation_expires_at = expires_at;
+  m_insert_activation.execute(true);
 }
 
-Result<CreatedUser> create_user_inline(soci::session &sql, const NewUser &user,
-                                       const Creator &creator, std::chrono::hours activation_ttl) {
-  ProvisioningStatements statements(sql);
-  return statements.create_user_inline(user, creator, activation_ttl);
+tl::unexpected<Error> user_exists(const std::string &email) {
+  return fail(ErrorKind::conflict, "user_exists",
+              "an account or a pending request already exists for " + email, "email");
 }
 
 std::optional<UserRecord> find_user_by_email(soci::session &sql,

@@ -1,12 +1,12 @@
-// Creating a customer: the account (identity), its tripwire_users profile,
-// its activation token and the job row that records the request, all in the
-// caller's transaction. The normalised-email unique constraints decide who
-// wins a race, never a read-then-write.
+// A customer's records: the account (identity), its tripwire_users profile
+// and its activation token, written in the caller's transaction; and the
+// lookups of a customer. The normalised-email unique constraints decide who
+// wins a race, never a read-then-write. The job that asks for these records
+// and the one routine that writes them for every caller are in
+// jobs/provisioner.hpp.
 #pragma once
 
-#include <chrono>
 #include <cstdint>
-#include <functional>
 #include <optional>
 #include <string>
 
@@ -30,34 +30,32 @@ struct CreatedUser {
   std::string activation_token; // clear: returned once, never stored or logged
 };
 
-// The statements of inline provisioning, prepared once per connection and
-// re-executed for every user (the writer's hot path).
-class ProvisioningStatements {
+// The account of an email, and whether this call created it.
+struct AccountRef {
+  std::int64_t id = 0;
+  bool created = false;
+};
+
+// The statements that write a customer's records, prepared once per
+// connection and re-executed for every user (the writer's hot path). Each
+// write is idempotent: whatever ran before (a crash, a duplicate delivery),
+// running it again ends in one account, one profile and one token.
+class AccountStatements {
 public:
-  explicit ProvisioningStatements(soci::session &sql);
+  explicit AccountStatements(soci::session &sql);
 
-  // Provisions `user` inline and records a succeeded job. On user_exists
-  // (409) the caller must roll back: an account may already have been written.
-  Result<CreatedUser> create_user_inline(const NewUser &user, const Creator &creator,
-                                         std::chrono::hours activation_ttl);
+  // The account of `email` (normalised), created unless it exists.
+  AccountRef get_or_create(const std::string &email);
 
-  // A queued job, provisioned by a worker holding its lease: account
-  // get-or-create by normalised email, profile and activation token
-  // insert-if-absent, then the job's running -> succeeded transition guarded
-  // by `owner`'s lease. Whatever ran before (a crash, a duplicate delivery)
-  // this ends in one account and one profile. `checkpoint` is called after
-  // each step (fault injection in tests). Fails with lease_lost (the caller
-  // rolls back) when another worker owns the job now.
-  Result<std::int64_t> provision_queued(std::int64_t job_id, const std::string &owner,
-                                        const NewUser &user, const Creator &creator,
-                                        const std::optional<std::string> &activation_hash,
-                                        const std::optional<std::string> &activation_expires_at,
-                                        const std::function<void(const char *step)> &checkpoint);
+  // The profile of `account_id` for `user`, unless it exists already.
+  void insert_profile_if_absent(std::int64_t account_id, const NewUser &user,
+                                const Creator &creator);
+
+  // The activation token `hash` of `account_id`, unless it is there already.
+  void insert_activation_if_absent(std::int64_t account_id, const std::string &hash,
+                                   const std::string &expires_at);
 
 private:
-  // The profile of `m_user_id` for `user`, unless it exists already.
-  void insert_profile(const NewUser &user, const Creator &creator);
-
   // Bound parameters: each statement reads them when it executes.
   std::string m_email;
   std::string m_full_name;
@@ -67,26 +65,19 @@ private:
   soci::indicator m_product_ind = soci::i_null;
   std::string m_created_by;
   long long m_token_id = 0;
-  std::string m_payload;
   std::string m_now;
   std::string m_activation_hash;
   std::string m_activation_expires_at;
   long long m_user_id = 0;
-  long long m_job_id = 0;
-  std::string m_owner;
 
   soci::statement m_insert_account;
-  soci::statement m_insert_profile;
-  soci::statement m_insert_job;
-  soci::statement m_insert_activation;
-  soci::statement m_ensure_account;
   soci::statement m_select_account;
-  soci::statement m_complete_job;
+  soci::statement m_insert_profile;
+  soci::statement m_insert_activation;
 };
 
-// One-off form of ProvisioningStatements::create_user_inline.
-Result<CreatedUser> create_user_inline(soci::session &sql, const NewUser &user,
-                                       const Creator &creator, std::chrono::hours activation_ttl);
+// The user_exists conflict (409) for `email`.
+tl::unexpected<Error> user_exists(const std::string &email);
 
 struct UserRecord {
   std::int64_t id = 0;

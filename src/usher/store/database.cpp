@@ -66,4 +66,9 @@ void execute_script(soci::session &sql, const std::string &script) {
   }
 }
 
+void ping(soci::session &sql) {
+  int one = 0;
+  sql << "SELECT 1", soci::into(one);
+}
+
 } // namespace usher::store

@@ -10,9 +10,9 @@
 
 #include <soci/soci.h>
 
-namespace usher::store {
+#include <usher/store/dialect.hpp>
 
-enum class Dialect { sqlite, postgresql };
+namespace usher::store {
 
 class Database {
 public:
@@ -56,5 +56,9 @@ private:
 
 // Runs `sql` (several statements separated by ';') one statement at a time.
 void execute_script(soci::session &sql, const std::string &script);
+
+// The readiness probe's round trip (/readyz); throws soci::soci_error when
+// the database does not answer.
+void ping(soci::session &sql);
 
 } // namespace usher::store

@@ -179,11 +179,7 @@ void WriteBatcher::run_batch(std::deque<Item> &batch) {
     // another process's writer). A deferred BEGIN that reads before it writes
     // fails at once with SQLITE_BUSY when another process committed in
     // between, without waiting: two processes on one file would 503.
-    if (m_db.dialect() == Dialect::sqlite) {
-      sql << "BEGIN IMMEDIATE";
-    } else {
-      sql.begin();
-    }
+    begin_write(sql, m_db.dialect());
     for (std::size_t i = 0; i < batch.size(); ++i) {
       savepoint.begin.execute(true);
       try {

@@ -1,5 +1,6 @@
-// Expected failures as values: a small set of kinds (mapped to HTTP status in
-// exactly one place, http/problem.cpp) plus a stable machine-readable code.
+// Expected failures as values: a small set of kinds plus a stable
+// machine-readable code. util/ knows no protocol: the API maps the kinds to
+// its status codes in one place (problem.cpp).
 #pragma once
 
 #include <string>
@@ -10,19 +11,19 @@
 namespace usher {
 
 enum class ErrorKind {
-  invalid,            // the input is wrong: 400
-  unauthenticated,    // no or bad credentials: 401
-  forbidden,          // authenticated, wrong role: 403
-  not_found,          // 404
-  method_not_allowed, // 405
-  conflict,           // 409
-  unprocessable,      // 422
-  too_large,          // 413
-  unsupported_media,  // 415
-  too_many_requests,  // throttled: 429
-  unavailable,        // a dependency is down or a queue is full: 503
-  timeout,            // a dependency did not answer in time: 503
-  internal,           // a bug: 500
+  invalid,            // the input is wrong
+  unauthenticated,    // no or bad credentials
+  forbidden,          // authenticated, but this role may not do it
+  not_found,          // no such thing
+  method_not_allowed, // the thing exists, the operation does not
+  conflict,           // the current state forbids it (exists already, in progress)
+  unprocessable,      // understood, but contradicts what was sent before
+  too_large,          // the input is larger than accepted
+  unsupported_media,  // the input's format is not one accepted
+  too_many_requests,  // throttled: try again later
+  unavailable,        // a dependency is down or a queue is full
+  timeout,            // a dependency did not answer in time
+  internal,           // a bug
 };
 
 // `code` is stable and documented (docs/api.md); `detail` is for humans;

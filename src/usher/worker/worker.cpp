@@ -12,7 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include <usher/jobs/attempts.hpp>
-#include <usher/provisioning/provisioner.hpp>
+#include <usher/jobs/provisioner.hpp>
 #include <usher/util/clock.hpp>
 #include <usher/util/crypto.hpp>
 
@@ -27,6 +27,7 @@ struct JobOutcome {
   std::int64_t id = 0;
   int attempts = 0;
   Result<void> result;
+  bool lease_lost = false; // another worker has the job: nothing to record
 };
 
 // The timeline's record of one attempt (jobs/attempts.hpp), finished now.
@@ -85,12 +86,17 @@ void Worker::stop() {
 }
 
 void Worker::checkpoint(const char *step) const {
-  if (m_settings.fault_after.empty() || m_settings.fault_after != step) return;
-  if (m_settings.fault_throws) {
-    throw std::runtime_error(fmt::format("injected fault after step {}", step));
-  }
-  spdlog::critical("fault injection: killing the process after step {}", step);
-  std::raise(SIGKILL);
+  if (m_settings.checkpoint) m_settings.checkpoint(step);
+}
+
+std::function<void(const char *step)> fault_injector(std::string after, bool throws) {
+  if (after.empty()) return {};
+  return [after = std::move(after), throws](const char *step) {
+    if (after != step) return;
+    if (throws) throw std::runtime_error(fmt::format("injected fault after step {}", step));
+    spdlog::critical("fault injection: killing the process after step {}", step);
+    std::raise(SIGKILL);
+  };
 }
 
 void Worker::run(unsigned index) {
@@ -146,29 +152,31 @@ void Worker::process(const std::string &owner, std::vector<jobs::ClaimedJob> bat
   const auto started = std::chrono::system_clock::now(); // the batch was just claimed
   shared->remaining = batch.size();
   shared->outcomes.resize(batch.size());
-  auto finish = [shared](std::size_t i, Result<void> result) {
+  auto finish = [shared](std::size_t i, Result<void> result, bool lease_lost) {
     std::lock_guard lock(shared->mutex);
     shared->outcomes[i].result = std::move(result);
+    shared->outcomes[i].lease_lost = lease_lost;
     if (--shared->remaining == 0) shared->all_done.notify_one();
   };
   for (std::size_t i = 0; i < batch.size(); ++i) {
     shared->outcomes[i].id = batch[i].id;
     shared->outcomes[i].attempts = batch[i].attempts;
     auto job = std::make_shared<jobs::ClaimedJob>(std::move(batch[i]));
-    auto step = [this](const char *name) { checkpoint(name); };
+    auto lost = std::make_shared<bool>(false); // written by the apply, read by its done
+    const auto &step = m_settings.checkpoint;
     const bool queued = m_writer.submit(
-        [job, owner, step, started](store::WriteContext &context) {
-          auto provisioned =
-              context.prepared<provisioning::ProvisioningStatements>().provision_queued(
-                  job->id, owner, job->user, job->creator, job->activation_hash,
-                  job->activation_expires_at, step);
-          if (!provisioned) throw store::AbortWrite(provisioned.error());
+        [job, owner, step, started, lost](store::WriteContext &context) {
+          auto provisioned = context.prepared<jobs::Provisioner>().provision(*job, owner, step);
+          if (!provisioned) {
+            *lost = provisioned.error() == jobs::TransitionError::lease_lost;
+            throw store::AbortWrite(jobs::to_error(provisioned.error()));
+          }
           jobs::record_attempt(context.sql(), attempt_record(job->id, job->attempts, owner, started,
                                                              "succeeded", std::nullopt));
         },
-        [finish, i](const Result<void> &written) { finish(i, written); });
+        [finish, i, lost](const Result<void> &written) { finish(i, written, !written && *lost); });
     if (!queued) {
-      finish(i, fail(ErrorKind::unavailable, "write_queue_full", "the write queue is full"));
+      finish(i, fail(ErrorKind::unavailable, "write_queue_full", "the write queue is full"), false);
     }
   }
 
@@ -210,7 +218,7 @@ void Worker::process(const std::string &owner, std::vector<jobs::ClaimedJob> bat
       finished.push_back(outcome.id);
       continue;
     }
-    if (outcome.result.error().code == "lease_lost") continue; // another worker has it
+    if (outcome.lease_lost) continue; // another worker has it
     const std::string error = outcome.result.error().detail;
     const auto retry_time = std::chrono::system_clock::now() +
                             backoff_delay(m_settings.backoff, outcome.attempts, jitter(random));
@@ -225,9 +233,10 @@ void Worker::process(const std::string &owner, std::vector<jobs::ClaimedJob> bat
     const bool recorded = m_writer.submit_and_wait(
         [id, owner, error, retry_at, max_attempts, instance, alerts, status, number,
          started](store::WriteContext &context) {
-          *status = jobs::fail_attempt(context.sql(), id, owner, error, retry_at, max_attempts,
-                                       instance, alerts);
-          if (*status) {
+          // lease_lost: another worker has the job; nothing is recorded.
+          if (auto failed = jobs::fail_attempt(context.sql(), id, owner, error, retry_at,
+                                               max_attempts, instance, alerts)) {
+            *status = *failed;
             jobs::record_attempt(
                 context.sql(),
                 attempt_record(id, number, owner, started,

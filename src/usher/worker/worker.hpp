@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -28,11 +29,18 @@ struct WorkerSettings {
   int max_attempts = 3;
   std::string instance;
   const alerts::AlertPolicy *alerts = nullptr; // dead jobs alert through it (null: logged only)
-  // Test-only fault injection: the process kills itself right after this
-  // step (claim, account, profile, before_complete, after_commit).
-  std::string fault_after;
-  bool fault_throws = false; // fail the attempt instead of killing the process
+  // Called after each step of an attempt with its name (claim, account,
+  // profile, before_complete, after_commit); empty in production. The crash
+  // tests inject faults through it (fault_injector below); unit tests watch
+  // or disturb the loop with it. account, profile and before_complete run
+  // on the writer thread inside the job's transaction.
+  std::function<void(const char *step)> checkpoint;
 };
+
+// Test-only fault injection (USHER_FAULT_AFTER, USHER_FAULT_MODE): a
+// checkpoint that kills the process right after step `after`, or with
+// `throws` fails the attempt there instead. Empty when `after` is.
+std::function<void(const char *step)> fault_injector(std::string after, bool throws);
 
 // Delay before attempt `attempts + 1`: base * 2^(attempts-1), capped at one
 // hour, with jitter in [50 %, 100 %].

@@ -1,0 +1,100 @@
+#include <usher/jobs/provisioner.hpp>
+
+#include <usher/auth/activation.hpp>
+#include <usher/util/clock.hpp>
+
+namespace usher::jobs {
+namespace {
+
+// The job of a sync_direct request: running, leased to the inline owner,
+// one attempt, no activation hash (the timeline tells inline jobs by it).
+// The partial unique index on the normalised email refuses it while another
+// job for the email is active.
+constexpr const char *k_insert_inline_job =
+    "INSERT INTO jobs (email, email_normalized, payload, status, attempts, "
+    "created_by_token_id, lease_owner, lease_expires_at, run_after, created_at, updated_at) "
+    "VALUES (:email, :norm, :payload, 'running', 1, :token_id, :owner, :lease, :now, :now2, "
+    ":now3) ON CONFLICT DO NOTHING RETURNING id";
+
+constexpr const char *k_complete_job =
+    "UPDATE jobs SET status = 'succeeded', user_id = :user_id, lease_owner = NULL, "
+    "lease_expires_at = NULL, last_error = NULL, updated_at = :now "
+    "WHERE id = :id AND status = 'running' AND lease_owner = :owner";
+
+void step(const Provisioner::Checkpoint &checkpoint, const char *name) {
+  if (checkpoint) checkpoint(name);
+}
+
+} // namespace
+
+Provisioner::Provisioner(soci::session &sql)
+    : m_accounts(sql),
+      m_insert_inline_job((sql.prepare << k_insert_inline_job, soci::use(m_email),
+                           soci::use(m_email), soci::use(m_payload), soci::use(m_token_id),
+                           soci::use(m_owner), soci::use(m_now), soci::use(m_now), soci::use(m_now),
+                           soci::use(m_now), soci::into(m_job_id))),
+      m_complete_job((sql.prepare << k_complete_job, soci::use(m_user_id), soci::use(m_now),
+                      soci::use(m_job_id), soci::use(m_owner))) {}
+
+tl::expected<Provisioned, TransitionError> Provisioner::provision(const ClaimedJob &job,
+                                                                  const std::string &owner,
+                                                                  const Checkpoint &checkpoint) {
+  const auto account = m_accounts.get_or_create(job.user.email);
+  step(checkpoint, "account");
+
+  m_accounts.insert_profile_if_absent(account.id, job.user, job.creator);
+  if (job.activation_hash && job.activation_expires_at) {
+    m_accounts.insert_activation_if_absent(account.id, *job.activation_hash,
+                                           *job.activation_expires_at);
+  }
+  step(checkpoint, "profile");
+
+  step(checkpoint, "before_complete");
+  m_now = clock::now_iso8601();
+  m_user_id = account.id;
+  m_job_id = job.id;
+  m_owner = owner;
+  m_complete_job.execute(true);
+  if (m_complete_job.get_affected_rows() != 1) {
+    return tl::unexpected(TransitionError::lease_lost);
+  }
+  return Provisioned{account.id, account.created};
+}
+
+Result<provisioning::CreatedUser> Provisioner::provision_inline(
+    const provisioning::NewUser &user, const provisioning::Creator &creator,
+    std::chrono::hours activation_ttl) {
+  const auto now = std::chrono::system_clock::now();
+  m_now = clock::iso8601(now);
+  m_email = user.email;
+  m_payload = user.to_json().dump();
+  m_token_id = creator.token_id;
+  m_owner = k_inline_owner;
+  // A queued or running job for this email (async intake) means "exists".
+  if (!m_insert_inline_job.execute(true)) return provisioning::user_exists(user.email);
+  m_insert_inline_job.fetch(); // finish the RETURNING statement so that COMMIT can run
+
+  auto secret = auth::issue_activation_token();
+  ClaimedJob job;
+  job.id = m_job_id;
+  job.attempts = 1;
+  job.user = user;
+  job.creator = creator;
+  job.activation_hash = std::move(secret.hash);
+  job.activation_expires_at = clock::iso8601(now + activation_ttl);
+  auto provisioned = provision(job, k_inline_owner);
+  if (!provisioned) return tl::unexpected(to_error(provisioned.error()));
+  // sync_direct creates accounts, it never adopts one.
+  if (!provisioned->account_created) return provisioning::user_exists(user.email);
+  return provisioning::CreatedUser{provisioned->user_id, job.id, std::move(secret.token)};
+}
+
+Result<provisioning::CreatedUser> provision_inline(soci::session &sql,
+                                                   const provisioning::NewUser &user,
+                                                   const provisioning::Creator &creator,
+                                                   std::chrono::hours activation_ttl) {
+  Provisioner provisioner(sql);
+  return provisioner.provision_inline(user, creator, activation_ttl);
+}
+
+} // namespace usher::jobs

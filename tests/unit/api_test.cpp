@@ -1,0 +1,186 @@
+// Unit tests for the HTTP handlers without a socket: http::Api answers
+// HttpRequest values through a Responder, against a real SQLite file, the
+// WriteBatcher, the BlockingPool and the embedded queue.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <future>
+#include <string>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include <usher/auth/api_tokens.hpp>
+#include <usher/auth/attempt_limiter.hpp>
+#include <usher/auth/hashing_pool.hpp>
+#include <usher/config/config.hpp>
+#include <usher/http/api.hpp>
+#include <usher/idempotency/idempotency.hpp>
+#include <usher/queue/embedded_queue.hpp>
+#include <usher/store/blocking_pool.hpp>
+#include <usher/store/write_batcher.hpp>
+#include <usher/system/mode_cache.hpp>
+
+#include "temp_database.hpp"
+
+namespace usher::http {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr auto k_max_wait = 30s;
+
+class ApiTest : public ::testing::Test {
+protected:
+  ApiTest()
+      : m_database("api"), m_writer(m_database.db(), 100), m_pool(m_database.db(), 2, 100),
+        m_queue(m_writer, 1h), m_mode([] { return Result<system::ModeState>(system::ModeState{}); },
+                                      1h, [](const Error &) {}),
+        m_hashing(1, 10), m_accounts({10, 60s}, 100), m_addresses({10, 60s}, 100) {
+    m_config.instance = "test";
+    EXPECT_TRUE(m_mode.prime());
+    m_sales = auth::create_token(m_database.sql(), auth::Role::sales_manager, "sam").token;
+    m_tokens.reload(m_database.sql());
+    m_api = std::make_unique<Api>(
+        ApiDeps{
+            m_config, m_pool, m_writer, m_tokens, m_mode, m_in_flight, m_queue, "", nullptr, {}},
+        PasswordDeps{m_hashing, m_accounts, m_addresses});
+  }
+  ~ApiTest() override {
+    m_api.reset();
+    m_pool.stop();
+    m_writer.stop();
+  }
+
+  // The one response `handler` gives `request`.
+  Response call(Api::Handler handler, HttpRequest request) {
+    std::promise<Response> answer;
+    auto future = answer.get_future();
+    m_api->handle(handler, std::move(request),
+                  [&answer](Response response) { answer.set_value(std::move(response)); });
+    if (future.wait_for(k_max_wait) != std::future_status::ready) {
+      ADD_FAILURE() << "no answer";
+      return {};
+    }
+    return future.get();
+  }
+
+  HttpRequest post_user(const std::string &body) const {
+    HttpRequest request;
+    request.method = "POST";
+    request.path = "/api/v1/users";
+    request.headers = {{"authorization", "Bearer " + m_sales},
+                       {"Content-Type", "application/json"}};
+    request.body = body;
+    return request;
+  }
+
+  // The Responder drops the in-flight count right after the send that
+  // answered: waits for it (an observable count, with a deadline).
+  bool in_flight_drops_to_zero() const {
+    const auto deadline = std::chrono::steady_clock::now() + k_max_wait;
+    while (m_api->in_flight() != 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::yield();
+    }
+    return m_api->in_flight() == 0;
+  }
+
+  static Api::Handler handler_for(const std::string &method, const std::string &pattern) {
+    for (const auto &route : Api::routes()) {
+      if (route.method == method && route.pattern == pattern) return route.handler;
+    }
+    ADD_FAILURE() << "no route " << method << " " << pattern;
+    return nullptr;
+  }
+
+  testing::MigratedDatabase m_database;
+  config::Config m_config;
+  store::WriteBatcher m_writer;
+  store::BlockingPool m_pool;
+  queue::EmbeddedQueue m_queue;
+  system::ModeCache m_mode;
+  auth::TokenRegistry m_tokens;
+  idempotency::InFlight m_in_flight;
+  auth::HashingPool m_hashing;
+  auth::AttemptLimiter m_accounts;
+  auth::AttemptLimiter m_addresses;
+  std::string m_sales;
+  std::unique_ptr<Api> m_api;
+};
+
+TEST_F(ApiTest, HealthzAndNotFoundNeedNoSocket) {
+  const auto ok = call(handler_for("GET", "/healthz"), HttpRequest{});
+  EXPECT_EQ(ok.status, 200);
+  EXPECT_EQ(nlohmann::json::parse(ok.body)["status"], "ok");
+  const auto missing = call(nullptr, HttpRequest{});
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_EQ(missing.content_type, "application/problem+json");
+  EXPECT_TRUE(in_flight_drops_to_zero());
+}
+
+TEST_F(ApiTest, CreateUserIsQueuedWithItsLocation) {
+  const auto response = call(handler_for("POST", "/api/v1/users"),
+                             post_user(R"({"email":"Ann@Example.com","full_name":"Ann"})"));
+  ASSERT_EQ(response.status, 202) << response.body;
+  const auto body = nlohmann::json::parse(response.body);
+  EXPECT_EQ(body["status"], "queued");
+  EXPECT_EQ(body["email"], "ann@example.com");
+  ASSERT_EQ(response.headers.size(), 1u);
+  EXPECT_EQ(response.headers[0].first, "Location");
+  EXPECT_EQ(response.headers[0].second, "/api/v1/jobs/" + body["job_id"].dump());
+  EXPECT_TRUE(in_flight_drops_to_zero());
+}
+
+TEST_F(ApiTest, CreateUserRefusalsAreProblems) {
+  auto no_token = post_user(R"({"email":"a@example.com","full_name":"A"})");
+  no_token.headers.erase(no_token.headers.begin());
+  EXPECT_EQ(call(handler_for("POST", "/api/v1/users"), no_token).status, 401);
+
+  auto text = post_user("{}");
+  text.headers[1].second = "text/plain";
+  EXPECT_EQ(call(handler_for("POST", "/api/v1/users"), text).status, 415);
+
+  EXPECT_EQ(call(handler_for("POST", "/api/v1/users"), post_user("{not json")).status, 400);
+  EXPECT_EQ(
+      call(handler_for("POST", "/api/v1/users"), post_user(std::string(70 * 1024, ' '))).status,
+      413);
+
+  const auto first = call(handler_for("POST", "/api/v1/users"),
+                          post_user(R"({"email":"dup@example.com","full_name":"D"})"));
+  EXPECT_EQ(first.status, 202);
+  const auto second = call(handler_for("POST", "/api/v1/users"),
+                           post_user(R"({"email":"dup@example.com","full_name":"D"})"));
+  EXPECT_EQ(second.status, 409);
+  EXPECT_EQ(nlohmann::json::parse(second.body)["code"], "user_exists");
+}
+
+TEST_F(ApiTest, RouteAndQueryParametersComeFromTheRequestValue) {
+  const auto created = call(handler_for("POST", "/api/v1/users"),
+                            post_user(R"({"email":"q@example.com","full_name":"Q"})"));
+  ASSERT_EQ(created.status, 202);
+  const auto job_id = nlohmann::json::parse(created.body)["job_id"].get<long long>();
+
+  HttpRequest job;
+  job.headers = {{"Authorization", "Bearer " + m_sales}};
+  job.params = {{"id", std::to_string(job_id)}};
+  const auto found = call(handler_for("GET", R"(/api/v1/jobs/:id(\d{1,18}))"), job);
+  ASSERT_EQ(found.status, 200) << found.body;
+  EXPECT_EQ(nlohmann::json::parse(found.body)["status"], "queued");
+
+  HttpRequest by_email;
+  by_email.headers = job.headers;
+  by_email.query = NameValues{{"email", "nobody@example.com"}};
+  EXPECT_EQ(call(handler_for("GET", "/api/v1/users"), by_email).status, 404);
+  by_email.query = NameValues{};
+  EXPECT_EQ(call(handler_for("GET", "/api/v1/users"), by_email).status, 400);
+}
+
+TEST_F(ApiTest, DrainingAnswers503) {
+  m_api->begin_drain();
+  const auto response = call(handler_for("GET", "/healthz"), HttpRequest{});
+  EXPECT_EQ(response.status, 503);
+  EXPECT_EQ(nlohmann::json::parse(response.body)["code"], "shutting_down");
+}
+
+} // namespace
+} // namespace usher::http
