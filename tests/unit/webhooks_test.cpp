@@ -180,6 +180,22 @@ TEST(WebhookSignature, LemonSqueezyIsAHexDigestOfTheRawBody) {
             Verdict::malformed_header);
 }
 
+// The sample in docs/webhooks.md, signed there with openssl on the command line.
+TEST(WebhookSignature, DocumentedSampleVerifies) {
+  testing::ManualClock clock; // 2026-11-28T12:00:00Z = 1795867200
+  ASSERT_EQ(unix_seconds(clock), 1795867200);
+  const std::string body = R"({"id":"order-1001","email":"buyer@example.com",)"
+                           R"("full_name":"Ann Buyer","product":"Course A"})";
+  const std::string header =
+      "t=1795867200,v1=3b30a529e699983dc5e1c3030687918bc2cdcd3e201bc2896eb7cc775b59509b";
+  EXPECT_EQ(verify(Provider::generic, header, body, options({"whsec_example"}), clock),
+            Verdict::ok);
+  EXPECT_EQ(verify(Provider::lemonsqueezy,
+                   "b9577edda7fbf4eedaadf9b77bcf31cc6e8b37a1b98f336662f13b549f4c6997", body,
+                   options({"whsec_example"}), clock),
+            Verdict::ok);
+}
+
 TEST(WebhookSignature, AProviderWithoutSecretsIsNotConfigured) {
   testing::ManualClock clock;
   const auto header = stripe_header("s", unix_seconds(clock), k_body);
