@@ -13,7 +13,8 @@ seconds="${1:-30}"
 shift $(( $# > 0 ? 1 : 0 ))
 targets=("$@")
 if ((${#targets[@]} == 0)); then
-  targets=(fuzz_new_user fuzz_json_bodies fuzz_headers fuzz_config_toml fuzz_config_env)
+  targets=(fuzz_new_user fuzz_json_bodies fuzz_headers fuzz_config_toml fuzz_config_env
+           fuzz_webhook_signature)
 fi
 
 out=build-asan

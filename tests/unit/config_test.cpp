@@ -8,6 +8,7 @@
 #include <map>
 #include <random>
 #include <string>
+#include <vector>
 
 #include <unistd.h>
 
@@ -208,6 +209,33 @@ TEST(Config, BadRedisUrlsAreRejectedWithoutEchoingThePassword) {
   EXPECT_EQ(secret.error().detail.find("hunter2"), std::string::npos);
   expect_invalid(load_with({{"REDIS_PREFIX", ""}}), "REDIS_PREFIX");
   expect_invalid(load_with({{"REDIS_COMMAND_TIMEOUT_MS", "0"}}), "REDIS_COMMAND_TIMEOUT_MS");
+}
+
+TEST(Config, WebhookSecretsAreCommaSeparatedListsAndTheToleranceIsNeverZero) {
+  const auto defaults = load_with({});
+  ASSERT_TRUE(defaults) << defaults.error().detail;
+  EXPECT_TRUE(defaults->webhook_secrets_stripe.empty());
+  EXPECT_TRUE(defaults->webhook_secrets_lemonsqueezy.empty());
+  EXPECT_TRUE(defaults->webhook_secrets_generic.empty());
+  EXPECT_EQ(defaults->webhook_tolerance, 300s);
+
+  const auto set = load_with({{"WEBHOOK_SECRET_STRIPE", " whsec_new , whsec_old,"},
+                              {"WEBHOOK_SECRET_LEMONSQUEEZY", "ls-secret"},
+                              {"WEBHOOK_SECRET_GENERIC", "g1,g2"},
+                              {"WEBHOOK_TOLERANCE_S", "60"}});
+  ASSERT_TRUE(set) << set.error().detail;
+  EXPECT_EQ(set->webhook_secrets_stripe, (std::vector<std::string>{"whsec_new", "whsec_old"}));
+  EXPECT_EQ(set->webhook_secrets_lemonsqueezy, std::vector<std::string>{"ls-secret"});
+  EXPECT_EQ(set->webhook_secrets_generic, (std::vector<std::string>{"g1", "g2"}));
+  EXPECT_EQ(set->webhook_tolerance, 60s);
+
+  expect_invalid(load_with({{"WEBHOOK_TOLERANCE_S", "0"}}), "WEBHOOK_TOLERANCE_S");
+  expect_invalid(load_with({{"WEBHOOK_TOLERANCE_S", "-5"}}), "WEBHOOK_TOLERANCE_S");
+  const std::string too_long = "hunter2" + std::string(2000, 'x');
+  const auto secret = load_with({{"WEBHOOK_SECRET_STRIPE", too_long}});
+  expect_invalid(secret, "WEBHOOK_SECRET_STRIPE");
+  ASSERT_FALSE(secret);
+  EXPECT_EQ(secret.error().detail.find("hunter2"), std::string::npos);
 }
 
 TEST(Config, ErrorSaysWhereTheBadValueCameFrom) {

@@ -18,6 +18,10 @@
 namespace usher::config {
 namespace {
 
+// Bounds of one WEBHOOK_SECRET_* list.
+constexpr std::size_t k_max_webhook_secret = 1024;
+constexpr std::size_t k_max_webhook_secrets = 8;
+
 std::optional<std::string> parse_uint(const std::string &value, unsigned long long min,
                                       unsigned long long max, unsigned long long &out) {
   const char *begin = value.data();
@@ -100,6 +104,35 @@ std::optional<std::string> apply_redis_url(Config &c, const std::string &v) {
   }
   c.redis_url = v;
   return std::nullopt;
+}
+
+// WEBHOOK_SECRET_*: secrets separated by commas (blanks around them and
+// empty pieces dropped). The error never repeats the value: it is a secret.
+Setting secret_list(std::string name, std::string help, std::vector<std::string> Config::*field) {
+  return Setting{std::move(name), std::move(help),
+                 [=](Config &c, const std::string &v) -> std::optional<std::string> {
+                   std::vector<std::string> secrets;
+                   std::size_t start = 0;
+                   while (start <= v.size()) {
+                     const auto comma = v.find(',', start);
+                     const auto piece = text::trim(std::string_view(v).substr(
+                         start, comma == std::string::npos ? std::string::npos : comma - start));
+                     if (!piece.empty()) {
+                       if (piece.size() > k_max_webhook_secret) {
+                         return fmt::format("each secret must be at most {} bytes",
+                                            k_max_webhook_secret);
+                       }
+                       secrets.emplace_back(piece);
+                     }
+                     if (comma == std::string::npos) break;
+                     start = comma + 1;
+                   }
+                   if (secrets.size() > k_max_webhook_secrets) {
+                     return fmt::format("at most {} secrets", k_max_webhook_secrets);
+                   }
+                   c.*field = std::move(secrets);
+                   return std::nullopt;
+                 }};
 }
 
 std::optional<std::string> parse_chat_ids(Config &c, const std::string &v) {
@@ -231,6 +264,17 @@ std::vector<Setting> make_settings() {
          }
          return std::nullopt;
        }},
+      secret_list("WEBHOOK_SECRET_STRIPE",
+                  "Stripe webhook signing secrets, separated by commas (unset: provider off)",
+                  &Config::webhook_secrets_stripe),
+      secret_list("WEBHOOK_SECRET_LEMONSQUEEZY",
+                  "Lemon Squeezy signing secrets, separated by commas (unset: provider off)",
+                  &Config::webhook_secrets_lemonsqueezy),
+      secret_list("WEBHOOK_SECRET_GENERIC",
+                  "generic webhook secrets, separated by commas (unset: provider off)",
+                  &Config::webhook_secrets_generic),
+      number("WEBHOOK_TOLERANCE_S", "largest age (and lead) of a signed webhook timestamp", 1,
+             86400, &Config::webhook_tolerance),
       number("ACTIVATION_TTL_HOURS", "lifetime of an activation token", 1, 24 * 365,
              &Config::activation_ttl),
       {"PASSWORD_HASH_MEMORY_KIB", "argon2id memory cost in KiB",

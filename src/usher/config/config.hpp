@@ -49,6 +49,13 @@ struct Config {
   std::chrono::milliseconds alert_throttle{60000};
   std::string instance; // defaults to the host name
   LogFormat log_format = LogFormat::text;
+  // SPEC §9 purchase webhooks: each provider's secrets (any one verifies, for
+  // rotation; empty: the provider is off) and the timestamp tolerance. The
+  // secrets are never logged nor echoed in an error.
+  std::vector<std::string> webhook_secrets_stripe;
+  std::vector<std::string> webhook_secrets_lemonsqueezy;
+  std::vector<std::string> webhook_secrets_generic;
+  std::chrono::seconds webhook_tolerance{300};
 
   // usher's own knobs (docs/configuration.md).
   std::chrono::hours activation_ttl{24 * 7};
