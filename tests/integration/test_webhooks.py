@@ -19,6 +19,7 @@ from usher_harness import (
     parallel,
     remember_secret,
     unique_email,
+    wait_for_job,
 )
 
 STRIPE_OLD = "whsec_old_" + uuid.uuid4().hex
@@ -211,6 +212,32 @@ class Purchases(WebhookCase):
             self.assertEqual(resp.status, 200, resp)
             self.assertEqual(resp.json, {"status": "ignored"})
         self.assertNothingWritten(before)
+
+
+class QueuedPurchases(WebhookCase):
+    """The default mode: a purchase is a queued job (202), provisioned by a worker."""
+
+    server_name = "webhooks-async"
+    server_mode = "async_queue"
+    server_env = {**WebhookCase.server_env, "QUEUE_POLL_MS": "50", "JOB_BACKOFF_MS": "50"}
+
+    def test_purchase_is_queued_then_provisioned_and_replayed(self):
+        email = unique_email("queued")
+        body = encode(lemon_event(email))
+        first = self.lemon(body)
+        self.assertEqual(first.status, 202, first)
+        self.assertEqual(first.json["status"], "queued", first)
+        self.assertNotIn("activation_token", first.json)
+        again = self.lemon(body)
+        self.assertEqual((again.status, again.json), (202, first.json))
+        job = wait_for_job(self.server, first.json["job_id"], "succeeded")
+        self.assertEqual(self.lookup(email).json["id"], job["user_id"])
+        self.assertEqual(self.accounts_with(email), 1)
+        # Another purchase by the same buyer (a new event id): exists.
+        other = self.lemon(encode(lemon_event(email)))
+        self.assertEqual((other.status, other.json), (200, {"status": "exists"}))
+        self.assertEqual(self.server.query("SELECT COUNT(*) FROM jobs WHERE email = ?",
+                                           (email,))[0][0], 1)
 
 
 class Refusals(WebhookCase):
