@@ -20,6 +20,8 @@
 #include <usher/store/blocking_pool.hpp>
 #include <usher/store/write_batcher.hpp>
 #include <usher/system/mode_cache.hpp>
+#include <usher/util/text.hpp>
+#include <usher/webhooks/signature.hpp>
 
 #include "temp_database.hpp"
 
@@ -38,6 +40,7 @@ protected:
                                       1h, [](const Error &) {}),
         m_hashing(1, 10), m_accounts({10, 60s}, 100), m_addresses({10, 60s}, 100) {
     m_config.instance = "test";
+    m_config.webhook_secrets_generic = {"whsec_unit"};
     EXPECT_TRUE(m_mode.prime());
     m_sales = auth::create_token(m_database.sql(), auth::Role::sales_manager, "sam").token;
     m_tokens.reload(m_database.sql());
@@ -71,6 +74,24 @@ protected:
     request.path = "/api/v1/users";
     request.headers = {{"authorization", "Bearer " + m_sales},
                        {"Content-Type", "application/json"}};
+    request.body = body;
+    return request;
+  }
+
+  // POST /api/v1/webhooks/generic signed with `secret` now.
+  static HttpRequest post_webhook(const std::string &body, const std::string &secret,
+                                  const std::string &provider = "generic") {
+    const auto t = std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                      std::chrono::system_clock::now().time_since_epoch())
+                                      .count());
+    HttpRequest request;
+    request.method = "POST";
+    request.path = "/api/v1/webhooks/" + provider;
+    request.params = {{"provider", provider}};
+    request.headers = {
+        {"Usher-Signature",
+         "t=" + t + ",v1=" + text::to_hex(webhooks::hmac_sha256(secret, t + "." + body))},
+        {"Content-Type", "application/json"}};
     request.body = body;
     return request;
   }
@@ -173,6 +194,30 @@ TEST_F(ApiTest, RouteAndQueryParametersComeFromTheRequestValue) {
   EXPECT_EQ(call(handler_for("GET", "/api/v1/users"), by_email).status, 404);
   by_email.query = NameValues{};
   EXPECT_EQ(call(handler_for("GET", "/api/v1/users"), by_email).status, 400);
+}
+
+TEST_F(ApiTest, SignedWebhookPurchaseIsQueuedOnceWithoutItsToken) {
+  const auto handler = handler_for("POST", R"(/api/v1/webhooks/:provider([a-z]{1,20}))");
+  const std::string body = R"({"id":"order-1","email":"Buyer@Example.com","full_name":"B"})";
+  const auto first = call(handler, post_webhook(body, "whsec_unit"));
+  ASSERT_EQ(first.status, 202) << first.body;
+  const auto answer = nlohmann::json::parse(first.body);
+  EXPECT_EQ(answer["status"], "queued");
+  EXPECT_FALSE(answer.contains("activation_token"));
+  const auto again = call(handler, post_webhook(body, "whsec_unit"));
+  EXPECT_EQ(again.status, 202);
+  EXPECT_EQ(nlohmann::json::parse(again.body), answer);
+
+  const auto forged = call(handler, post_webhook(body, "whsec_other"));
+  EXPECT_EQ(forged.status, 400);
+  EXPECT_EQ(nlohmann::json::parse(forged.body)["code"], "signature_mismatch");
+  const auto ignored = call(handler, post_webhook(R"({"id":"x","type":"ping"})", "whsec_unit"));
+  EXPECT_EQ(ignored.status, 200);
+  EXPECT_EQ(nlohmann::json::parse(ignored.body)["status"], "ignored");
+  // Stripe has no secret here, and paypal is no provider.
+  EXPECT_EQ(call(handler, post_webhook(body, "whsec_unit", "stripe")).status, 404);
+  EXPECT_EQ(call(handler, post_webhook(body, "whsec_unit", "paypal")).status, 404);
+  EXPECT_TRUE(in_flight_drops_to_zero());
 }
 
 TEST_F(ApiTest, DrainingAnswers503) {

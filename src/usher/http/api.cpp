@@ -73,6 +73,7 @@ std::vector<Api::Route> Api::routes() {
       {"GET", R"(/assets/:name([A-Za-z0-9._-]{1,100}))", &Api::ui_page},
       {"GET", "/api/v1/admin/tokens", &Api::list_tokens},
       {"DELETE", R"(/api/v1/admin/tokens/:id(\d{1,18}))", &Api::revoke_token},
+      {"POST", R"(/api/v1/webhooks/:provider([a-z]{1,20}))", &Api::receive_webhook},
   };
 }
 

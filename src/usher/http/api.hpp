@@ -160,6 +160,8 @@ private:
   void timeline_by_email(const Request &req);
   void list_tokens(const Request &req);
   void revoke_token(const Request &req);
+  // POST /api/v1/webhooks/{provider} (http/webhooks_api.cpp, SPEC §9).
+  void receive_webhook(const Request &req);
 
   ApiDeps m_deps;
   PasswordDeps m_passwords;
