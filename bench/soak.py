@@ -24,7 +24,8 @@ At the end it proves, from the database and the answers:
 - usher serve's RSS flat: the mean of the last quarter of the run within 10 %
   of the mean of its second quarter (for 60 s: 45-60 s against 15-30 s; the
   issue's "last minute against the second minute" for a 10-minute run would
-  leave no first minute's warm-up out of a 60-second one).
+  leave no first minute's warm-up out of a 60-second one); 25 % for runs
+  under 5 minutes, not checked under a sanitizer (RSS_TOLERANCE below).
 
 Exit status 0 when every check holds; the figures are printed either way.
 """
@@ -51,7 +52,18 @@ TOKEN = "7123456789:AAEsoak-" + uuid.uuid4().hex[:20]
 CHAT = "1001"
 USERS = "/api/v1/users"
 CREATE_CLIENTS = 6
+# RSS: the last quarter of the run within 10 % of the second quarter (the
+# issue's measure, for runs of 5 minutes and more). A shorter run starts
+# from an empty database: the SQLite page caches (2 MiB per connection by
+# default, one per pool thread, the writer and maintenance) and malloc's
+# arenas are still filling in its first minute, so there the bound is 25 %
+# (6 MiB on 24 MiB: about 180 bytes kept per request of a 60 s run would
+# still fail it). Under a sanitizer RSS measures the sanitizer (ASan's
+# quarantine keeps freed memory), so it is printed, not checked.
 RSS_TOLERANCE = 0.10
+RSS_TOLERANCE_SHORT = 0.25
+SHORT_RUN_S = 300
+SANITIZED = bool(os.environ.get("USHER_SANITIZE"))
 
 
 class Soak:
@@ -304,7 +316,11 @@ class Soak:
             print(f"  RSS: {a / 1024:.1f} MiB over {d * 0.25:.0f}-{d * 0.5:.0f} s, "
                   f"{b / 1024:.1f} MiB over {d * 0.75:.0f}-{d:.0f} s ({(b - a) / a * 100:+.1f} %); "
                   f"peak {max(k for _, k in self.rss) / 1024:.1f} MiB")
-            expect(b <= a * (1 + RSS_TOLERANCE), f"RSS flat (within {RSS_TOLERANCE:.0%})")
+            tolerance = RSS_TOLERANCE_SHORT if d < SHORT_RUN_S else RSS_TOLERANCE
+            if SANITIZED:
+                print(f"  RSS not checked: built with USHER_SANITIZE={os.environ['USHER_SANITIZE']}")
+            else:
+                expect(b <= a * (1 + tolerance), f"RSS flat (within {tolerance:.0%})")
         else:
             expect(False, "RSS sampled")
         expect(server.alive(), "usher serve still running")
