@@ -7,9 +7,6 @@
   file descriptor per connection and no more, and gives them back when the
   clients close them. The test raises its own RLIMIT_NOFILE to what it needs
   (10,000 client sockets); usher inherits it (docs/operations.md).
-- More connections than usher's RLIMIT_NOFILE: usher keeps accepting (at
-  most the soft limit minus 128 connections at once) and serves new clients
-  once idle ones time out.
 - Bad input for every endpoint and header the older table (test_bad_input)
   does not cover: tokens API, timeline, whoami, jobs, login, Authorization,
   Idempotency-Key, Content-Type and Content-Length oddities, query strings.
@@ -26,7 +23,7 @@ import time
 import unittest
 import urllib.parse
 
-from usher_harness import (ServerPerTestCase, ServerTestCase, WRITE_TABLES, http_request, status_of_raw,
+from usher_harness import (ServerTestCase, WRITE_TABLES, http_request, status_of_raw,
                            unique_email, wait_until)
 
 READ_TIMEOUT_MS = 2000
@@ -310,47 +307,6 @@ class IdleConnectionsTest(ServerTestCase):
         wait_until(lambda: fd_count(pid), 30.0, "usher to close the idle connections",
                    until=lambda n: n <= baseline + 16)
         self.assertLess(self.served_quickly(), FAST_ANSWER_S)
-
-
-class DescriptorLimitTest(ServerPerTestCase):
-    """More connections than usher's RLIMIT_NOFILE allows: before the fix, the
-    accept() that failed with EMFILE stopped RESTinio's acceptor for good (no
-    connection was ever accepted again, even after every client left). Now
-    usher accepts at most its soft limit minus 128 connections at once; the
-    rest wait in the listen backlog until the read timeout frees slots."""
-
-    NOFILE = 256
-
-    def test_more_connections_than_descriptors(self):
-        server = self.new_server("nofile", start=False,
-                                 env={"HTTP_READ_TIMEOUT_MS": str(READ_TIMEOUT_MS)})
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (self.NOFILE, hard))  # usher inherits it
-        try:
-            server.start()
-        finally:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-        pid = server.proc.pid
-        clients = []
-        try:
-            for _ in range(2 * self.NOFILE):
-                clients.append(socket.create_connection(("127.0.0.1", server.port), timeout=10))
-            held = wait_until(lambda: fd_count(pid), 10.0, "usher to accept what it may",
-                              until=lambda n: n >= self.NOFILE - 128)
-            # A new client waits behind the idle ones, then is served: the
-            # listener is alive, descriptors stay under the limit.
-            started = time.monotonic()
-            health = http_request(server.port, "GET", "/healthz", timeout=30)
-            waited = time.monotonic() - started
-            print(f"\n{len(clients)} idle connections, RLIMIT_NOFILE {self.NOFILE}: usher held "
-                  f"{held} descriptors; a new request was answered after {waited:.1f} s")
-            self.assertEqual(health.status, 200)
-            self.assertLess(fd_count(pid), self.NOFILE)
-        finally:
-            for c in clients:
-                c.close()
-        wait_until(lambda: http_request(server.port, "GET", "/healthz", timeout=5).status, 10.0,
-                   "/healthz once the clients left", until=lambda status: status == 200)
 
 
 if __name__ == "__main__":

@@ -144,7 +144,8 @@ TEST_F(JobStoreTest, AFailedAttemptIsRetriedAfterItsBackoffThenDead) {
   EXPECT_TRUE(claim(sql(), "w1", 1, in(30s)).empty()) << "not before its retry time";
 
   // Due now: the second and last attempt.
-  sql() << "UPDATE jobs SET run_after = :t", soci::use(in(-1s));
+  const auto due = in(-1s); // bound by reference: must outlive the statement
+  sql() << "UPDATE jobs SET run_after = :t", soci::use(due);
   const auto second = claim(sql(), "w1", 1, in(30s));
   ASSERT_EQ(second.size(), 1u);
   EXPECT_EQ(second[0].attempts, 2);

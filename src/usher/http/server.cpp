@@ -10,8 +10,6 @@
 #include <regex>
 #include <unordered_set>
 
-#include <sys/resource.h>
-
 #include <nlohmann/json.hpp>
 #include <restinio/all.hpp>
 
@@ -78,29 +76,7 @@ using Router = restinio::router::express_router_t<>;
 struct Traits : restinio::traits_t<restinio::asio_timer_manager_t, restinio::null_logger_t> {
   // NOLINTNEXTLINE(readability-identifier-naming): the name RESTinio looks for
   using connection_state_listener_t = ConnectionTracker;
-  // NOLINTNEXTLINE(readability-identifier-naming): the name RESTinio looks for
-  static constexpr bool use_connection_count_limiter = true;
 };
-
-// Descriptors kept for usher's own use (database, Redis pool of up to 64,
-// log files, listener, event descriptors, alert sender) besides connections.
-constexpr std::size_t k_reserved_descriptors = 128;
-constexpr std::size_t k_min_connections = 16;
-
-// At most this many connections at once; more wait in the listen backlog
-// until one closes. Without a limit, an accept() that fails with EMFILE
-// stops RESTinio 0.6.16's acceptor for good (its async_accept handler drops
-// the error without accepting again): one client opening more connections
-// than RLIMIT_NOFILE would leave usher deaf until restarted.
-std::size_t connection_limit() {
-  rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) {
-    return std::size_t{1} << 20U;
-  }
-  const auto soft = static_cast<std::size_t>(limit.rlim_cur);
-  return std::max(k_min_connections,
-                  soft > k_reserved_descriptors ? soft - k_reserved_descriptors : 0);
-}
 
 // While draining: a request on a connection accepted after the drain began,
 // or a later request on a kept-alive connection (RESTinio numbers a
@@ -282,7 +258,6 @@ std::uint16_t HttpServer::start() {
           .port(m_config.listen_port)
           .request_handler(std::move(handler))
           .connection_state_listener(m_tracker)
-          .max_parallel_connections(connection_limit())
           .read_next_http_message_timelimit(m_config.http_read_timeout)
           .write_http_response_timelimit(std::chrono::seconds(10))
           .handle_request_timeout(std::chrono::seconds(30))
