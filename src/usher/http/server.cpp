@@ -229,12 +229,21 @@ std::unique_ptr<Router> make_router(Api &api) {
 
 struct HttpServer::Running {
   restinio::running_server_handle_t<Traits> handle;
+  bool stopped = false;
 };
 
 HttpServer::HttpServer(Api &api, const config::Config &config)
     : m_api(api), m_config(config), m_tracker(std::make_shared<ConnectionTracker>()) {}
 
-HttpServer::~HttpServer() { stop(); }
+// The server (and its io_context) is destroyed only here, not in stop(): a
+// request answered by another thread after stop() (a write's completion past
+// the grace period) still holds its connection, whose destructor needs the
+// io_context (ASan: heap-use-after-free in redis.test_shutdown). `usher
+// serve` destroys the HttpServer after the writer, worker and queue stopped.
+HttpServer::~HttpServer() {
+  stop();
+  m_running.reset();
+}
 
 std::uint16_t HttpServer::start() {
   auto bound_port = std::make_shared<std::atomic<std::uint16_t>>(0);
@@ -282,10 +291,10 @@ void HttpServer::begin_drain() { m_tracker->begin_drain(); }
 std::size_t HttpServer::reading() const { return m_tracker->reading(); }
 
 void HttpServer::stop() {
-  if (!m_running) return;
+  if (!m_running || m_running->stopped) return;
   m_running->handle->stop();
   m_running->handle->wait();
-  m_running.reset();
+  m_running->stopped = true;
 }
 
 } // namespace usher::http
