@@ -37,10 +37,15 @@ CUT_S = float(os.environ.get("USHER_PARTITION_CUT_S", "12"))
 COMMAND_TIMEOUT_MS = 300
 # Through the proxy: 200 ms more per round trip must fit in the timeout.
 PROXY_COMMAND_TIMEOUT_MS = 600
-# The breaker's bound on one answer: a request waits for its dispatch at most
-# the command (or connect) timeout, then is provisioned inline; once the
-# circuit is open it does not touch Redis at all. 0.7 s more leaves room for
-# the inline provisioning on a loaded CI machine.
+# The breaker's bound on one answer. One dispatcher thread sends the waiting
+# requests to Redis in batches, so a request may wait for the batch already
+# in flight and then for its own: two calls, each at most the connect plus
+# the command timeout (a failed call closes the connection; the next batch
+# reconnects first), then it is provisioned inline. Once the circuit is open
+# it does not touch Redis at all. 0.7 s more leaves room for the inline
+# provisioning on a loaded CI machine (the ASan CI run of 2026-12-02 saw ten
+# answers at 1.30 s through the lossy proxy: two 600 ms command timeouts
+# plus the inline provisioning, over a bound that counted only one call).
 SLACK_S = 0.7
 QUEUED_BEFORE = 32
 QUEUED_AFTER = 32
@@ -152,7 +157,7 @@ class FaultAssertions(ExactlyOnceAssertions):
             self.assertEqual(body["email"], email, body)
             if status == 201:
                 self.assertIs(body.get("fallback"), True, body)
-        bound = self.timeout_ms / 1000 + SLACK_S
+        bound = 2 * (2 * self.timeout_ms) / 1000 + SLACK_S
         slow = [r[4] for r in records if r[4] >= bound]
         self.assertEqual(slow, [], f"{len(slow)} answers took {bound} s or more")
         return [r[1] for r in records]
