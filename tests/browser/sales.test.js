@@ -171,6 +171,46 @@ test('the creator may read the timeline of their own job, not of another', async
   assert.equal(theirs.status, 403);
 });
 
+test('a lost activation link is resent from the form: a new token, the old one refused', async () => {
+  const email = uniqueEmail('lost');
+  const made = await server.request('POST', '/api/v1/users', { token: sales, body: { email, full_name: 'Lou Lost' } });
+  assert.equal(made.status, 202);
+  await server.waitForJob(made.json.job_id, 'succeeded', admin);
+  const oldToken = made.json.activation_token;
+
+  // Not an email, then nobody: told next to the field, nothing issued.
+  await page.getByLabel('Customer', { exact: true }).fill('nobody');
+  await page.getByRole('button', { name: 'Resend activation' }).click();
+  await waitForText(page.locator('#resend-customer-error'), 'email');
+  assert.equal(await page.getByLabel('Customer', { exact: true }).getAttribute('aria-invalid'), 'true');
+  await page.getByLabel('Customer', { exact: true }).fill(uniqueEmail('nobody'));
+  await page.getByRole('button', { name: 'Resend activation' }).click();
+  await waitForText(page.locator('#resend-customer-error'), 'No account');
+
+  await page.getByLabel('Customer', { exact: true }).fill(email.toUpperCase());
+  await page.getByRole('button', { name: 'Resend activation' }).click();
+  await waitForText(page.locator('#resend-status'), 'New activation token issued');
+  assert.equal(await page.getByLabel('Customer', { exact: true }).getAttribute('aria-invalid'), null);
+  const newToken = await page.getByLabel('New token', { exact: true }).inputValue();
+  assert.match(newToken, /^usher_a_/);
+  assert.notEqual(newToken, oldToken);
+  await waitForText(page.locator('#resend-facts'), email);
+  await screenshot(page, 'resend-activation-desktop');
+
+  const old = await server.request('POST', '/api/v1/auth/activate', { body: { token: oldToken, password: 'a good password' } });
+  assert.equal(old.status, 400);
+  assert.equal(old.json.code, 'activation_token_invalid');
+  const ok = await server.request('POST', '/api/v1/auth/activate', { body: { token: newToken, password: 'a good password' } });
+  assert.equal(ok.status, 200);
+
+  // Activated: nothing to resend, and no token is issued.
+  await page.getByRole('button', { name: 'Resend activation' }).click();
+  await waitForText(page.locator('#resend-status'), 'already activated');
+  assert.equal(await page.locator('#resend-result').isHidden(), true);
+  const tokens = await server.request('GET', `/api/v1/users?email=${encodeURIComponent(email)}`, { token: sales });
+  assert.equal(tokens.json.invitation, 'activated');
+});
+
 test('the sign-in screen at 375 px', async () => {
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.setViewportSize({ width: 375, height: 812 });

@@ -14,6 +14,7 @@
 
 #include <unistd.h>
 
+#include <usher/auth/activation.hpp>
 #include <usher/jobs/job_store.hpp>
 #include <usher/jobs/provisioner.hpp>
 #include <usher/provisioning/provisioner.hpp>
@@ -376,6 +377,55 @@ TEST_F(ProvisionQueuedTest, InlineRefusesAnExistingAccountWithoutAnActiveJob) {
   EXPECT_EQ(created.error().code, "user_exists");
   const std::string email = "orphan@example.com";
   EXPECT_EQ(count("SELECT COUNT(*) FROM jobs WHERE email_normalized = :e", email), 0);
+}
+
+TEST(InvitationState, ActivatedInvitedOrExpired) {
+  const std::string now = "2026-12-02T10:00:00.000Z";
+  EXPECT_EQ(invitation_state(true, std::nullopt, now), "activated");
+  EXPECT_EQ(invitation_state(true, std::string("2027-01-01T00:00:00.000Z"), now), "activated");
+  EXPECT_EQ(invitation_state(false, std::string("2026-12-02T10:00:00.001Z"), now), "invited");
+  EXPECT_EQ(invitation_state(false, now, now), "expired") << "a token expiring now no longer works";
+  EXPECT_EQ(invitation_state(false, std::string("2026-12-01T00:00:00.000Z"), now), "expired");
+  EXPECT_EQ(invitation_state(false, std::nullopt, now), "expired");
+}
+
+TEST_F(ProvisionerTest, ReissueExpiresTheOldTokenAndIssuesOneThatActivates) {
+  const auto created = create(buyer("resend@example.com"));
+  ASSERT_TRUE(created) << created.error().detail;
+  const auto now = std::chrono::system_clock::now();
+  auto reissued = auth::reissue_activation(*m_sql, created->user_id, now, 48h);
+  ASSERT_TRUE(reissued) << reissued.error().detail;
+  EXPECT_EQ(reissued->account_id, created->user_id);
+  EXPECT_EQ(reissued->email, "resend@example.com");
+  EXPECT_EQ(reissued->expires_at, clock::iso8601(now + 48h));
+  EXPECT_NE(reissued->token, created->activation_token);
+
+  const auto old_hash = crypto::sha256_hex(created->activation_token);
+  const auto new_hash = crypto::sha256_hex(reissued->token);
+  EXPECT_FALSE(auth::find_activation(*m_sql, old_hash)) << "the old token is revoked";
+  const auto found = auth::find_activation(*m_sql, new_hash);
+  ASSERT_TRUE(found);
+  EXPECT_EQ(*found, created->user_id);
+  const auto view = find_user_by_id(*m_sql, created->user_id);
+  ASSERT_TRUE(view);
+  EXPECT_EQ(view->invitation, "invited");
+  EXPECT_EQ(view->activation_expires_at, reissued->expires_at);
+
+  ASSERT_TRUE(auth::activate(*m_sql, new_hash, "argon2id-hash-placeholder"));
+  const auto after = auth::reissue_activation(*m_sql, created->user_id, now, 48h);
+  ASSERT_FALSE(after);
+  EXPECT_EQ(after.error().code, "already_activated");
+  EXPECT_EQ(after.error().kind, ErrorKind::conflict);
+  EXPECT_EQ(find_user_by_id(*m_sql, created->user_id)->invitation, "activated");
+}
+
+TEST_F(ProvisionerTest, ReissueForAnUnknownAccountIsNotFoundAndWritesNothing) {
+  const auto missing =
+      auth::reissue_activation(*m_sql, 424242, std::chrono::system_clock::now(), 48h);
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, "user_not_found");
+  EXPECT_EQ(missing.error().kind, ErrorKind::not_found);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM activation_tokens WHERE token_hash <> :h", "-"), 0);
 }
 
 } // namespace

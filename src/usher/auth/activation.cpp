@@ -26,6 +26,18 @@ constexpr const char *k_insert_session =
     "INSERT INTO sessions (account_id, token_hash, expires_at, created_at) "
     "VALUES (:account_id, :hash, :expires_at, :created_at)";
 
+constexpr const char *k_account_state = "SELECT email, activated_at FROM accounts WHERE id = :id";
+
+// Unused tokens that still work stop working now; used and expired ones
+// keep their times.
+constexpr const char *k_expire_unused =
+    "UPDATE activation_tokens SET expires_at = :now "
+    "WHERE account_id = :id AND used_at IS NULL AND expires_at > :now2";
+
+constexpr const char *k_insert_activation =
+    "INSERT INTO activation_tokens (account_id, token_hash, expires_at, created_at) "
+    "VALUES (:account_id, :hash, :expires_at, :created_at)";
+
 constexpr std::size_t k_min_password = 8;
 constexpr std::size_t k_max_password = 128;
 
@@ -110,6 +122,31 @@ IssuedSecret issue_activation_token() {
   secret.token = crypto::random_token("usher_a_");
   secret.hash = crypto::sha256_hex(secret.token);
   return secret;
+}
+
+Result<ReissuedActivation> reissue_activation(soci::session &sql, std::int64_t account_id,
+                                              clock::WallTime now, std::chrono::hours ttl) {
+  const long long id = account_id;
+  std::string email;
+  std::string activated_at;
+  soci::indicator activated = soci::i_null;
+  sql << k_account_state, soci::use(id), soci::into(email), soci::into(activated_at, activated);
+  if (!sql.got_data()) {
+    return fail(ErrorKind::not_found, "user_not_found", "no account with that email or id", "");
+  }
+  if (activated == soci::i_ok) {
+    return fail(ErrorKind::conflict, "already_activated",
+                "the account was activated at " + activated_at + "; it needs no activation token",
+                "");
+  }
+  const std::string now_text = clock::iso8601(now);
+  sql << k_expire_unused, soci::use(now_text), soci::use(id), soci::use(now_text);
+  ReissuedActivation reissued{account_id, email, {}, clock::iso8601(now + ttl)};
+  auto secret = issue_activation_token();
+  sql << k_insert_activation, soci::use(id), soci::use(secret.hash), soci::use(reissued.expires_at),
+      soci::use(now_text);
+  reissued.token = std::move(secret.token);
+  return reissued;
 }
 
 } // namespace usher::auth

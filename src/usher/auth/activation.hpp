@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <soci/soci.h>
 
+#include <usher/util/clock.hpp>
 #include <usher/util/error.hpp>
 
 namespace usher::auth {
@@ -62,5 +63,21 @@ struct IssuedSecret {
 
 // A new activation token for a new account (provisioning stores its hash).
 IssuedSecret issue_activation_token();
+
+struct ReissuedActivation {
+  std::int64_t account_id = 0;
+  std::string email;
+  std::string token; // clear: returned once, never stored or logged
+  std::string expires_at;
+};
+
+// Resend (SPEC §3 POST /api/v1/users/{id}/activation, `usher users resend`):
+// a new activation token for an account not yet activated, expiring `ttl`
+// after `now`, in the caller's write transaction. Every earlier unused token
+// stops working at `now` (its row stays: provisioning inserts a job's token
+// only if absent, so a re-run job cannot bring it back). Fails with
+// user_not_found or already_activated (conflict).
+Result<ReissuedActivation> reissue_activation(soci::session &sql, std::int64_t account_id,
+                                              clock::WallTime now, std::chrono::hours ttl);
 
 } // namespace usher::auth

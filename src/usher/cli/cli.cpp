@@ -67,6 +67,14 @@ int run(int argc, char **argv) {
   std::int64_t revoke_id = 0;
   token_revoke->add_option("id", revoke_id, "the token id")->required()->check(CLI::PositiveNumber);
 
+  auto *users = app.add_subcommand("users", "customer accounts");
+  users->require_subcommand(1);
+  auto *users_resend = users->add_subcommand(
+      "resend", "a new activation token for an account not yet activated (printed once, last "
+                "line); earlier tokens stop working");
+  std::string resend_email;
+  users_resend->add_option("email", resend_email, "the account's email")->required();
+
   auto *mode = app.add_subcommand("mode", "read or flip the kill switch");
   mode->require_subcommand(1);
   auto *mode_get = mode->add_subcommand("get", "print the system mode");
@@ -154,6 +162,7 @@ int run(int argc, char **argv) {
       return create_token(*config, *auth::parse_role(role_text), token_name);
     }
     if (token_list->parsed()) return cli::list_tokens(*config);
+    if (users_resend->parsed()) return cli::resend_activation(*config, resend_email);
     if (token_revoke->parsed()) return cli::revoke_token(*config, revoke_id);
     if (mode_get->parsed()) return cli::mode_get(*config);
     if (mode_set->parsed()) return cli::mode_set(*config, *system::parse_mode(mode_text), reason);

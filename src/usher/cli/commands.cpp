@@ -12,9 +12,12 @@
 #include <usher/alerts/policy.hpp>
 #include <usher/alerts/sender.hpp>
 #include <usher/alerts/telegram.hpp>
+#include <usher/auth/activation.hpp>
 #include <usher/health/health_log.hpp>
 #include <usher/jobs/job_store.hpp>
 #include <usher/jobs/timeline.hpp>
+#include <usher/provisioning/new_user.hpp>
+#include <usher/provisioning/provisioner.hpp>
 #include <usher/redis/channel.hpp>
 #include <usher/redis/connection.hpp>
 #include <usher/store/backup.hpp>
@@ -115,6 +118,24 @@ int create_token(const config::Config &config, auth::Role role, const std::strin
   tr.commit();
   fmt::print("created {} token {} named \"{}\"; it is shown only once:\n{}\n",
              auth::to_string(role), created.id, name, created.token);
+  return 0;
+}
+
+int resend_activation(const config::Config &config, const std::string &email) {
+  auto normalized = provisioning::normalise_email(email);
+  if (!normalized) throw std::runtime_error(normalized.error().detail);
+  store::Dialect dialect{};
+  auto sql = open(config, &dialect);
+  WriteTransaction tr(*sql, dialect);
+  const auto user = provisioning::find_user_by_email(*sql, *normalized);
+  if (!user) throw std::runtime_error("no account with the email " + *normalized);
+  auto reissued = auth::reissue_activation(*sql, user->id, std::chrono::system_clock::now(),
+                                           config.activation_ttl);
+  if (!reissued) throw std::runtime_error(reissued.error().detail);
+  tr.commit();
+  fmt::print("new activation token for {} (account {}), valid until {}; earlier tokens no longer "
+             "work. It is shown only once:\n{}\n",
+             reissued->email, reissued->account_id, reissued->expires_at, reissued->token);
   return 0;
 }
 

@@ -20,6 +20,10 @@ int backup(const config::Config &config, const std::string &path);
 // DATABASE_URL, which must not exist (store::restore); usher is stopped.
 int restore(const config::Config &config, const std::string &path);
 int create_token(const config::Config &config, auth::Role role, const std::string &name);
+// `usher users resend EMAIL`: a new activation token for an account not yet
+// activated (printed once, last line), the earlier ones revoked; throws
+// when there is no such account or it is activated.
+int resend_activation(const config::Config &config, const std::string &email);
 // `usher token list`: one line per token (never the token or its digest).
 int list_tokens(const config::Config &config);
 // `usher token revoke ID`: exit 1 when there is no such token.

@@ -57,6 +57,7 @@ std::vector<Api::Route> Api::routes() {
       {"POST", "/api/v1/users", &Api::create_user},
       {"GET", "/api/v1/users", &Api::find_user_by_email},
       {"GET", R"(/api/v1/users/:id(\d{1,18}))", &Api::get_user},
+      {"POST", R"(/api/v1/users/:id(\d{1,18})/activation)", &Api::resend_activation},
       {"POST", "/api/v1/auth/activate", &Api::activate},
       {"POST", "/api/v1/auth/login", &Api::login},
       {"GET", "/api/v1/admin/system/mode", &Api::get_mode},

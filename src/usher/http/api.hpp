@@ -139,6 +139,7 @@ private:
   void create_user(const Request &req);
   void find_user_by_email(const Request &req);
   void get_user(const Request &req);
+  void resend_activation(const Request &req);
   // Counts a password attempt for the client's address and `account_key`;
   // answers 429 with Retry-After itself and returns false when refused.
   bool admit_password_attempt(const Request &req, const std::string &account_key);

@@ -1,8 +1,10 @@
-// POST /api/v1/users, GET /api/v1/users?email=, GET /api/v1/users/{id}.
+// POST /api/v1/users, GET /api/v1/users?email=, GET /api/v1/users/{id},
+// POST /api/v1/users/{id}/activation.
 #include <usher/http/api.hpp>
 
 #include <charconv>
 
+#include <usher/auth/activation.hpp>
 #include <usher/intake/service.hpp>
 #include <usher/provisioning/provisioner.hpp>
 
@@ -75,6 +77,32 @@ void Api::find_user_by_email(const Request &req) {
       if (!user) return reply_error(req, user_not_found());
       reply(req, json_response(200, user->to_json()));
     });
+  });
+}
+
+// Resend: a new activation token, the earlier ones revoked (SPEC §3). The
+// body, if any, is not read: the account id in the path is the whole request.
+void Api::resend_activation(const Request &req) {
+  authenticate(req, k_user_roles, [this, req, id_text = req->param("id")](const auth::Principal &) {
+    std::int64_t id = 0;
+    std::from_chars(id_text.data(), id_text.data() + id_text.size(), id);
+    auto outcome = std::make_shared<Result<auth::ReissuedActivation>>();
+    on_writer(
+        req,
+        [this, outcome, id](store::WriteContext &context) {
+          *outcome = auth::reissue_activation(context.sql(), id, std::chrono::system_clock::now(),
+                                              m_deps.config.activation_ttl);
+          if (!*outcome) throw store::AbortWrite(outcome->error());
+        },
+        [this, req, outcome](const Result<void> &written) {
+          if (!written) return reply_error(req, written.error());
+          const auto &reissued = **outcome;
+          reply(req, json_response(200, {{"user_id", reissued.account_id},
+                                         {"email", reissued.email},
+                                         {"invitation", "invited"},
+                                         {"activation_token", reissued.token},
+                                         {"activation_expires_at", reissued.expires_at}}));
+        });
   });
 }
 

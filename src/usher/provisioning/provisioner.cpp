@@ -26,20 +26,22 @@ constexpr const char *k_insert_activation =
 
 constexpr const char *k_select_user =
     "SELECT a.id, a.email, a.created_at, a.activated_at, t.full_name, t.phone, t.product, "
-    "t.created_by FROM accounts a LEFT JOIN tripwire_users t ON t.user_id = a.id ";
+    "t.created_by, (SELECT max(v.expires_at) FROM activation_tokens v "
+    "WHERE v.account_id = a.id AND v.used_at IS NULL) "
+    "FROM accounts a LEFT JOIN tripwire_users t ON t.user_id = a.id ";
 
 template <typename Key>
 std::optional<UserRecord> find_user(soci::session &sql, const std::string &where, const Key &key) {
   UserRecord r;
   long long id = 0;
-  std::string activated_at, full_name, phone, product, created_by;
+  std::string activated_at, full_name, phone, product, created_by, expires_at;
   soci::indicator i_act = soci::i_null, i_name = soci::i_null, i_phone = soci::i_null,
-                  i_product = soci::i_null, i_by = soci::i_null;
+                  i_product = soci::i_null, i_by = soci::i_null, i_expires = soci::i_null;
   soci::statement st =
       (sql.prepare << std::string(k_select_user) + where, soci::use(key), soci::into(id),
        soci::into(r.email), soci::into(r.created_at), soci::into(activated_at, i_act),
        soci::into(full_name, i_name), soci::into(phone, i_phone), soci::into(product, i_product),
-       soci::into(created_by, i_by));
+       soci::into(created_by, i_by), soci::into(expires_at, i_expires));
   st.execute(true);
   if (!sql.got_data()) return std::nullopt;
   r.id = id;
@@ -51,10 +53,21 @@ std::optional<UserRecord> find_user(soci::session &sql, const std::string &where
   r.phone = opt(i_phone, phone);
   r.product = opt(i_product, product);
   r.created_by = opt(i_by, created_by);
+  r.activation_expires_at = opt(i_expires, expires_at);
+  r.invitation =
+      invitation_state(r.activated_at.has_value(), r.activation_expires_at, clock::now_iso8601());
   return r;
 }
 
 } // namespace
+
+std::string invitation_state(bool activated, const std::optional<std::string> &expires_at,
+                             const std::string &now) {
+  if (activated) return "activated";
+  // ISO 8601 UTC text compares as time (util/clock.hpp).
+  if (expires_at && *expires_at > now) return "invited";
+  return "expired";
+}
 
 AccountStatements::AccountStatements(soci::session &sql)
     : m_insert_account((sql.prepare << k_insert_account, soci::use(m_email), soci::use(m_email),
@@ -146,6 +159,9 @@ nlohmann::json UserRecord::to_json() const {
           {"created_at", created_at},
           {"activated", activated_at.has_value()},
           {"activated_at", nullable(activated_at)},
+          {"invitation", invitation},
+          {"activation_expires_at",
+           activated_at ? nlohmann::json(nullptr) : nullable(activation_expires_at)},
           {"profile", profile}};
 }
 

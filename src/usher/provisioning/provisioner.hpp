@@ -88,9 +88,19 @@ struct UserRecord {
   std::optional<std::string> phone;
   std::optional<std::string> product;
   std::optional<std::string> created_by;
+  // The latest unused activation token's expiry (unset: none left), and
+  // what that makes the account: invited, activated or expired.
+  std::optional<std::string> activation_expires_at;
+  std::string invitation;
 
   nlohmann::json to_json() const;
 };
+
+// "activated" once a password is set; "invited" while an unused activation
+// token expires after `now`; "expired" otherwise (usher users resend, or
+// POST /api/v1/users/{id}/activation, issues a new one).
+std::string invitation_state(bool activated, const std::optional<std::string> &expires_at,
+                             const std::string &now);
 
 std::optional<UserRecord> find_user_by_email(soci::session &sql,
                                              const std::string &email_normalized);

@@ -371,6 +371,7 @@ function resetCreateForm() {
 
 function resetCreate() {
   resetCreateForm();
+  resetResend();
   create.recent = [];
   renderRecent();
 }
@@ -396,6 +397,72 @@ $('create-copy').addEventListener('click', async () => {
   }
   $('create-copy-status').textContent = 'Copied.';
 });
+
+// ---------- Resend activation ----------
+
+const resend = { busy: false };
+
+function resetResend() {
+  $('resend-form').reset();
+  $('resend-customer-error').textContent = '';
+  $('resend-customer').removeAttribute('aria-invalid');
+  showBanner($('resend-status'), '');
+  $('resend-result').hidden = true;
+  $('resend-token').value = '';
+}
+
+function resendFieldError(text) {
+  $('resend-customer-error').textContent = sentence(text);
+  $('resend-customer').setAttribute('aria-invalid', 'true');
+  $('resend-customer').focus();
+}
+
+// Finds the account by email, then asks for a new token (SPEC §3 resend).
+async function submitResend() {
+  if (resend.busy) return; // a double click issues one token, not two
+  const email = $('resend-customer').value.trim();
+  resetResend();
+  $('resend-customer').value = email;
+  if (!email) { resendFieldError("enter the buyer's email"); return; }
+  resend.busy = true;
+  $('resend-submit').disabled = true;
+  $('resend-submit').setAttribute('aria-busy', 'true');
+  try {
+    const found = await api(`/api/v1/users?${new URLSearchParams({ email })}`);
+    if (found.data.invitation === 'activated') {
+      showBanner($('resend-status'),
+        `${found.data.email} is already activated: the buyer signs in with their password.`, 'info');
+      return;
+    }
+    const { data } = await api(`/api/v1/users/${found.data.id}/activation`, { method: 'POST' });
+    setFacts($('resend-facts'), [
+      ['Account', `${data.email} (id ${data.user_id})`],
+      ['Valid until', formatTime(data.activation_expires_at)],
+      ['Earlier tokens', 'no longer work'],
+    ]);
+    $('resend-token').value = data.activation_token;
+    $('resend-result').hidden = false;
+    showBanner($('resend-status'), 'New activation token issued.', 'ok');
+  } catch (e) {
+    if (!(e instanceof ApiError)) {
+      showBanner($('resend-status'), 'usher did not answer. Check the connection and try again.', 'error');
+    } else if (e.problem.code === 'user_not_found') {
+      resendFieldError('no account with this email (a request still queued has none yet: use the token shown when it was made)');
+    } else if (e.problem.field === 'email') {
+      resendFieldError(e.problem.detail);
+    } else if (e.problem.code === 'already_activated') {
+      showBanner($('resend-status'), 'The buyer activated the account meanwhile: no token is needed.', 'info');
+    } else {
+      showBanner($('resend-status'), problemText(e), 'error');
+    }
+  } finally {
+    resend.busy = false;
+    $('resend-submit').disabled = false;
+    $('resend-submit').removeAttribute('aria-busy');
+  }
+}
+
+$('resend-form').addEventListener('submit', (event) => { event.preventDefault(); submitResend(); });
 
 function loadRecent() {
   try { create.recent = JSON.parse(sessionStorage.getItem(RECENT_KEY) || '[]'); }
