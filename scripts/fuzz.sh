@@ -14,7 +14,7 @@ shift $(( $# > 0 ? 1 : 0 ))
 targets=("$@")
 if ((${#targets[@]} == 0)); then
   targets=(fuzz_new_user fuzz_json_bodies fuzz_headers fuzz_config_toml fuzz_config_env
-           fuzz_webhook_signature)
+           fuzz_webhook_signature fuzz_import_csv)
 fi
 
 out=build-asan
@@ -25,11 +25,12 @@ cmake -S . -B "$out" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clan
 cmake --build "$out" --parallel "$(nproc)" --target "${targets[@]}"
 
 mkdir -p "$out"/artifacts
-status=0
-for target in "${targets[@]}"; do
-  work="${out}/corpus/${target}"
+# One target per core at a time: the step takes SECONDS x targets / cores.
+fuzz_one() { # TARGET
+  local target="$1"
+  local work="${out}/corpus/${target}"
   mkdir -p "$work"
-  log="${out}/${target}.log"
+  local log="${out}/${target}.log"
   echo "fuzz: ${target} for ${seconds}s" >&2
   # -timeout: one input taking over 10 s is a finding (a hang); -rss_limit_mb
   # bounds memory per input; the seeds directory is read, the work one grows.
@@ -38,16 +39,28 @@ for target in "${targets[@]}"; do
        "${out}/fuzz/${target}" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
          -max_len=4096 -print_final_stats=1 -artifact_prefix="${out}/artifacts/${target}-" \
          "$work" "fuzz/corpus/${target}" >"$log" 2>&1; then
-    echo "fuzz: ${target} FOUND A PROBLEM (full log: ${log}):" >&2
-    grep -E -A40 'ERROR: |runtime error|==[0-9]+==|deadly signal|Test unit written' "$log" \
-      | head -80 >&2 || tail -50 "$log" >&2
-    status=1
-    continue
+    { echo "fuzz: ${target} FOUND A PROBLEM (full log: ${log}):"
+      grep -E -A40 'ERROR: |runtime error|==[0-9]+==|deadly signal|Test unit written' "$log" \
+        | head -80 || tail -50 "$log"; } >&2
+    return 1
   fi
   # One line per target: executions, speed, coverage, corpus size.
+  local execs speed cov
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
   speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")
   cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+/[0-9]+[bKM]*' "$log" | tail -n 1)
   echo "fuzz: ${target}: ${execs} executions (${speed}/s), ${cov}, no findings" >&2
+}
+
+status=0
+running=()
+for target in "${targets[@]}"; do
+  fuzz_one "$target" &
+  running+=($!)
+  if ((${#running[@]} >= $(nproc))); then
+    wait "${running[0]}" || status=1
+    running=("${running[@]:1}")
+  fi
 done
+for pid in "${running[@]}"; do wait "$pid" || status=1; done
 exit "$status"

@@ -3,15 +3,22 @@
 #include <usher/app/serve.hpp>
 #include <usher/app/systemd_notify.hpp>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <mutex>
 #include <thread>
 
+#include <fcntl.h>
 #include <pthread.h>
+#include <unistd.h>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -25,6 +32,9 @@
 #include <usher/http/api.hpp>
 #include <usher/http/server.hpp>
 #include <usher/idempotency/idempotency.hpp>
+#include <usher/importer/import.hpp>
+#include <usher/intake/service.hpp>
+#include <usher/provisioning/provisioner.hpp>
 #include <usher/queue/embedded_queue.hpp>
 #include <usher/queue/redis_queue.hpp>
 #include <usher/redis/channel.hpp>
@@ -293,6 +303,160 @@ int run_worker(const config::Config &config) {
   writer.stop();
   spdlog::info("usher worker stopped after {} jobs", worker.succeeded());
   return 0;
+}
+
+namespace {
+
+// CSV output: a field with a comma, quote or line break is quoted.
+std::string csv_field(const std::string &value) {
+  if (value.find_first_of(",\"\r\n") == std::string::npos) return value;
+  std::string quoted = "\"";
+  for (const char c : value) {
+    if (c == '"') quoted.push_back('"');
+    quoted.push_back(c);
+  }
+  return quoted + "\"";
+}
+
+// The activation tokens file: created for the owner only, never over an
+// existing file (it holds secrets).
+int create_secret_file(const std::string &path) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    throw std::runtime_error("cannot create " + path +
+                             " (it must not exist): " + std::strerror(errno));
+  }
+  return fd;
+}
+
+void write_all(int fd, const std::string &text, const std::string &path) {
+  std::size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throw std::runtime_error("cannot write " + path + ": " + std::strerror(errno));
+    done += static_cast<std::size_t>(n);
+  }
+}
+
+} // namespace
+
+int run_import(const config::Config &config, const ImportRequest &request) {
+  std::ifstream in(request.file, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot open " + request.file + ": " + std::strerror(errno));
+  std::error_code size_error;
+  const auto file_size = std::filesystem::file_size(request.file, size_error);
+  importer::CsvReader reader(in);
+  const auto header = reader.next();
+  if (!header) {
+    throw std::runtime_error(request.file +
+                             " is empty: its first line names the columns (email,full_name,...)");
+  }
+  auto columns = importer::parse_header(*header);
+  if (!columns) throw std::runtime_error(request.file + ": " + columns.error().detail);
+  int tokens_fd = -1;
+  if (request.tokens_path && !request.dry_run) tokens_fd = create_secret_file(*request.tokens_path);
+
+  importer::Options options;
+  options.product = request.product;
+  options.caller = provisioning::Creator{
+      0, "import (" + std::filesystem::path(request.file).filename().string() + ")"};
+  options.keep_tokens = tokens_fd >= 0;
+  const bool terminal = ::isatty(STDERR_FILENO) == 1;
+  if (terminal) {
+    options.progress = [&](const importer::Summary &s) {
+      const auto at = in.good() ? static_cast<double>(in.tellg()) : static_cast<double>(file_size);
+      const int percent =
+          file_size > 0 ? static_cast<int>(100.0 * at / static_cast<double>(file_size)) : 100;
+      const int bar = std::clamp(percent, 0, 100) / 5;
+      std::fprintf(stderr, "\r[%-20s] %3d%%  %zu rows: %zu new, %zu existed, %zu rejected",
+                   std::string(static_cast<std::size_t>(bar), '#').c_str(),
+                   std::clamp(percent, 0, 100), s.rows, s.created + s.queued, s.existed,
+                   s.rejected);
+      std::fflush(stderr);
+    };
+  }
+
+  store::Database db(config.database_url, config.db_busy_timeout, config.sqlite_synchronous_full,
+                     config.sqlite_wal_limit_mib * 1024 * 1024);
+  migrate_at_start(db);
+  importer::Summary summary;
+  if (request.dry_run) {
+    auto sql = db.connect();
+    summary = importer::run(
+        reader, *columns, nullptr,
+        [&sql](const std::string &email) { return provisioning::email_taken(*sql, email); },
+        options);
+  } else {
+    const alerts::AlertPolicy alert_policy = alerts::policy_from(config);
+    store::WriteBatcher writer(db, config.write_queue_limit);
+    auto queue = make_queue(db, writer, config, alert_policy);
+    system::ModeCache mode(
+        [&db] { return load_mode_from(db); }, config.config_cache_ttl,
+        [](const Error &error) { spdlog::warn("system mode refresh failed: {}", error.detail); });
+    if (auto primed = mode.prime(); !primed) {
+      throw std::runtime_error("cannot read the system mode: " + primed.error().detail);
+    }
+    idempotency::InFlight in_flight;
+    intake::Service intake(
+        writer, mode, *queue, in_flight,
+        intake::Settings{config.activation_ttl, config.job_lease, config.instance, &alert_policy});
+    try {
+      summary = importer::run(reader, *columns, &intake, {}, options);
+    } catch (...) {
+      queue->stop();
+      writer.stop();
+      if (tokens_fd >= 0) ::close(tokens_fd);
+      throw;
+    }
+    queue->stop();
+    writer.stop();
+  }
+  if (terminal) std::fputc('\n', stderr);
+
+  std::sort(summary.rejects.begin(), summary.rejects.end(),
+            [](const auto &a, const auto &b) { return a.line < b.line; });
+  if (tokens_fd >= 0) {
+    std::string text = "email,activation_token\n";
+    for (const auto &issued : summary.tokens) {
+      text += csv_field(issued.email) + "," + issued.token + "\n";
+    }
+    write_all(tokens_fd, text, *request.tokens_path);
+    ::fsync(tokens_fd);
+    ::close(tokens_fd);
+  }
+  if (!summary.rejects.empty()) {
+    std::ofstream rejects(request.rejects_path, std::ios::binary | std::ios::trunc);
+    rejects << "line,email,code,reason\n";
+    for (const auto &reject : summary.rejects) {
+      rejects << reject.line << ',' << csv_field(reject.email) << ',' << reject.code << ','
+              << csv_field(reject.reason) << '\n';
+    }
+    if (!rejects) throw std::runtime_error("cannot write " + request.rejects_path);
+  }
+  if (request.dry_run) {
+    std::printf("dry run of %s: %zu rows: %zu would be new, %zu existed, %zu rejected; nothing was "
+                "written\n",
+                request.file.c_str(), summary.rows, summary.created, summary.existed,
+                summary.rejected);
+  } else {
+    std::printf("imported %s: %zu rows: %zu new (%zu queued for the workers, %zu created at "
+                "once), %zu existed, %zu rejected\n",
+                request.file.c_str(), summary.rows, summary.created + summary.queued,
+                summary.queued, summary.created, summary.existed, summary.rejected);
+  }
+  if (!summary.rejects.empty()) {
+    std::printf("rejected rows, with the reason: %s\n", request.rejects_path.c_str());
+  }
+  if (tokens_fd >= 0) {
+    std::printf("activation tokens of the %zu new accounts: %s (keep it private)\n",
+                summary.tokens.size(), request.tokens_path->c_str());
+  }
+  if (summary.queued > 0) {
+    std::printf("queued accounts are created by a running usher serve or usher worker\n");
+  }
+  std::fflush(stdout);
+  return summary.rejected > 0 ? 1 : 0;
 }
 
 int serve(const config::Config &config) {

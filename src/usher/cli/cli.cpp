@@ -75,6 +75,23 @@ int run(int argc, char **argv) {
   std::string resend_email;
   users_resend->add_option("email", resend_email, "the account's email")->required();
 
+  auto *import_cmd = app.add_subcommand(
+      "import", "create accounts from a CSV file (header: email,full_name[,phone][,product]), each "
+                "row through the same intake as the API; running it again creates nothing twice");
+  app::ImportRequest import_request;
+  import_cmd->add_option("file", import_request.file, "the CSV file")
+      ->required()
+      ->check(CLI::ExistingFile);
+  import_cmd->add_option("--product", import_request.product, "the product of rows without one");
+  import_cmd->add_flag("--dry-run", import_request.dry_run,
+                       "check every row and say what would happen; write nothing");
+  import_cmd->add_option(
+      "--tokens", import_request.tokens_path,
+      "write the new accounts' activation tokens to this file (created 0600; must "
+      "not exist)");
+  import_cmd->add_option("--rejects", import_request.rejects_path,
+                         "where the rejected rows go, with the reason [default: FILE.rejects.csv]");
+
   auto *mode = app.add_subcommand("mode", "read or flip the kill switch");
   mode->require_subcommand(1);
   auto *mode_get = mode->add_subcommand("get", "print the system mode");
@@ -163,6 +180,12 @@ int run(int argc, char **argv) {
     }
     if (token_list->parsed()) return cli::list_tokens(*config);
     if (users_resend->parsed()) return cli::resend_activation(*config, resend_email);
+    if (import_cmd->parsed()) {
+      if (import_request.rejects_path.empty()) {
+        import_request.rejects_path = import_request.file + ".rejects.csv";
+      }
+      return app::run_import(*config, import_request);
+    }
     if (token_revoke->parsed()) return cli::revoke_token(*config, revoke_id);
     if (mode_get->parsed()) return cli::mode_get(*config);
     if (mode_set->parsed()) return cli::mode_set(*config, *system::parse_mode(mode_text), reason);

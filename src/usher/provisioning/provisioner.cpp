@@ -143,6 +143,15 @@ std::optional<UserRecord> find_user_by_id(soci::session &sql, std::int64_t id) {
   return find_user(sql, "WHERE a.id = :id", key);
 }
 
+bool email_taken(soci::session &sql, const std::string &email_normalized) {
+  long long taken = 0;
+  sql << "SELECT (SELECT COUNT(*) FROM accounts WHERE email_normalized = :a) + "
+         "(SELECT COUNT(*) FROM jobs WHERE email_normalized = :j "
+         "AND status IN ('queued', 'running', 'succeeded'))",
+      soci::use(email_normalized), soci::use(email_normalized), soci::into(taken);
+  return taken > 0;
+}
+
 nlohmann::json UserRecord::to_json() const {
   auto nullable = [](const std::optional<std::string> &v) -> nlohmann::json {
     return v ? nlohmann::json(*v) : nlohmann::json(nullptr);

@@ -106,4 +106,8 @@ std::optional<UserRecord> find_user_by_email(soci::session &sql,
                                              const std::string &email_normalized);
 std::optional<UserRecord> find_user_by_id(soci::session &sql, std::int64_t id);
 
+// True when the normalised email has an account or an active or succeeded job
+// (not a dead one): what makes a new request for it 409 user_exists.
+bool email_taken(soci::session &sql, const std::string &email_normalized);
+
 } // namespace usher::provisioning
