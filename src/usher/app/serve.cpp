@@ -9,11 +9,11 @@
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
 #include <mutex>
+#include <system_error>
 #include <thread>
 
 #include <fcntl.h>
@@ -324,7 +324,7 @@ int create_secret_file(const std::string &path) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) {
     throw std::runtime_error("cannot create " + path +
-                             " (it must not exist): " + std::strerror(errno));
+                             " (it must not exist): " + std::generic_category().message(errno));
   }
   return fd;
 }
@@ -334,7 +334,9 @@ void write_all(int fd, const std::string &text, const std::string &path) {
   while (done < text.size()) {
     const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) throw std::runtime_error("cannot write " + path + ": " + std::strerror(errno));
+    if (n <= 0)
+      throw std::runtime_error("cannot write " + path + ": " +
+                               std::generic_category().message(errno));
     done += static_cast<std::size_t>(n);
   }
 }
@@ -343,7 +345,9 @@ void write_all(int fd, const std::string &text, const std::string &path) {
 
 int run_import(const config::Config &config, const ImportRequest &request) {
   std::ifstream in(request.file, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot open " + request.file + ": " + std::strerror(errno));
+  if (!in)
+    throw std::runtime_error("cannot open " + request.file + ": " +
+                             std::generic_category().message(errno));
   std::error_code size_error;
   const auto file_size = std::filesystem::file_size(request.file, size_error);
   importer::CsvReader reader(in);
