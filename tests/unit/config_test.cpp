@@ -318,6 +318,27 @@ TEST(Config, NonAsciiIsRefusedInStringsAndKeysAlike) {
   }
 }
 
+// toml++ 3.3.0 asserts a digit after the T of a date-time (undefined
+// behaviour in release builds): refused before it parses.
+TEST(Config, ADateTimeWithoutItsTimeIsRefusedBeforeTomlSeesIt) {
+  for (const std::string contents :
+       {"start_worker = 2024-01-01TJOB00:00:00Z\n", "x = 1\nstart_worker = 2024-01-01t\n",
+        "start_worker = 2024-01-01T"}) {
+    const TempTomlFile file(contents);
+    const auto config = load_with({}, {}, file.path());
+    ASSERT_FALSE(config) << contents;
+    EXPECT_EQ(config.error().code, "config_file");
+    EXPECT_NE(config.error().detail.find("a date-time needs a time"), std::string::npos)
+        << config.error().detail;
+  }
+  // A whole date-time is only a wrong type for the setting, as before.
+  const TempTomlFile whole("start_worker = 2024-01-01T10:00:00Z\n");
+  const auto config = load_with({}, {}, whole.path());
+  ASSERT_FALSE(config);
+  EXPECT_EQ(config.error().detail.find("a date-time needs a time"), std::string::npos)
+      << config.error().detail;
+}
+
 TEST(Config, ListenOnPortZeroPicksAFreePort) {
   const auto config = load_with({{"USHER_LISTEN", ":0"}});
   ASSERT_TRUE(config) << config.error().detail;

@@ -368,10 +368,26 @@ std::string host_name() {
   return buf;
 }
 
+// True when text[offset] is the 'T' of a date-time whose time is missing:
+// YYYY-MM-DD, then T or t, then no digit.
+bool date_without_time(const std::string &text, std::size_t offset) {
+  const char c = text[offset];
+  if ((c != 'T' && c != 't') || offset < 10) return false;
+  const std::string_view date(text.data() + offset - 10, 10);
+  for (std::size_t i = 0; i < date.size(); ++i) {
+    const bool dash = i == 4 || i == 7;
+    if (dash ? date[i] != '-' : (date[i] < '0' || date[i] > '9')) return false;
+  }
+  return offset + 1 >= text.size() || text[offset + 1] < '0' || text[offset + 1] > '9';
+}
+
 // The whole configuration file. toml++ 3.3.0 (Debian 12) reaches undefined
 // behaviour on some non-ASCII input (marzer/tomlplusplus#295), so a file with
 // any byte >= 0x80 is refused here, before toml++ sees it; no setting needs
-// more than ASCII.
+// more than ASCII. It also asserts (undefined behaviour where assertions are
+// off, as in release builds) that a digit follows the T of a date-time
+// (found by fuzz_config_toml: `start_worker = 2024-01-01TJOB00:00:00Z`), so
+// such a date-time is refused here too, wherever it stands.
 Result<std::string> read_config_file(const std::string &path) {
   std::ifstream in(path, std::ios::binary);
   if (!in)
@@ -387,6 +403,12 @@ Result<std::string> read_config_file(const std::string &path) {
                   fmt::format("{}: non-ASCII byte 0x{:02X} at line {}, column {} (byte offset {}); "
                               "the configuration file must be ASCII",
                               path, byte, line, offset - line_start + 1, offset));
+    }
+    if (date_without_time(text, offset)) {
+      return fail(ErrorKind::invalid, "config_file",
+                  fmt::format("{}: line {}, column {}: a date-time needs a time (HH:MM:SS) after "
+                              "its T",
+                              path, line, offset - line_start + 1));
     }
     if (byte == '\n') {
       ++line;
