@@ -94,6 +94,9 @@ std::unique_ptr<soci::session> Database::connect(bool for_writer) const {
     // Times are written as ISO 8601 UTC text by usher itself; the session's
     // time zone only matters to now() in SQL, which stays UTC.
     *sql << "SET TIME ZONE 'UTC'";
+    // libpq prints NOTICEs ("relation ... already exists, skipping") on
+    // stderr, outside usher's log format.
+    *sql << "SET client_min_messages = warning";
   }
   return sql;
 }
