@@ -52,15 +52,6 @@ constexpr const char *k_recover =
     "{SKIP_LOCKED}) "
     "RETURNING id, status, email, attempts";
 
-// `statement` with {SKIP_LOCKED} replaced for the session's dialect.
-std::string for_dialect(soci::session &sql, const char *statement) {
-  std::string text = statement;
-  const std::string marker = "{SKIP_LOCKED}";
-  if (const auto pos = text.find(marker); pos != std::string::npos)
-    text.replace(pos, marker.size(), store::skip_locked(store::dialect_of(sql)));
-  return text;
-}
-
 constexpr const char *k_release =
     "UPDATE jobs SET status = 'queued', attempts = attempts - 1, lease_owner = NULL, "
     "lease_expires_at = NULL, updated_at = :now WHERE status = 'running' AND lease_owner = :owner";
@@ -272,10 +263,10 @@ std::vector<ClaimedJob> claim(soci::session &sql, const std::string &owner, int 
   std::string payload, hash, expires;
   soci::indicator i_token = soci::i_null, i_hash = soci::i_null, i_expires = soci::i_null;
   soci::statement st =
-      (sql.prepare << for_dialect(sql, k_claim), soci::use(owner), soci::use(lease_until),
-       soci::use(now), soci::use(now), soci::use(max), soci::into(id), soci::into(attempts),
-       soci::into(payload), soci::into(token_id, i_token), soci::into(hash, i_hash),
-       soci::into(expires, i_expires));
+      (sql.prepare << store::with_skip_locked(sql, k_claim), soci::use(owner),
+       soci::use(lease_until), soci::use(now), soci::use(now), soci::use(max), soci::into(id),
+       soci::into(attempts), soci::into(payload), soci::into(token_id, i_token),
+       soci::into(hash, i_hash), soci::into(expires, i_expires));
   st.execute();
   std::vector<ClaimedJob> claimed;
   while (st.fetch()) {
@@ -321,9 +312,10 @@ std::vector<std::int64_t> recover_expired_leases(soci::session &sql, int max_att
   long long id = 0;
   std::string status, email;
   int attempts = 0;
-  soci::statement st = (sql.prepare << for_dialect(sql, k_recover), soci::use(max_attempts),
-                        soci::use(now), soci::use(now), soci::use(now), soci::into(id),
-                        soci::into(status), soci::into(email), soci::into(attempts));
+  soci::statement st =
+      (sql.prepare << store::with_skip_locked(sql, k_recover), soci::use(max_attempts),
+       soci::use(now), soci::use(now), soci::use(now), soci::into(id), soci::into(status),
+       soci::into(email), soci::into(attempts));
   st.execute();
   std::vector<std::int64_t> requeued;
   std::vector<std::tuple<long long, std::string, int>> dead;

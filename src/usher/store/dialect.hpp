@@ -44,6 +44,16 @@ constexpr const char *skip_locked(Dialect dialect) {
   return dialect == Dialect::sqlite ? "" : " FOR UPDATE SKIP LOCKED";
 }
 
+// `statement` with its "{SKIP_LOCKED}" marker (in the SELECT that picks the
+// rows a claim takes) replaced by skip_locked() of the session's dialect.
+inline std::string with_skip_locked(const soci::session &sql, const char *statement) {
+  std::string text = statement;
+  const std::string marker = "{SKIP_LOCKED}";
+  if (const auto pos = text.find(marker); pos != std::string::npos)
+    text.replace(pos, marker.size(), skip_locked(dialect_of(sql)));
+  return text;
+}
+
 // Serialises schema migrations across processes: several instances starting
 // at once on one PostgreSQL database would otherwise race to create the same
 // tables. A session-level advisory lock (held until unlock_migrations or the
