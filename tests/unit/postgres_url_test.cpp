@@ -58,6 +58,10 @@ TEST(PostgresUrl, RedactedHidesPasswordsOnly) {
             "postgresql://u@h/d?password=***&sslmode=require");
   EXPECT_EQ(redacted("postgresql://h/d"), "postgresql://h/d");
   EXPECT_EQ(redacted("postgresql://u:p%40ss@h/d"), "postgresql://u:***@h/d");
+  // unencoded separators in the password, and schemes usher refuses
+  EXPECT_EQ(redacted("postgresql://u:/x?y@h/d"), "postgresql://u:***@h/d");
+  EXPECT_EQ(redacted("postgresql://u:a@b@h/d"), "postgresql://u:***@h/d");
+  EXPECT_EQ(redacted("mysql://u:hunter2@h/d"), "mysql://u:***@h/d");
 }
 
 } // namespace usher::postgres_url

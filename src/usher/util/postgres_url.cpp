@@ -175,17 +175,17 @@ Result<std::string> to_conninfo(const std::string &url, int default_connect_time
 }
 
 std::string redacted(const std::string &url) {
-  const std::string scheme = scheme_of(url);
-  if (scheme.empty()) return url;
-  const auto authority_end = url.find_first_of("/?", scheme.size());
-  const std::string authority =
-      url.substr(scheme.size(), authority_end == std::string::npos ? std::string::npos
-                                                                   : authority_end - scheme.size());
+  // Any scheme (a mistyped one too), and generous: everything from the first
+  // ':' after "scheme://" to the last '@' goes, so a password holding an
+  // unencoded '/', '?' or '@' is still hidden.
+  const auto start = url.find("://");
+  if (start == std::string::npos) return url;
+  const auto user_start = start + 3;
   std::string out = url;
-  const auto at = authority.rfind('@');
-  const auto colon = authority.find(':');
-  if (at != std::string::npos && colon != std::string::npos && colon < at)
-    out.replace(scheme.size() + colon + 1, at - colon - 1, "***");
+  const auto at = url.rfind('@');
+  const auto colon = url.find(':', user_start);
+  if (at != std::string::npos && at > user_start && colon != std::string::npos && colon < at)
+    out.replace(colon + 1, at - colon - 1, "***");
   // password=... and sslpassword=... in the query.
   for (const char *key : {"?password=", "&password=", "?sslpassword=", "&sslpassword="}) {
     for (auto pos = out.find(key); pos != std::string::npos; pos = out.find(key, pos + 1)) {
