@@ -1,7 +1,8 @@
-"""PostgreSQL start-up (issue 12): a DATABASE_URL that cannot work stops usher
+"""PostgreSQL specifics (issue 12): a DATABASE_URL that cannot work stops usher
 with a non-zero exit and a message naming DATABASE_URL, never the password;
 several processes migrating one database at once apply each migration once;
-`usher backup`/`restore` refuse PostgreSQL and point to pg_dump.
+`usher backup`/`restore` refuse PostgreSQL and point to pg_dump; every
+connection has a lock timeout and a statement timeout.
 
 Always runs against a real PostgreSQL (pg_harness): a missing PostgreSQL fails.
 """
@@ -142,6 +143,47 @@ class PostgresStartupTest(unittest.TestCase):
         self.assertIn("pg_restore", restore.stderr)
         for result in (backup, restore):
             self.assertNotIn(self.cluster.password, result.stdout + result.stderr)
+
+
+class PostgresTimeoutTest(unittest.TestCase):
+    """A statement that waits on a lock ends at DB_BUSY_TIMEOUT_MS (lock_timeout),
+    or at DB_STATEMENT_TIMEOUT_MS (statement_timeout) when that comes first:
+    the command fails with the reason, it never hangs."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.cluster = shared_cluster()
+        cls.workdir = tempfile.mkdtemp(prefix="usher-pg-timeouts-")
+
+    def mode_set_while_locked(self, busy_ms, statement_ms):
+        database = self.cluster.create_database("timeouts")
+        env = base_env({"DATABASE_URL": self.cluster.url(database),
+                        "DB_BUSY_TIMEOUT_MS": str(busy_ms),
+                        "DB_STATEMENT_TIMEOUT_MS": str(statement_ms)})
+        self.assertEqual(run_cli(["migrate"], env=env, cwd=self.workdir).returncode, 0)
+        holder = self.cluster.connect(database)
+        holder.autocommit = False
+        try:
+            holder.cursor().execute("LOCK TABLE system_config IN ACCESS EXCLUSIVE MODE")
+            started = time.monotonic()
+            result = run_cli(["mode", "set", "sync_direct", "--reason", "timeout test"], env=env,
+                             cwd=self.workdir, timeout=30)
+            elapsed = time.monotonic() - started
+        finally:
+            holder.rollback()
+            holder.close()
+        self.assertNotEqual(result.returncode, 0, result.stdout)
+        return result.stderr, elapsed
+
+    def test_lock_timeout(self):
+        stderr, elapsed = self.mode_set_while_locked(busy_ms=300, statement_ms=60000)
+        self.assertIn("lock timeout", stderr)
+        self.assertLess(elapsed, 10)
+
+    def test_statement_timeout(self):
+        stderr, elapsed = self.mode_set_while_locked(busy_ms=60000, statement_ms=300)
+        self.assertIn("statement timeout", stderr)
+        self.assertLess(elapsed, 10)
 
 
 if __name__ == "__main__":
