@@ -13,6 +13,7 @@ A missing PostgreSQL or psycopg2 FAILS the test (never skips): CI must not
 silently run without PostgreSQL.
 """
 
+import atexit
 import glob
 import os
 import pwd
@@ -23,7 +24,6 @@ import socket
 import subprocess
 import tempfile
 import threading
-import atexit
 import uuid
 
 from usher_harness import WaitTimeout, _live_lock, _live_processes, wait_until
@@ -64,7 +64,10 @@ class PostgresCluster:
     def __init__(self, name="pg"):
         self.psycopg2 = _psycopg2()
         self.bindir = _bindir()
-        self.dir = tempfile.mkdtemp(prefix=f"usher-{name}-")
+        # As root the cluster runs as `postgres`, who must reach the directory:
+        # /tmp, whatever TMPDIR says.
+        self.dir = tempfile.mkdtemp(prefix=f"usher-{name}-",
+                                    dir="/tmp" if os.geteuid() == 0 else None)
         self.data = os.path.join(self.dir, "data")
         self.log_path = os.path.join(self.dir, "postgres.log")
         self.password = "pw" + secrets.token_hex(12)
