@@ -1,6 +1,8 @@
 """Shared helpers for usher's black-box integration tests.
 
-Python 3 standard library only. Every network call has a timeout, every
+Python 3 standard library only (the PostgreSQL runs, USHER_TEST_DATABASE=
+postgresql, add Debian's python3-psycopg2 through pg_harness). Every network
+call has a timeout, every
 subprocess wait has a timeout, and every server started here is killed when
 its owner stops it (tests call stop() in tearDown/tearDownClass; an atexit
 hook kills anything left over).
