@@ -13,6 +13,9 @@ packages=(
   libcli11-dev libtomlplusplus-dev libexpected-dev
   # tests and benchmarks
   libgtest-dev libbenchmark-dev wrk python3 curl redis-server
+  # the PostgreSQL variants of the integration tests: a throw-away cluster
+  # (initdb, pg_ctl) and the harness's client
+  postgresql python3-psycopg2
   # browser tests (docs/ui.md): Debian's Chromium (no browser download);
   # node and npm below
   chromium

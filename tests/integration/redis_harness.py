@@ -242,6 +242,7 @@ def sibling(server, name, env=None):
     other.name = name
     other.dir = tempfile.mkdtemp(prefix=f"usher-{name}-")
     other.db_path = server.db_path
+    other.pg = getattr(server, "pg", None)
     other.env = dict(server.env)
     other.env["USHER_INSTANCE"] = f"itest-{name}"
     other.env.update({k: str(v) for k, v in (env or {}).items()})

@@ -22,8 +22,8 @@ class RetentionTest(ServerPerTestCase):
         at = iso(days_ago)
         job = conn.execute(
             "INSERT INTO jobs (email, email_normalized, payload, status, attempts, run_after, "
-            "created_at, updated_at) VALUES (?, ?, '{}', ?, ?, ?, ?, ?)",
-            (email, email, status, attempts, at, at, at)).lastrowid
+            "created_at, updated_at) VALUES (?, ?, '{}', ?, ?, ?, ?, ?) RETURNING id",
+            (email, email, status, attempts, at, at, at)).fetchone()[0]
         for attempt in range(1, attempts + 1):
             conn.execute(
                 "INSERT INTO job_attempts (job_id, attempt, worker, outcome, started_at, "

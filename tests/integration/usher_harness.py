@@ -1,6 +1,8 @@
 """Shared helpers for usher's black-box integration tests.
 
-Python 3 standard library only. Every network call has a timeout, every
+Python 3 standard library only (the PostgreSQL runs, USHER_TEST_DATABASE=
+postgresql, add Debian's python3-psycopg2 through pg_harness). Every network
+call has a timeout, every
 subprocess wait has a timeout, and every server started here is killed when
 its owner stops it (tests call stop() in tearDown/tearDownClass; an atexit
 hook kills anything left over).
@@ -387,6 +389,23 @@ def _queue_under_test_env():
             **{k: v for k, v in FAST_REDIS.items() if k.startswith("REDIS_")}}
 
 
+# The database the tests run against: "sqlite" (default) or "postgresql".
+DATABASE_UNDER_TEST = os.environ.get("USHER_TEST_DATABASE", "sqlite")
+
+
+def _database_under_test_url(db_path):
+    """USHER_TEST_DATABASE=postgresql (set by ctest for the integration.pg.*
+    runs) runs a test file unchanged against PostgreSQL: one throw-away
+    cluster per test process (pg_harness), one fresh database per server.
+    Otherwise an SQLite file at `db_path`."""
+    if DATABASE_UNDER_TEST != "postgresql":
+        return f"sqlite:{db_path}", None
+    from pg_harness import shared_cluster  # imports this module: lazily
+    cluster = shared_cluster()
+    name = cluster.create_database()
+    return cluster.url(name), (cluster, name)
+
+
 class UsherServer:
     """A temporary database and (once start() is called) `usher serve` on a free port.
 
@@ -399,8 +418,11 @@ class UsherServer:
         self.name = name
         self.dir = tempfile.mkdtemp(prefix=f"usher-{name}-")
         self.db_path = os.path.join(self.dir, "usher.db")
+        database_url, self.pg = _database_under_test_url(self.db_path)
+        if self.pg is not None:
+            self.db_path = None  # no file: query() goes through psycopg2
         self.env = base_env({
-            "DATABASE_URL": f"sqlite:{self.db_path}",
+            "DATABASE_URL": database_url,
             "USHER_LISTEN": "127.0.0.1:0",
             "USHER_INSTANCE": f"itest-{name}",
             **_queue_under_test_env(),
@@ -545,9 +567,13 @@ class UsherServer:
         """Every secret this server's log must not hold: those the tests saw
         (seen_secrets()) and the settings that are secrets."""
         found = seen_secrets()
-        for name in ("TELEGRAM_BOT_TOKEN", "REDIS_URL"):
+        for name in ("TELEGRAM_BOT_TOKEN", "REDIS_URL", "DATABASE_URL"):
             value = getattr(self, "env", {}).get(name, "")
-            if name == "REDIS_URL":
+            if name == "DATABASE_URL":
+                # only its password: postgresql://user:password@host...
+                match = re.match(r"postgres(?:ql)?://[^:@/]*:([^@/]+)@", value)
+                value = match.group(1) if match else ""
+            elif name == "REDIS_URL":
                 # only its password: redis://[:password@]host:port
                 match = re.match(r"rediss?://(?:[^:@/]*:)?([^@/]+)@", value)
                 value = match.group(1) if match else ""
@@ -615,6 +641,13 @@ class UsherServer:
 
     # --- database -----------------------------------------------------------
     def db(self):
+        """A connection to the server's database: sqlite3's, or on PostgreSQL
+        one that takes the same statements (`?` placeholders) and returns the
+        same shapes (lists of tuples)."""
+        if getattr(self, "pg", None) is not None:
+            from pg_harness import PgQueryConnection
+            cluster, name = self.pg
+            return PgQueryConnection(cluster.connect(name))
         conn = sqlite3.connect(self.db_path, timeout=10)
         return conn
 

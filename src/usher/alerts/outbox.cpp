@@ -1,6 +1,8 @@
 // SQL of the alert outbox (see outbox.hpp).
 #include <usher/alerts/outbox.hpp>
 
+#include <usher/store/dialect.hpp>
+
 namespace usher::alerts {
 namespace {
 
@@ -14,11 +16,12 @@ constexpr const char *k_has_due =
     "AND next_attempt_at <= :now LIMIT 1) due";
 
 // The outer conditions repeat the inner ones so that, on PostgreSQL, a row
-// another sender claimed meanwhile is not claimed twice.
+// another sender claimed meanwhile is not claimed twice; {SKIP_LOCKED} lets
+// that other sender take the next row instead of waiting for this one.
 constexpr const char *k_claim =
     "UPDATE alert_outbox SET next_attempt_at = :lease_until "
     "WHERE id = (SELECT id FROM alert_outbox WHERE status = 'pending' AND next_attempt_at <= :now "
-    "ORDER BY id LIMIT 1) AND status = 'pending' AND next_attempt_at <= :now2 "
+    "ORDER BY id LIMIT 1{SKIP_LOCKED}) AND status = 'pending' AND next_attempt_at <= :now2 "
     "RETURNING id, chat_id, kind, text, attempts, created_at";
 
 constexpr const char *k_sent =
@@ -64,9 +67,9 @@ std::optional<OutboxMessage> claim_next(soci::session &sql, const std::string &n
                                         const std::string &lease_until) {
   OutboxMessage message;
   long long id = 0;
-  sql << k_claim, soci::use(lease_until), soci::use(now), soci::use(now), soci::into(id),
-      soci::into(message.chat_id), soci::into(message.kind), soci::into(message.text),
-      soci::into(message.attempts), soci::into(message.created_at);
+  sql << store::with_skip_locked(sql, k_claim), soci::use(lease_until), soci::use(now),
+      soci::use(now), soci::into(id), soci::into(message.chat_id), soci::into(message.kind),
+      soci::into(message.text), soci::into(message.attempts), soci::into(message.created_at);
   if (!sql.got_data()) return std::nullopt;
   message.id = id;
   return message;

@@ -282,7 +282,7 @@ std::unique_ptr<queue::JobQueue> make_queue(const store::Database &db, store::Wr
 int run_worker(const config::Config &config) {
   const sigset_t signals = block_stop_signals();
   store::Database db(config.database_url, config.db_busy_timeout, config.sqlite_synchronous_full,
-                     config.sqlite_wal_limit_mib * 1024 * 1024);
+                     config.sqlite_wal_limit_mib * 1024 * 1024, config.db_statement_timeout);
   migrate_at_start(db);
   const alerts::AlertPolicy alert_policy = alerts::policy_from(config);
   warn_when_alerts_are_off(db, config, alert_policy);
@@ -467,7 +467,7 @@ int serve(const config::Config &config) {
   const sigset_t signals = block_stop_signals();
 
   store::Database db(config.database_url, config.db_busy_timeout, config.sqlite_synchronous_full,
-                     config.sqlite_wal_limit_mib * 1024 * 1024);
+                     config.sqlite_wal_limit_mib * 1024 * 1024, config.db_statement_timeout);
   migrate_at_start(db);
   const alerts::AlertPolicy alert_policy = alerts::policy_from(config);
   warn_when_alerts_are_off(db, config, alert_policy);

@@ -32,7 +32,7 @@ namespace {
 std::unique_ptr<soci::session> open(const config::Config &config,
                                     store::Dialect *dialect = nullptr) {
   store::Database db(config.database_url, config.db_busy_timeout, config.sqlite_synchronous_full,
-                     config.sqlite_wal_limit_mib * 1024 * 1024);
+                     config.sqlite_wal_limit_mib * 1024 * 1024, config.db_statement_timeout);
   auto sql = db.connect();
   store::migrate(*sql, db.dialect());
   if (dialect) *dialect = db.dialect();
@@ -82,7 +82,7 @@ std::string cli_actor() {
 
 int migrate(const config::Config &config) {
   store::Database db(config.database_url, config.db_busy_timeout, config.sqlite_synchronous_full,
-                     config.sqlite_wal_limit_mib * 1024 * 1024);
+                     config.sqlite_wal_limit_mib * 1024 * 1024, config.db_statement_timeout);
   auto sql = db.connect();
   const int applied = store::migrate(*sql, db.dialect());
   fmt::print("applied {} migrations; schema version {}\n", applied, store::latest_migration());
@@ -92,7 +92,7 @@ int migrate(const config::Config &config) {
 int backup(const config::Config &config, const std::string &path) {
   const store::Database db(config.database_url, config.db_busy_timeout,
                            config.sqlite_synchronous_full,
-                           config.sqlite_wal_limit_mib * 1024 * 1024);
+                           config.sqlite_wal_limit_mib * 1024 * 1024, config.db_statement_timeout);
   const auto copied = store::backup(db, path);
   if (!copied) throw std::runtime_error(copied.error().detail);
   fmt::print("backed up to {} ({} bytes)\n", path, copied->bytes);
@@ -102,7 +102,7 @@ int backup(const config::Config &config, const std::string &path) {
 int restore(const config::Config &config, const std::string &path) {
   const store::Database db(config.database_url, config.db_busy_timeout,
                            config.sqlite_synchronous_full,
-                           config.sqlite_wal_limit_mib * 1024 * 1024);
+                           config.sqlite_wal_limit_mib * 1024 * 1024, config.db_statement_timeout);
   const auto restored = store::restore(path, db);
   if (!restored) throw std::runtime_error(restored.error().detail);
   fmt::print("restored {} into {} ({} bytes); start usher\n", path, *db.sqlite_path(),

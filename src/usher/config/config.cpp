@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include <usher/util/postgres_url.hpp>
 #include <usher/util/text.hpp>
 
 namespace usher::config {
@@ -90,8 +91,12 @@ std::optional<std::string> parse_listen(Config &c, const std::string &v) {
 std::optional<std::string> parse_database_url(Config &c, const std::string &v) {
   if (v.rfind("sqlite:", 0) == 0) {
     if (v.size() == 7) return "sqlite: needs a path, as in sqlite:var/usher.db";
-  } else if (v.rfind("postgresql://", 0) != 0 && v.rfind("postgres://", 0) != 0) {
-    return fmt::format("must start with sqlite: or postgresql://, got \"{}\"", v);
+  } else if (v.rfind("postgresql://", 0) == 0 || v.rfind("postgres://", 0) == 0) {
+    // The message never repeats the URL: it holds the password.
+    if (auto conninfo = postgres_url::to_conninfo(v); !conninfo) return conninfo.error().detail;
+  } else {
+    return fmt::format("must start with sqlite: or postgresql://, got \"{}\"",
+                       postgres_url::redacted(v));
   }
   c.database_url = v;
   return std::nullopt;
@@ -309,6 +314,9 @@ std::vector<Setting> make_settings() {
              &Config::http_read_timeout),
       number("DB_BUSY_TIMEOUT_MS", "how long a database call waits for a lock", 10, 600000,
              &Config::db_busy_timeout),
+      number("DB_STATEMENT_TIMEOUT_MS",
+             "PostgreSQL: longest run of one statement (statement_timeout)", 100, 3600000,
+             &Config::db_statement_timeout),
       {"SQLITE_SYNCHRONOUS", "full (a commit survives power loss) or normal (survives a crash)",
        [](Config &c, const std::string &v) -> std::optional<std::string> {
          if (v != "full" && v != "normal")

@@ -71,6 +71,9 @@ struct Config {
   std::size_t retention_batch = 500;
   std::chrono::milliseconds http_read_timeout{10000};
   std::chrono::milliseconds db_busy_timeout{5000};
+  // PostgreSQL's statement_timeout on every connection (lock_timeout is
+  // db_busy_timeout).
+  std::chrono::milliseconds db_statement_timeout{30000};
   bool sqlite_synchronous_full = true; // SQLITE_SYNCHRONOUS=full|normal
   // SQLITE_WAL_LIMIT_MIB: past this size the writer truncates the WAL with a
   // blocking checkpoint, and the file is trimmed back to it after a reset.

@@ -4,6 +4,7 @@
 
 #include <usher/auth/activation.hpp>
 #include <usher/health/health_log.hpp>
+#include <usher/store/dialect.hpp>
 #include <usher/util/clock.hpp>
 
 namespace usher::jobs {
@@ -15,11 +16,14 @@ constexpr const char *k_insert_queued =
     "VALUES (:email, :norm, :payload, 'queued', 0, :token_id, :now, :now2, :now3, :hash, :exp) "
     "ON CONFLICT DO NOTHING RETURNING id";
 
+// The claim's rows: the oldest runnable jobs. {SKIP_LOCKED} (PostgreSQL)
+// lets claimers in other processes take the next rows instead of waiting
+// for these (store::skip_locked).
 constexpr const char *k_claim =
     "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_owner = :owner, "
     "lease_expires_at = :lease, updated_at = :now "
     "WHERE id IN (SELECT id FROM jobs WHERE status = 'queued' AND run_after <= :now2 "
-    "ORDER BY run_after LIMIT :max) "
+    "ORDER BY run_after LIMIT :max{SKIP_LOCKED}) "
     "RETURNING id, attempts, payload, created_by_token_id, activation_token_hash, "
     "activation_expires_at";
 
@@ -44,7 +48,8 @@ constexpr const char *k_recover =
     "UPDATE jobs SET status = CASE WHEN attempts >= :max THEN 'dead' ELSE 'queued' END, "
     "last_error = 'the worker holding the lease stopped or crashed', run_after = :now, "
     "lease_owner = NULL, lease_expires_at = NULL, updated_at = :now2 "
-    "WHERE status = 'running' AND lease_expires_at < :now3 "
+    "WHERE id IN (SELECT id FROM jobs WHERE status = 'running' AND lease_expires_at < :now3"
+    "{SKIP_LOCKED}) "
     "RETURNING id, status, email, attempts";
 
 constexpr const char *k_release =
@@ -258,9 +263,10 @@ std::vector<ClaimedJob> claim(soci::session &sql, const std::string &owner, int 
   std::string payload, hash, expires;
   soci::indicator i_token = soci::i_null, i_hash = soci::i_null, i_expires = soci::i_null;
   soci::statement st =
-      (sql.prepare << k_claim, soci::use(owner), soci::use(lease_until), soci::use(now),
-       soci::use(now), soci::use(max), soci::into(id), soci::into(attempts), soci::into(payload),
-       soci::into(token_id, i_token), soci::into(hash, i_hash), soci::into(expires, i_expires));
+      (sql.prepare << store::with_skip_locked(sql, k_claim), soci::use(owner),
+       soci::use(lease_until), soci::use(now), soci::use(now), soci::use(max), soci::into(id),
+       soci::into(attempts), soci::into(payload), soci::into(token_id, i_token),
+       soci::into(hash, i_hash), soci::into(expires, i_expires));
   st.execute();
   std::vector<ClaimedJob> claimed;
   while (st.fetch()) {
@@ -307,8 +313,9 @@ std::vector<std::int64_t> recover_expired_leases(soci::session &sql, int max_att
   std::string status, email;
   int attempts = 0;
   soci::statement st =
-      (sql.prepare << k_recover, soci::use(max_attempts), soci::use(now), soci::use(now),
-       soci::use(now), soci::into(id), soci::into(status), soci::into(email), soci::into(attempts));
+      (sql.prepare << store::with_skip_locked(sql, k_recover), soci::use(max_attempts),
+       soci::use(now), soci::use(now), soci::use(now), soci::into(id), soci::into(status),
+       soci::into(email), soci::into(attempts));
   st.execute();
   std::vector<std::int64_t> requeued;
   std::vector<std::tuple<long long, std::string, int>> dead;

@@ -7,12 +7,40 @@
 #include <soci/postgresql/soci-postgresql.h>
 #include <soci/sqlite3/soci-sqlite3.h>
 
+#include <usher/util/postgres_url.hpp>
+
 namespace usher::store {
+namespace {
+
+// libpq's own message says what failed (refused, password, missing
+// database) but neither which setting nor how to fix it; it never
+// contains the password.
+std::string connect_failure(const std::string &redacted_url, std::string libpq_message) {
+  while (!libpq_message.empty() && (libpq_message.back() == '\n' || libpq_message.back() == ' '))
+    libpq_message.pop_back();
+  for (auto &c : libpq_message) {
+    if (c == '\n' || c == '\t') c = ' ';
+  }
+  std::string hint;
+  if (libpq_message.find("password authentication failed") != std::string::npos ||
+      libpq_message.find("no password supplied") != std::string::npos) {
+    hint = " (check the user name and password in DATABASE_URL)";
+  } else if (libpq_message.find("does not exist") != std::string::npos) {
+    hint = " (the database or role in DATABASE_URL does not exist: create it first)";
+  } else if (libpq_message.find("Connection refused") != std::string::npos ||
+             libpq_message.find("could not translate host name") != std::string::npos ||
+             libpq_message.find("timeout expired") != std::string::npos) {
+    hint = " (is PostgreSQL running at the host and port in DATABASE_URL?)";
+  }
+  return fmt::format("cannot connect to DATABASE_URL {}: {}{}", redacted_url, libpq_message, hint);
+}
+
+} // namespace
 
 Database::Database(std::string url, std::chrono::milliseconds busy_timeout, bool synchronous_full,
-                   std::uint64_t wal_limit_bytes)
-    : m_url(std::move(url)), m_busy_timeout(busy_timeout), m_synchronous_full(synchronous_full),
-      m_wal_limit_bytes(wal_limit_bytes) {
+                   std::uint64_t wal_limit_bytes, std::chrono::milliseconds statement_timeout)
+    : m_url(std::move(url)), m_busy_timeout(busy_timeout), m_statement_timeout(statement_timeout),
+      m_synchronous_full(synchronous_full), m_wal_limit_bytes(wal_limit_bytes) {
   if (m_url.rfind("sqlite:", 0) == 0) {
     m_dialect = Dialect::sqlite;
     const std::string path = m_url.substr(7);
@@ -25,7 +53,9 @@ Database::Database(std::string url, std::chrono::milliseconds busy_timeout, bool
                                    std::max<long long>(1, busy_timeout.count() / 1000));
   } else if (m_url.rfind("postgresql://", 0) == 0 || m_url.rfind("postgres://", 0) == 0) {
     m_dialect = Dialect::postgresql;
-    m_connect_string = m_url;
+    auto conninfo = postgres_url::to_conninfo(m_url, k_connect_timeout_s);
+    if (!conninfo) throw std::runtime_error("DATABASE_URL " + conninfo.error().detail);
+    m_connect_string = std::move(*conninfo);
   } else {
     throw std::runtime_error("DATABASE_URL must start with sqlite: or postgresql://");
   }
@@ -49,8 +79,24 @@ std::unique_ptr<soci::session> Database::connect(bool for_writer) const {
     *sql << fmt::format("PRAGMA journal_size_limit = {}", m_wal_limit_bytes);
     if (for_writer) *sql << "PRAGMA wal_autocheckpoint = 0";
   } else {
-    sql = std::make_unique<soci::session>(*soci::factory_postgresql(), m_connect_string);
-    *sql << fmt::format("SET statement_timeout = {}", m_busy_timeout.count());
+    try {
+      sql = std::make_unique<soci::session>(*soci::factory_postgresql(), m_connect_string);
+    } catch (const soci::soci_error &e) {
+      throw soci::soci_error(connect_failure(postgres_url::redacted(m_url), e.what()));
+    }
+    // Set on the session (not as libpq `options`, which connection poolers
+    // refuse): no statement runs longer than DB_STATEMENT_TIMEOUT_MS, and no
+    // lock is waited for longer than DB_BUSY_TIMEOUT_MS (SQLite's busy
+    // timeout). Both fail the statement, which the callers treat as the
+    // database being unavailable.
+    *sql << fmt::format("SET statement_timeout = {}", m_statement_timeout.count());
+    *sql << fmt::format("SET lock_timeout = {}", m_busy_timeout.count());
+    // Times are written as ISO 8601 UTC text by usher itself; the session's
+    // time zone only matters to now() in SQL, which stays UTC.
+    *sql << "SET TIME ZONE 'UTC'";
+    // libpq prints NOTICEs ("relation ... already exists, skipping") on
+    // stderr, outside usher's log format.
+    *sql << "SET client_min_messages = warning";
   }
   return sql;
 }

@@ -23,10 +23,18 @@ public:
   // `wal_limit_bytes`: SQLite's `journal_size_limit` on every connection (a
   // reset WAL is trimmed back to it) and the size past which the writer
   // truncates the WAL (WriteBatcher).
+  // PostgreSQL: `url` becomes a libpq conninfo (postgres_url::to_conninfo;
+  // throws std::runtime_error naming DATABASE_URL when it is malformed);
+  // every connection gets `statement_timeout` and, as lock_timeout,
+  // `busy_timeout`.
   Database(std::string url, std::chrono::milliseconds busy_timeout, bool synchronous_full = true,
-           std::uint64_t wal_limit_bytes = k_default_wal_limit_bytes);
+           std::uint64_t wal_limit_bytes = k_default_wal_limit_bytes,
+           std::chrono::milliseconds statement_timeout = std::chrono::milliseconds(30000));
 
   static constexpr std::uint64_t k_default_wal_limit_bytes = 64ULL * 1024 * 1024;
+  // PostgreSQL: libpq's connect_timeout when the URL sets none, so that an
+  // unreachable host fails start-up (and readiness) instead of hanging.
+  static constexpr int k_connect_timeout_s = 5;
 
   Dialect dialect() const { return m_dialect; }
 
@@ -38,7 +46,8 @@ public:
   std::uint64_t wal_limit_bytes() const { return m_wal_limit_bytes; }
 
   // Opens a new session; throws soci::soci_error when the database cannot be
-  // reached. `for_writer` turns off SQLite's automatic WAL checkpoints on
+  // reached (PostgreSQL: the message names DATABASE_URL, without its
+  // password, and says what to check). `for_writer` turns off SQLite's automatic WAL checkpoints on
   // this connection (the maintenance thread checkpoints passively, and the
   // writer truncates the WAL itself when it passes the limit).
   std::unique_ptr<soci::session> connect(bool for_writer = false) const;
@@ -48,6 +57,7 @@ private:
   std::string m_connect_string;
   Dialect m_dialect;
   std::chrono::milliseconds m_busy_timeout;
+  std::chrono::milliseconds m_statement_timeout;
   bool m_synchronous_full;
   std::uint64_t m_wal_limit_bytes;
   std::optional<std::string> m_sqlite_path;

@@ -6,11 +6,19 @@
 // and compare the same on both.
 #pragma once
 
+#include <string>
+
 #include <soci/soci.h>
 
 namespace usher::store {
 
 enum class Dialect { sqlite, postgresql };
+
+// The dialect of an open session, for code that is handed a session rather
+// than the Database (statements prepared inside a write).
+inline Dialect dialect_of(const soci::session &sql) {
+  return sql.get_backend_name() == "postgresql" ? Dialect::postgresql : Dialect::sqlite;
+}
 
 // Opens a write transaction. SQLite takes its one write lock at BEGIN
 // (IMMEDIATE), waiting up to the busy timeout, instead of failing at the
@@ -34,6 +42,38 @@ constexpr const char *identity_column(Dialect dialect) {
 // rows on PostgreSQL; SQLite has one writer, so there is nothing to skip.
 constexpr const char *skip_locked(Dialect dialect) {
   return dialect == Dialect::sqlite ? "" : " FOR UPDATE SKIP LOCKED";
+}
+
+// `statement` with its "{SKIP_LOCKED}" marker (in the SELECT that picks the
+// rows a claim takes) replaced by skip_locked() of the session's dialect.
+inline std::string with_skip_locked(const soci::session &sql, const char *statement) {
+  std::string text = statement;
+  const std::string marker = "{SKIP_LOCKED}";
+  if (const auto pos = text.find(marker); pos != std::string::npos)
+    text.replace(pos, marker.size(), skip_locked(dialect_of(sql)));
+  return text;
+}
+
+// Serialises schema migrations across processes: several instances starting
+// at once on one PostgreSQL database would otherwise race to create the same
+// tables. A session-level advisory lock (held until unlock_migrations or the
+// connection closes), waited for up to the connection's lock_timeout. SQLite:
+// nothing to do, the migration's write transaction is the lock.
+constexpr long long k_migration_lock_key = 0x7573686572; // "usher"
+
+inline void lock_migrations(soci::session &sql, Dialect dialect) {
+  if (dialect != Dialect::postgresql) return;
+  // pg_advisory_lock returns void: selected as text so SOCI can read it.
+  std::string ignored;
+  sql << "SELECT pg_advisory_lock(:key)::text", soci::use(k_migration_lock_key),
+      soci::into(ignored);
+}
+
+inline void unlock_migrations(soci::session &sql, Dialect dialect) {
+  if (dialect != Dialect::postgresql) return;
+  std::string ignored;
+  sql << "SELECT pg_advisory_unlock(:key)::text", soci::use(k_migration_lock_key),
+      soci::into(ignored);
 }
 
 } // namespace usher::store

@@ -191,6 +191,20 @@ std::string replace_all(std::string s, const std::string &from, const std::strin
 int latest_migration() { return static_cast<int>(k_migrations.size()); }
 
 int migrate(soci::session &sql, Dialect dialect) {
+  // One process applies the migrations, the others wait and then find them
+  // applied (PostgreSQL; on SQLite each migration's transaction serialises).
+  lock_migrations(sql, dialect);
+  struct Unlock {
+    soci::session &sql;
+    Dialect dialect;
+    ~Unlock() {
+      try {
+        unlock_migrations(sql, dialect);
+      } catch (const std::exception &) {
+        // The connection is gone, and the lock with it.
+      }
+    }
+  } unlock{sql, dialect};
   sql << "CREATE TABLE IF NOT EXISTS schema_migrations ("
          "version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)";
   int applied = 0;

@@ -49,11 +49,7 @@ constexpr const char *k_delete_session = "DELETE FROM sessions WHERE id = :id";
 class BatchTransaction {
 public:
   BatchTransaction(soci::session &sql, Dialect dialect) : m_sql(sql) {
-    if (dialect == Dialect::sqlite) {
-      m_sql << "BEGIN IMMEDIATE";
-    } else {
-      m_sql.begin();
-    }
+    begin_write(m_sql, dialect);
   }
   ~BatchTransaction() {
     if (m_committed) return;

@@ -5,6 +5,7 @@
 #include <memory>
 #include <system_error>
 
+#include <soci/postgresql/soci-postgresql.h>
 #include <soci/sqlite3/soci-sqlite3.h>
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
@@ -45,7 +46,18 @@ bool is_database_failure(const soci::soci_error &e) {
     default: return false;
     }
   }
-  // Other backends: only a broken connection is the database's failure.
+  if (const auto *pg = dynamic_cast<const soci::postgresql_soci_error *>(&e)) {
+    // SQLSTATE classes: 08 connection, 40 serialization/deadlock, 53
+    // resources (disk full, too many connections), 55P03 lock_timeout, 57
+    // statement_timeout and shutdown, 58 I/O, XX internal. A constraint
+    // (23) or a bug's syntax error (42) is the write's own.
+    const std::string state = pg->sqlstate();
+    const std::string cls = state.substr(0, 2);
+    if (cls == "08" || cls == "40" || cls == "53" || cls == "57" || cls == "58" || cls == "XX" ||
+        state == "55P03" || state == "55006")
+      return true;
+  }
+  // Otherwise only a broken connection is the database's failure.
   return e.get_error_category() == soci::soci_error::connection_error ||
          e.get_error_category() == soci::soci_error::system_error;
 }
