@@ -25,6 +25,7 @@
 #include <usher/http/api.hpp>
 #include <usher/http/server.hpp>
 #include <usher/idempotency/idempotency.hpp>
+#include <usher/metrics/registry.hpp>
 #include <usher/queue/embedded_queue.hpp>
 #include <usher/queue/redis_queue.hpp>
 #include <usher/redis/channel.hpp>
@@ -297,6 +298,12 @@ int run_worker(const config::Config &config) {
 
 int serve(const config::Config &config) {
   const sigset_t signals = block_stop_signals();
+  // Every part that records metrics gets this one registry; it outlives them
+  // all (GET /metrics, docs/metrics.md).
+  metrics::Registry registry;
+  registry.gauge("usher_build_info", "Always 1; the version of the running binary.", {"version"})
+      .with({USHER_VERSION})
+      .set(1);
 
   store::Database db(config.database_url, config.db_busy_timeout, config.sqlite_synchronous_full,
                      config.sqlite_wal_limit_mib * 1024 * 1024);
@@ -347,7 +354,8 @@ int serve(const config::Config &config) {
       writer,        tokens,
       mode,          in_flight,
       *queue,        crypto::hash_password("usher-no-such-account", config.password_cost),
-      &alert_policy, {}};
+      &alert_policy, {},
+      &registry};
   if (mode_channel) {
     deps.mode_changed = [&mode_channel](const system::ModeState &state) {
       mode_channel->publish(redis::mode_message(state.version, system::to_string(state.mode)));
@@ -361,12 +369,25 @@ int serve(const config::Config &config) {
   http::Api api(std::move(deps), http::PasswordDeps{hashing, account_attempts, address_attempts});
   http::HttpServer server(api, config);
   const std::uint16_t port = server.start();
+  // GET /metrics on a listener of its own when METRICS_LISTEN is set.
+  std::unique_ptr<http::HttpServer> metrics_server;
+  std::uint16_t metrics_port = 0;
+  if (config.metrics_listen_host) {
+    metrics_server = std::make_unique<http::HttpServer>(api, config, http::Listener::metrics);
+    metrics_port = metrics_server->start();
+  }
   Maintenance maintenance(db, config, tokens, writer, clock::system_clock());
   if (config.start_worker) worker.start();
   auto alert_sender = start_alert_sender(db, writer, config, alert_policy);
 
   const std::string url = fmt::format("http://{}:{}", config.listen_host, port);
   std::printf("usher listening on %s\n", url.c_str());
+  if (metrics_server) {
+    const std::string metrics_url =
+        fmt::format("http://{}:{}/metrics", *config.metrics_listen_host, metrics_port);
+    std::printf("usher metrics on %s\n", metrics_url.c_str());
+    spdlog::info("metrics on {}", metrics_url);
+  }
   std::fflush(stdout);
   spdlog::info("usher {} listening on {} (database {})", USHER_VERSION, url,
                db.dialect() == store::Dialect::sqlite ? "sqlite" : "postgresql");
@@ -379,6 +400,7 @@ int serve(const config::Config &config) {
   // (503, Connection: close); let accepted ones finish within the grace
   // period, those still being read included (SPEC §1).
   server.begin_drain();
+  if (metrics_server) metrics_server->stop(); // scrapes are not drained
   const auto drain_began = std::chrono::steady_clock::now();
   const auto deadline = drain_began + k_grace_period;
   // A connection that was open but had sent no complete request may be idle
