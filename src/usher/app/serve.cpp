@@ -25,6 +25,7 @@
 #include <usher/http/api.hpp>
 #include <usher/http/server.hpp>
 #include <usher/idempotency/idempotency.hpp>
+#include <usher/jobs/job_store.hpp>
 #include <usher/metrics/registry.hpp>
 #include <usher/queue/embedded_queue.hpp>
 #include <usher/queue/redis_queue.hpp>
@@ -48,6 +49,10 @@ constexpr auto k_grace_period = std::chrono::seconds(10);
 // way) has this long to arrive in full.
 constexpr auto k_reading_grace = std::chrono::seconds(5);
 constexpr auto k_checkpoint_interval = std::chrono::milliseconds(500);
+// The queue-depth gauges: refreshed this often, counting at most this many
+// queued rows (docs/metrics.md).
+constexpr auto k_queue_depth_interval = std::chrono::seconds(5);
+constexpr long long k_queue_depth_limit = 100000;
 // A token revoked on any instance is refused here within this (plus a tick).
 constexpr auto k_token_refresh_interval = std::chrono::milliseconds(500);
 constexpr std::size_t k_pool_queue_limit = 10000;
@@ -72,9 +77,20 @@ store::RetentionSettings retention_settings(const config::Config &config) {
 class Maintenance {
 public:
   Maintenance(const store::Database &db, const config::Config &config, auth::TokenRegistry &tokens,
-              store::WriteBatcher &writer, const clock::Clock &clock)
+              store::WriteBatcher &writer, const clock::Clock &clock, metrics::Registry &registry)
       : m_db(db), m_tokens(tokens), m_writer(writer),
-        m_retention(retention_settings(config), db.dialect(), clock), m_thread([this] { run(); }) {}
+        m_retention(retention_settings(config), db.dialect(), clock),
+        m_queued(registry
+                     .gauge("usher_queue_depth",
+                            "Jobs waiting in the queue (status queued), counted up to 100000 every "
+                            "few seconds by the maintenance thread.")
+                     .with()),
+        m_oldest(
+            registry
+                .gauge("usher_queue_oldest_waiting_seconds",
+                       "Age of the oldest waiting job at the last refresh (0 when none waits).")
+                .with()),
+        m_thread([this] { run(); }) {}
   ~Maintenance() { stop(); }
 
   void stop() {
@@ -90,6 +106,7 @@ private:
   void run() {
     std::unique_ptr<soci::session> sql;
     auto next_token_refresh = std::chrono::steady_clock::now() + k_token_refresh_interval;
+    auto next_depth_refresh = std::chrono::steady_clock::now();
     std::unique_lock lock(m_mutex);
     while (!m_wake.wait_for(lock, k_checkpoint_interval, [this] { return m_stopping; })) {
       lock.unlock();
@@ -107,6 +124,12 @@ private:
                 auth::record_token_uses(write_sql, uses);
               },
               [](const Result<void> &) {});
+        }
+        if (std::chrono::steady_clock::now() >= next_depth_refresh) {
+          const auto depth = jobs::queue_depth(*sql, k_queue_depth_limit);
+          m_queued.set(static_cast<double>(depth.queued));
+          m_oldest.set(depth.oldest_waiting_seconds.value_or(0.0));
+          next_depth_refresh = std::chrono::steady_clock::now() + k_queue_depth_interval;
         }
         if (const auto pruned = m_retention.run_if_due(*sql); pruned && pruned->total() > 0) {
           log::with_fields(spdlog::level::info,
@@ -132,6 +155,8 @@ private:
   auth::TokenRegistry &m_tokens;
   store::WriteBatcher &m_writer;
   store::Retention m_retention;
+  metrics::Gauge &m_queued;
+  metrics::Gauge &m_oldest;
   std::mutex m_mutex;
   std::condition_variable m_wake;
   bool m_stopping = false;
@@ -165,8 +190,10 @@ void wait_for_stop_signal(const sigset_t &signals) {
 }
 
 worker::WorkerSettings worker_settings(const config::Config &config,
-                                       const alerts::AlertPolicy &alert_policy) {
+                                       const alerts::AlertPolicy &alert_policy,
+                                       metrics::Registry *registry) {
   worker::WorkerSettings settings;
+  settings.metrics = registry;
   settings.alerts = &alert_policy;
   settings.threads = config.worker_concurrency;
   settings.claim_batch = static_cast<int>(config.job_claim_batch);
@@ -211,14 +238,26 @@ void warn_when_alerts_are_off(const store::Database &db, const config::Config &c
 std::unique_ptr<alerts::AlertSender> start_alert_sender(const store::Database &db,
                                                         store::WriteBatcher &writer,
                                                         const config::Config &config,
-                                                        const alerts::AlertPolicy &policy) {
+                                                        const alerts::AlertPolicy &policy,
+                                                        metrics::Registry *registry) {
+  auto settings = alerts::sender_settings(config);
+  if (registry != nullptr) {
+    settings.outcomes = &registry->counter(
+        "usher_alerts_total",
+        "Telegram alert delivery attempts by outcome: sent, failed (retried later), rejected "
+        "(by Telegram) or given_up (retried until ALERT_GIVE_UP_MS).",
+        {"outcome"});
+    for (const char *outcome : {"sent", "failed", "rejected", "given_up"}) {
+      settings.outcomes->with({outcome});
+    }
+  }
   if (!policy.enabled()) return nullptr;
   auto record_warning = [instance = config.instance](soci::session &sql, const std::string &message,
                                                      const nlohmann::json &metadata) {
     health::record(sql, health::EventType::warning, message, metadata, instance);
   };
-  auto sender = std::make_unique<alerts::AlertSender>(
-      db, writer, policy, alerts::sender_settings(config), std::move(record_warning));
+  auto sender = std::make_unique<alerts::AlertSender>(db, writer, policy, std::move(settings),
+                                                      std::move(record_warning));
   sender->start();
   return sender;
 }
@@ -279,9 +318,9 @@ int run_worker(const config::Config &config) {
   warn_when_alerts_are_off(db, config, alert_policy);
   store::WriteBatcher writer(db, config.write_queue_limit);
   auto queue = make_queue(db, writer, config, alert_policy);
-  worker::Worker worker(*queue, writer, worker_settings(config, alert_policy));
+  worker::Worker worker(*queue, writer, worker_settings(config, alert_policy, nullptr));
   worker.start();
-  auto alert_sender = start_alert_sender(db, writer, config, alert_policy);
+  auto alert_sender = start_alert_sender(db, writer, config, alert_policy, nullptr);
   std::printf("usher worker running (%u threads)\n", config.worker_concurrency);
   std::fflush(stdout);
   spdlog::info("usher {} worker running with {} threads", USHER_VERSION, config.worker_concurrency);
@@ -316,9 +355,9 @@ int serve(const config::Config &config) {
     tokens.reload(*sql);
   }
 
-  store::WriteBatcher writer(db, config.write_queue_limit);
+  store::WriteBatcher writer(db, config.write_queue_limit, store::k_max_batch, &registry);
   auto queue = make_queue(db, writer, config, alert_policy);
-  worker::Worker worker(*queue, writer, worker_settings(config, alert_policy));
+  worker::Worker worker(*queue, writer, worker_settings(config, alert_policy, &registry));
   store::BlockingPool pool(db, config.blocking_threads, k_pool_queue_limit);
   system::ModeCache mode(
       [&db] { return load_mode_from(db); }, config.config_cache_ttl,
@@ -376,9 +415,9 @@ int serve(const config::Config &config) {
     metrics_server = std::make_unique<http::HttpServer>(api, config, http::Listener::metrics);
     metrics_port = metrics_server->start();
   }
-  Maintenance maintenance(db, config, tokens, writer, clock::system_clock());
+  Maintenance maintenance(db, config, tokens, writer, clock::system_clock(), registry);
   if (config.start_worker) worker.start();
-  auto alert_sender = start_alert_sender(db, writer, config, alert_policy);
+  auto alert_sender = start_alert_sender(db, writer, config, alert_policy, &registry);
 
   const std::string url = fmt::format("http://{}:{}", config.listen_host, port);
   std::printf("usher listening on %s\n", url.c_str());

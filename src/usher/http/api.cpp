@@ -29,6 +29,15 @@ std::string method_label(const std::string &method) {
   return "other";
 }
 
+metrics::Counter *fallback_counter(metrics::Registry *registry) {
+  if (registry == nullptr) return nullptr;
+  return &registry
+              ->counter("usher_queue_fallbacks_total",
+                        "Queued jobs provisioned inline because the queue could not take them "
+                        "(circuit open or dispatch failed).")
+              .with();
+}
+
 bool is_json_media_type(std::string_view content_type) {
   const auto semicolon = content_type.find(';');
   return text::iequals(text::trim(content_type.substr(0, semicolon)), "application/json");
@@ -65,7 +74,8 @@ Api::Api(ApiDeps deps, PasswordDeps passwords)
     : m_deps(std::move(deps)), m_passwords(passwords),
       m_intake(m_deps.writer, m_deps.mode, m_deps.queue, m_deps.idempotency,
                intake::Settings{m_deps.config.activation_ttl, m_deps.config.job_lease,
-                                m_deps.config.instance, m_deps.alerts}),
+                                m_deps.config.instance, m_deps.alerts,
+                                fallback_counter(m_deps.metrics)}),
       m_throttled(m_deps.writer, health::EventType::warning, k_throttled_message,
                   m_deps.config.instance, {}, k_throttled_fold_window) {
   if (m_deps.metrics != nullptr) {
@@ -78,6 +88,18 @@ Api::Api(ApiDeps deps, PasswordDeps passwords)
         "Time from routing a request to handing its answer to the server, by route template.",
         metrics::duration_buckets(), {"route"});
     m_process = std::make_unique<metrics::ProcessMetrics>(*m_deps.metrics);
+    m_mode = &m_deps.metrics->gauge(
+        "usher_mode", "The configured system mode: 1 for the current one, 0 for the other.",
+        {"mode"});
+    m_mode_switches = &m_deps.metrics
+                           ->counter("usher_mode_switches_total",
+                                     "Mode switches made through this instance's API.")
+                           .with();
+    m_circuit = &m_deps.metrics->gauge(
+        "usher_queue_circuit_state",
+        "The Redis queue's circuit breaker: 1 for the current state (closed, open, half_open); "
+        "the embedded queue is always closed.",
+        {"state"});
   }
 }
 
@@ -246,6 +268,15 @@ void Api::metrics(const Request &req) {
                        Error{ErrorKind::not_found, "not_found", "no such resource or method", ""});
   }
   m_process->refresh();
+  // In-memory state only: a scrape does no database or Redis work.
+  const auto mode = m_deps.mode.cached();
+  for (const auto each : {system::SystemMode::async_queue, system::SystemMode::sync_direct}) {
+    m_mode->with({system::to_string(each)}).set(each == mode ? 1 : 0);
+  }
+  const auto circuit = m_deps.queue.health().circuit;
+  for (const char *state : {"closed", "open", "half_open"}) {
+    m_circuit->with({state}).set(circuit == state ? 1 : 0);
+  }
   reply(req, Response{200, m_deps.metrics->render(), metrics::k_content_type, {}});
 }
 

@@ -191,6 +191,9 @@ private:
   // Null without a registry.
   metrics::CounterFamily *m_requests = nullptr;
   metrics::HistogramFamily *m_request_seconds = nullptr;
+  metrics::GaugeFamily *m_mode = nullptr;
+  metrics::GaugeFamily *m_circuit = nullptr;
+  metrics::Counter *m_mode_switches = nullptr;
   std::unique_ptr<metrics::ProcessMetrics> m_process;
 };
 

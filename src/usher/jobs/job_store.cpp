@@ -21,14 +21,14 @@ constexpr const char *k_claim =
     "WHERE id IN (SELECT id FROM jobs WHERE status = 'queued' AND run_after <= :now2 "
     "ORDER BY run_after LIMIT :max) "
     "RETURNING id, attempts, payload, created_by_token_id, activation_token_hash, "
-    "activation_expires_at";
+    "activation_expires_at, created_at";
 
 constexpr const char *k_claim_id =
     "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_owner = :owner, "
     "lease_expires_at = :lease, updated_at = :now "
     "WHERE id = :id AND status = 'queued' AND run_after <= :now2 "
     "RETURNING id, attempts, payload, created_by_token_id, activation_token_hash, "
-    "activation_expires_at";
+    "activation_expires_at, created_at";
 
 constexpr const char *k_extend =
     "UPDATE jobs SET lease_expires_at = :lease WHERE id = :id AND status = 'running' "
@@ -183,9 +183,11 @@ Result<QueuedJob> IntakeStatements::enqueue(const provisioning::NewUser &user,
 namespace {
 ClaimedJob claimed_job(long long id, int attempts, const std::string &payload, long long token_id,
                        soci::indicator i_token, const std::string &hash, soci::indicator i_hash,
-                       const std::string &expires, soci::indicator i_expires) {
+                       const std::string &expires, soci::indicator i_expires,
+                       const std::string &created_at) {
   ClaimedJob job;
   job.id = id;
+  job.created_at = created_at;
   job.attempts = attempts;
   const auto body = nlohmann::json::parse(payload, nullptr, false);
   if (body.is_object()) {
@@ -207,19 +209,20 @@ std::vector<ClaimedJob> claim_ids(soci::session &sql, const std::vector<std::int
   const std::string now = clock::now_iso8601();
   long long wanted = 0, id = 0, token_id = 0;
   int attempts = 0;
-  std::string payload, hash, expires;
+  std::string payload, hash, expires, created_at;
   soci::indicator i_token = soci::i_null, i_hash = soci::i_null, i_expires = soci::i_null;
   soci::statement st =
       (sql.prepare << k_claim_id, soci::use(owner), soci::use(lease_until), soci::use(now),
        soci::use(wanted), soci::use(now), soci::into(id), soci::into(attempts), soci::into(payload),
-       soci::into(token_id, i_token), soci::into(hash, i_hash), soci::into(expires, i_expires));
+       soci::into(token_id, i_token), soci::into(hash, i_hash), soci::into(expires, i_expires),
+       soci::into(created_at));
   std::vector<ClaimedJob> claimed;
   for (const auto job_id : ids) {
     // NOLINTNEXTLINE(clang-analyzer-deadcode.DeadStores): read by soci::use at execute
     wanted = job_id;
     if (!st.execute(true)) continue;
-    claimed.push_back(
-        claimed_job(id, attempts, payload, token_id, i_token, hash, i_hash, expires, i_expires));
+    claimed.push_back(claimed_job(id, attempts, payload, token_id, i_token, hash, i_hash, expires,
+                                  i_expires, created_at));
     st.fetch(); // finishes the statement (SQLite keeps a RETURNING statement open otherwise)
   }
   return claimed;
@@ -255,17 +258,18 @@ std::vector<ClaimedJob> claim(soci::session &sql, const std::string &owner, int 
   const std::string now = clock::now_iso8601();
   long long id = 0, token_id = 0;
   int attempts = 0;
-  std::string payload, hash, expires;
+  std::string payload, hash, expires, created_at;
   soci::indicator i_token = soci::i_null, i_hash = soci::i_null, i_expires = soci::i_null;
   soci::statement st =
       (sql.prepare << k_claim, soci::use(owner), soci::use(lease_until), soci::use(now),
        soci::use(now), soci::use(max), soci::into(id), soci::into(attempts), soci::into(payload),
-       soci::into(token_id, i_token), soci::into(hash, i_hash), soci::into(expires, i_expires));
+       soci::into(token_id, i_token), soci::into(hash, i_hash), soci::into(expires, i_expires),
+       soci::into(created_at));
   st.execute();
   std::vector<ClaimedJob> claimed;
   while (st.fetch()) {
-    claimed.push_back(
-        claimed_job(id, attempts, payload, token_id, i_token, hash, i_hash, expires, i_expires));
+    claimed.push_back(claimed_job(id, attempts, payload, token_id, i_token, hash, i_hash, expires,
+                                  i_expires, created_at));
   }
   return claimed;
 }
@@ -419,6 +423,25 @@ QueueStats stats(soci::session &sql) {
       soci::use(minute_ago), soci::into(recent);
   s.jobs_per_second_last_minute = static_cast<double>(recent) / 60.0;
   return s;
+}
+
+QueueDepth queue_depth(soci::session &sql, long long limit) {
+  // The subquery stops after `limit` rows of the status index: a deep
+  // backlog costs no more than that (hexpm/hexpm#1773: an unbounded count
+  // every few seconds became a database's top consumer).
+  QueueDepth depth;
+  std::string oldest;
+  soci::indicator i_oldest = soci::i_null;
+  sql << "SELECT COUNT(*), MIN(created_at) FROM (SELECT created_at FROM jobs "
+         "WHERE status = 'queued' LIMIT :limit) waiting",
+      soci::use(limit), soci::into(depth.queued), soci::into(oldest, i_oldest);
+  if (i_oldest == soci::i_ok) {
+    if (auto t = clock::parse_iso8601(oldest)) {
+      depth.oldest_waiting_seconds =
+          std::chrono::duration<double>(std::chrono::system_clock::now() - *t).count();
+    }
+  }
+  return depth;
 }
 
 nlohmann::json QueueStats::to_json() const {

@@ -63,6 +63,7 @@ struct ClaimedJob {
   provisioning::Creator creator;
   std::optional<std::string> activation_hash;
   std::optional<std::string> activation_expires_at;
+  std::string created_at; // the intake (ISO 8601), for the intake-to-success time
 };
 
 struct QueuedJob {
@@ -172,5 +173,14 @@ struct QueueStats {
   nlohmann::json to_json() const;
 };
 QueueStats stats(soci::session &sql);
+
+// The waiting jobs for the metrics, at a bounded cost: queued jobs counted
+// up to `limit` (the count saturates there) and the oldest intake among
+// those rows; nullopt age when none waits.
+struct QueueDepth {
+  long long queued = 0;
+  std::optional<double> oldest_waiting_seconds;
+};
+QueueDepth queue_depth(soci::session &sql, long long limit);
 
 } // namespace usher::jobs
