@@ -13,6 +13,10 @@ packages=(
   libcli11-dev libtomlplusplus-dev libexpected-dev
   # tests and benchmarks
   libgtest-dev libbenchmark-dev wrk python3 curl redis-server
+  # GET /metrics (docs/metrics.md): a real Prometheus text parser for
+  # integration.test_metrics, and promtool (package prometheus; the server
+  # it also ships is never started) for the alert rules' check
+  python3-prometheus-client prometheus
   # browser tests (docs/ui.md): Debian's Chromium (no browser download);
   # node and npm below
   chromium
