@@ -87,6 +87,32 @@ TEST_F(JobStoreTest, ClaimLeasesDueJobsOldestFirstAndCountsAnAttempt) {
   EXPECT_TRUE(claim(sql(), "w3", 10, in(30s)).empty());
 }
 
+TEST_F(JobStoreTest, ClaimedJobsCarryTheirIntakeTime) {
+  const auto id = enqueue("intake@example.com");
+  const auto claimed = claim(sql(), "w1", 1, in(30s));
+  ASSERT_EQ(claimed.size(), 1u);
+  EXPECT_EQ(claimed[0].created_at, job(id).created_at);
+  EXPECT_TRUE(clock::parse_iso8601(claimed[0].created_at).has_value());
+}
+
+TEST_F(JobStoreTest, QueueDepthCountsWaitingJobsUpToTheLimit) {
+  const auto none = queue_depth(sql(), 100);
+  EXPECT_EQ(none.queued, 0);
+  EXPECT_FALSE(none.oldest_waiting_seconds.has_value());
+  enqueue("d1@example.com");
+  enqueue("d2@example.com");
+  enqueue("d3@example.com");
+  EXPECT_EQ(queue_depth(sql(), 100).queued, 3);
+  EXPECT_EQ(queue_depth(sql(), 2).queued, 2); // saturates at the limit
+  const auto depth = queue_depth(sql(), 100);
+  ASSERT_TRUE(depth.oldest_waiting_seconds.has_value());
+  EXPECT_GE(*depth.oldest_waiting_seconds, 0.0);
+  EXPECT_LT(*depth.oldest_waiting_seconds, 60.0);
+  // A running job is not waiting.
+  ASSERT_EQ(claim(sql(), "w1", 1, in(30s)).size(), 1u);
+  EXPECT_EQ(queue_depth(sql(), 100).queued, 2);
+}
+
 TEST_F(JobStoreTest, ClaimIdsTakesOnlyQueuedDueJobsInTheGivenOrder) {
   const auto first = enqueue("a@example.com");
   const auto second = enqueue("b@example.com");
