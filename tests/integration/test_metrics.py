@@ -4,11 +4,13 @@ what the test did, route labels that are templates, no email anywhere, and
 METRICS_LISTEN serving /metrics on a listener of its own."""
 
 import re
+import secrets
 import unittest
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from usher_harness import ServerTestCase, http_request, unique_email, wait_until
+from fake_telegram import FakeTelegram, ok, server_error
+from usher_harness import ServerTestCase, UsherServer, http_request, unique_email, wait_until
 
 REQUESTS = "usher_http_requests_total"
 DURATION = "usher_http_request_duration_seconds"
@@ -103,6 +105,7 @@ class MetricsTest(MetricsScrape, ServerTestCase):
             "usher_mode": "gauge",
             "usher_mode_switches": "counter",
             "usher_alerts": "counter",
+            "usher_alert_outbox_depth": "gauge",
             "usher_writer_batch_size": "histogram",
             "usher_writer_commit_seconds": "histogram",
             "process_resident_memory_bytes": "gauge",
@@ -174,6 +177,49 @@ class JobMetricsTest(MetricsScrape, ServerTestCase):
         self.assertEqual(after[key("usher_mode", mode="async_queue")], 0)
         self.assertEqual(after[key("usher_mode_switches_total")]
                          - before[key("usher_mode_switches_total")], 1)
+
+
+class AlertMetricsTest(MetricsScrape, ServerTestCase):
+    """The outbox's deliveries: a SWITCH alert that fails once (a 500 from the
+    fake Bot API) then goes through moves failed and sent by one each."""
+
+    TOKEN = f"7{secrets.randbelow(10**9):09d}:AAE{secrets.token_urlsafe(26)}"
+
+    @classmethod
+    def make_server(cls):
+        cls.fake = FakeTelegram(cls.TOKEN)
+        cls.addClassCleanup(cls.fake.close)  # after the server stopped
+        server = UsherServer("metrics-alerts", mode="sync_direct")
+        # Alerts on from start() only: the set-up's own switch sends nothing.
+        server.env.update({"TELEGRAM_BOT_TOKEN": cls.TOKEN, "TELEGRAM_ADMIN_CHAT_ID": "1001",
+                           "TELEGRAM_API_URL": cls.fake.url, "ALERT_POLL_MS": "50",
+                           "ALERT_BACKOFF_MS": "200", "ALERT_THROTTLE_MS": "0"})
+        return server
+
+    def test_a_retried_then_delivered_alert_counts_one_failure_and_one_send(self):
+        _, _, before = self.scrape()
+        self.fake.push(server_error(), ok())
+        switch = self.server.request("PUT", "/api/v1/admin/system/mode",
+                                     body={"mode": "async_queue", "reason": "metrics alerts"},
+                                     token="admin")
+        self.assertEqual(switch.status, 200, switch)
+        self.fake.wait_delivered(1)
+
+        def counted():
+            samples = self.scrape()[2]
+            sent = samples[key("usher_alerts_total", outcome="sent")]
+            return samples if sent > before[key("usher_alerts_total", outcome="sent")] else None
+        after = wait_until(counted, what="usher_alerts_total{outcome=sent} to move")
+
+        def moved(outcome):
+            return (after[key("usher_alerts_total", outcome=outcome)]
+                    - before[key("usher_alerts_total", outcome=outcome)])
+
+        self.assertEqual(moved("sent"), 1)
+        self.assertEqual(moved("failed"), 1)
+        self.assertEqual(moved("given_up"), 0)
+        self.assertEqual(moved("rejected"), 0)
+        self.assertIn(key("usher_alert_outbox_depth"), after)
 
 
 class MetricsListenTest(MetricsScrape, ServerTestCase):

@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <usher/alerts/outbox.hpp>
 #include <usher/alerts/policy.hpp>
 #include <usher/alerts/sender.hpp>
 #include <usher/auth/api_tokens.hpp>
@@ -49,8 +50,8 @@ constexpr auto k_grace_period = std::chrono::seconds(10);
 // way) has this long to arrive in full.
 constexpr auto k_reading_grace = std::chrono::seconds(5);
 constexpr auto k_checkpoint_interval = std::chrono::milliseconds(500);
-// The queue-depth gauges: refreshed this often, counting at most this many
-// queued rows (docs/metrics.md).
+// The queue-depth and outbox-depth gauges: refreshed this often, counting at
+// most this many rows (docs/metrics.md).
 constexpr auto k_queue_depth_interval = std::chrono::seconds(5);
 constexpr long long k_queue_depth_limit = 100000;
 // A token revoked on any instance is refused here within this (plus a tick).
@@ -90,6 +91,11 @@ public:
                 .gauge("usher_queue_oldest_waiting_seconds",
                        "Age of the oldest waiting job at the last refresh (0 when none waits).")
                 .with()),
+        m_outbox(registry
+                     .gauge("usher_alert_outbox_depth",
+                            "Telegram alerts waiting in the outbox (pending), counted up to 100000 "
+                            "every few seconds by the maintenance thread.")
+                     .with()),
         m_thread([this] { run(); }) {}
   ~Maintenance() { stop(); }
 
@@ -129,6 +135,7 @@ private:
           const auto depth = jobs::queue_depth(*sql, k_queue_depth_limit);
           m_queued.set(static_cast<double>(depth.queued));
           m_oldest.set(depth.oldest_waiting_seconds.value_or(0.0));
+          m_outbox.set(static_cast<double>(alerts::pending_count(*sql, k_queue_depth_limit)));
           next_depth_refresh = std::chrono::steady_clock::now() + k_queue_depth_interval;
         }
         if (const auto pruned = m_retention.run_if_due(*sql); pruned && pruned->total() > 0) {
@@ -157,6 +164,7 @@ private:
   store::Retention m_retention;
   metrics::Gauge &m_queued;
   metrics::Gauge &m_oldest;
+  metrics::Gauge &m_outbox;
   std::mutex m_mutex;
   std::condition_variable m_wake;
   bool m_stopping = false;
