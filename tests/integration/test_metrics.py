@@ -10,7 +10,9 @@ import unittest
 from prometheus_client.parser import text_string_to_metric_families
 
 from fake_telegram import FakeTelegram, ok, server_error
-from usher_harness import ServerTestCase, UsherServer, http_request, unique_email, wait_until
+from redis_harness import RedisServer, redis_env, unique_prefix
+from usher_harness import (ServerPerTestCase, ServerTestCase, UsherServer, http_request,
+                           unique_email, wait_until)
 
 REQUESTS = "usher_http_requests_total"
 DURATION = "usher_http_request_duration_seconds"
@@ -220,6 +222,31 @@ class AlertMetricsTest(MetricsScrape, ServerTestCase):
         self.assertEqual(moved("given_up"), 0)
         self.assertEqual(moved("rejected"), 0)
         self.assertIn(key("usher_alert_outbox_depth"), after)
+
+
+class RedisMetricsTest(MetricsScrape, ServerPerTestCase):
+    """The Redis queue's circuit and the fallback: Redis killed, one request
+    provisioned inline moves the fallbacks by one and shows the circuit open."""
+
+    def test_redis_down_opens_the_circuit_and_counts_the_fallback(self):
+        redis = self.own(RedisServer("metrics-redis"))  # closed after the server
+        self.server = self.own(UsherServer(
+            "metrics-redis", mode="async_queue",
+            env=redis_env(redis, unique_prefix("metrics"), REDIS_BREAKER_FAILURES=1,
+                          REDIS_BREAKER_OPEN_MS=600000, REDIS_COMMAND_TIMEOUT_MS=300,
+                          REDIS_CONNECT_TIMEOUT_MS=300))).start()
+        _, _, before = self.scrape()
+        self.assertEqual(before[key("usher_queue_circuit_state", state="closed")], 1)
+        self.assertEqual(before[key("usher_queue_circuit_state", state="open")], 0)
+        redis.kill()
+        resp = self.server.create_user(email=unique_email("metrics-redis"))
+        self.assertEqual(resp.status, 201, resp)
+        self.assertIs(resp.json["fallback"], True)
+        _, _, after = self.scrape()
+        self.assertEqual(after[key("usher_queue_fallbacks_total")]
+                         - before[key("usher_queue_fallbacks_total")], 1)
+        self.assertEqual(after[key("usher_queue_circuit_state", state="open")], 1)
+        self.assertEqual(after[key("usher_queue_circuit_state", state="closed")], 0)
 
 
 class MetricsListenTest(MetricsScrape, ServerTestCase):
