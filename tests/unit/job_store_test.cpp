@@ -156,7 +156,9 @@ TEST_F(JobStoreTest, AnExpiredLeaseIsRecoveredAndTheJobClaimedAgain) {
 TEST_F(JobStoreTest, AnExpiredLeaseOnTheLastAttemptMakesTheJobDead) {
   const auto id = enqueue("a@example.com");
   ASSERT_EQ(claim(sql(), "crashed", 1, in(-1s)).size(), 1u);
-  EXPECT_TRUE(recover_expired_leases(sql(), 1, "test").empty());
+  std::size_t died = 0;
+  EXPECT_TRUE(recover_expired_leases(sql(), 1, "test", nullptr, &died).empty());
+  EXPECT_EQ(died, 1u);
   EXPECT_EQ(job(id).status, JobStatus::dead);
   EXPECT_EQ(events("ERROR"), 1);
 }

@@ -305,7 +305,8 @@ tl::expected<JobStatus, TransitionError> fail_attempt(soci::session &sql, std::i
 
 std::vector<std::int64_t> recover_expired_leases(soci::session &sql, int max_attempts,
                                                  const std::string &instance,
-                                                 const alerts::AlertPolicy *alerts) {
+                                                 const alerts::AlertPolicy *alerts,
+                                                 std::size_t *died) {
   const std::string now = clock::now_iso8601();
   long long id = 0;
   std::string status, email;
@@ -327,6 +328,7 @@ std::vector<std::int64_t> recover_expired_leases(soci::session &sql, int max_att
     record_dead(sql, dead_id, dead_email, dead_attempts,
                 "the worker holding the lease stopped or crashed", instance, alerts);
   }
+  if (died != nullptr) *died = dead.size();
   return requeued;
 }
 

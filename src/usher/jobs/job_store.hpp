@@ -140,10 +140,11 @@ tl::expected<JobStatus, TransitionError> fail_attempt(soci::session &sql, std::i
 
 // Jobs whose lease expired (their worker died) go back to queued, or to
 // dead when they used up their attempts (alerted like fail_attempt).
-// Returns the ids put back.
+// Returns the ids put back; `died` (optional) is set to the number made dead.
 std::vector<std::int64_t> recover_expired_leases(soci::session &sql, int max_attempts,
                                                  const std::string &instance,
-                                                 const alerts::AlertPolicy *alerts = nullptr);
+                                                 const alerts::AlertPolicy *alerts = nullptr,
+                                                 std::size_t *died = nullptr);
 
 // Gives back `owner`'s leases at shutdown without counting the attempt.
 int release_leases(soci::session &sql, const std::string &owner);

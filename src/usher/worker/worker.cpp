@@ -142,14 +142,22 @@ void Worker::run(unsigned index) {
 
 void Worker::recover_expired() {
   auto requeued = std::make_shared<std::vector<std::int64_t>>();
+  auto died = std::make_shared<std::size_t>(0);
   const int max_attempts = m_settings.max_attempts;
   const std::string instance = m_settings.instance;
   const auto *alerts = m_settings.alerts;
   if (m_writer.submit_and_wait(
-          [requeued, max_attempts, instance, alerts](store::WriteContext &context) {
-            *requeued = jobs::recover_expired_leases(context.sql(), max_attempts, instance, alerts);
+          [requeued, died, max_attempts, instance, alerts](store::WriteContext &context) {
+            *requeued = jobs::recover_expired_leases(context.sql(), max_attempts, instance, alerts,
+                                                     died.get());
           },
           std::chrono::seconds(30))) {
+    // An expired lease was an attempt that failed (its worker died).
+    if (m_outcomes != nullptr) {
+      m_outcomes->with({"failed_attempt"}).inc(static_cast<double>(requeued->size()));
+      m_outcomes->with({"dead"}).inc(static_cast<double>(*died));
+      m_attempts->inc(static_cast<double>(requeued->size() + *died));
+    }
     if (!requeued->empty()) {
       spdlog::warn("recovered {} jobs whose worker stopped or crashed", requeued->size());
       for (auto id : *requeued) m_queue.dispatch(id, {});
