@@ -113,6 +113,23 @@ TEST_F(JobStoreTest, QueueDepthCountsWaitingJobsUpToTheLimit) {
   EXPECT_EQ(queue_depth(sql(), 100).queued, 2);
 }
 
+TEST_F(JobStoreTest, QueueDepthAgesOnlyDueJobsFromWhenTheyBecameDue) {
+  const long long id = enqueue("backoff@example.com");
+  // Named: SOCI runs the statement after the expression's temporaries died.
+  std::string run_after = in(-90s);
+  sql() << "UPDATE jobs SET run_after = :t WHERE id = :id", soci::use(run_after), soci::use(id);
+  const auto late = queue_depth(sql(), 100);
+  ASSERT_TRUE(late.oldest_waiting_seconds.has_value());
+  EXPECT_GE(*late.oldest_waiting_seconds, 89.0);
+  EXPECT_LT(*late.oldest_waiting_seconds, 150.0);
+  // Waiting out a backoff: queued, not late.
+  run_after = in(60s);
+  sql() << "UPDATE jobs SET run_after = :t WHERE id = :id", soci::use(run_after), soci::use(id);
+  const auto waiting = queue_depth(sql(), 100);
+  EXPECT_EQ(waiting.queued, 1);
+  EXPECT_FALSE(waiting.oldest_waiting_seconds.has_value());
+}
+
 TEST_F(JobStoreTest, ClaimIdsTakesOnlyQueuedDueJobsInTheGivenOrder) {
   const auto first = enqueue("a@example.com");
   const auto second = enqueue("b@example.com");

@@ -89,7 +89,8 @@ public:
         m_oldest(
             registry
                 .gauge("usher_queue_oldest_waiting_seconds",
-                       "Age of the oldest waiting job at the last refresh (0 when none waits).")
+                       "How long the queued job due the longest had been due at the last refresh "
+                       "(since its intake or its retry time; 0 when none is due).")
                 .with()),
         m_outbox(registry
                      .gauge("usher_alert_outbox_depth",

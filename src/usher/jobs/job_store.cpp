@@ -432,13 +432,14 @@ QueueDepth queue_depth(soci::session &sql, long long limit) {
   // backlog costs no more than that (hexpm/hexpm#1773: an unbounded count
   // every few seconds became a database's top consumer).
   QueueDepth depth;
-  std::string oldest;
-  soci::indicator i_oldest = soci::i_null;
-  sql << "SELECT COUNT(*), MIN(created_at) FROM (SELECT created_at FROM jobs "
-         "WHERE status = 'queued' LIMIT :limit) waiting",
-      soci::use(limit), soci::into(depth.queued), soci::into(oldest, i_oldest);
-  if (i_oldest == soci::i_ok) {
-    if (auto t = clock::parse_iso8601(oldest)) {
+  sql << "SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE status = 'queued' LIMIT :limit) waiting",
+      soci::use(limit), soci::into(depth.queued);
+  // One seek at the start of the (status, run_after) index.
+  std::string due;
+  soci::indicator i_due = soci::i_null;
+  sql << "SELECT MIN(run_after) FROM jobs WHERE status = 'queued'", soci::into(due, i_due);
+  if (i_due == soci::i_ok) {
+    if (auto t = clock::parse_iso8601(due); t && *t <= std::chrono::system_clock::now()) {
       depth.oldest_waiting_seconds =
           std::chrono::duration<double>(std::chrono::system_clock::now() - *t).count();
     }

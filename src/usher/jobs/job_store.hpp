@@ -176,8 +176,10 @@ struct QueueStats {
 QueueStats stats(soci::session &sql);
 
 // The waiting jobs for the metrics, at a bounded cost: queued jobs counted
-// up to `limit` (the count saturates there) and the oldest intake among
-// those rows; nullopt age when none waits.
+// up to `limit` (the count saturates there), and how long the job due the
+// longest has been due (since its intake, or since the retry time its
+// backoff set: a job waiting out a backoff is not late); nullopt when no
+// queued job is due.
 struct QueueDepth {
   long long queued = 0;
   std::optional<double> oldest_waiting_seconds;
