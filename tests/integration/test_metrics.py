@@ -181,6 +181,27 @@ class JobMetricsTest(MetricsScrape, ServerTestCase):
                          - before[key("usher_mode_switches_total")], 1)
 
 
+class QueueDepthMetricsTest(MetricsScrape, ServerTestCase):
+    """No worker: queued jobs stay, and the maintenance thread's refresh (every
+    5 s, never on a scrape) shows them in the depth and the waiting age."""
+
+    server_name = "metrics-depth"
+    server_mode = "async_queue"
+    server_env = {"START_WORKER": "false"}
+
+    def test_queued_jobs_show_in_the_depth_and_the_waiting_age(self):
+        for _ in range(2):
+            resp = self.server.create_user(email=unique_email("metrics-depth"))
+            self.assertEqual(resp.status, 202, resp)
+
+        def refreshed():
+            samples = self.scrape()[2]
+            return samples if samples[key("usher_queue_depth")] == 2 else None
+        after = wait_until(refreshed, what="usher_queue_depth to read 2")
+        self.assertGreaterEqual(after[key("usher_queue_oldest_waiting_seconds")], 0)
+        self.assertLess(after[key("usher_queue_oldest_waiting_seconds")], 60)
+
+
 class AlertMetricsTest(MetricsScrape, ServerTestCase):
     """The outbox's deliveries: a SWITCH alert that fails once (a 500 from the
     fake Bot API) then goes through moves failed and sent by one each."""
