@@ -19,8 +19,11 @@ install(CODE "
 install(FILES ${CMAKE_SOURCE_DIR}/packaging/usher.env DESTINATION /etc/usher
         PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ)
 install(FILES ${CMAKE_SOURCE_DIR}/README.md ${CMAKE_SOURCE_DIR}/docs/operations.md
-              ${CMAKE_SOURCE_DIR}/docs/configuration.md
+              ${CMAKE_SOURCE_DIR}/docs/configuration.md ${CMAKE_SOURCE_DIR}/docs/metrics.md
         DESTINATION ${CMAKE_INSTALL_DOCDIR})
+# Example Prometheus alert rules (docs/operations.md "Alerting on metrics").
+install(FILES ${CMAKE_SOURCE_DIR}/packaging/prometheus/usher-rules.yml
+        DESTINATION ${CMAKE_INSTALL_DOCDIR}/prometheus)
 
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME usher)

@@ -16,6 +16,10 @@ packages=(
   # the PostgreSQL variants of the integration tests: a throw-away cluster
   # (initdb, pg_ctl) and the harness's client
   postgresql python3-psycopg2
+  # GET /metrics (docs/metrics.md): a real Prometheus text parser for
+  # integration.test_metrics, and promtool (package prometheus; the server
+  # it also ships is never started) for the alert rules' check
+  python3-prometheus-client prometheus
   # browser tests (docs/ui.md): Debian's Chromium (no browser download);
   # node and npm below
   chromium

@@ -72,6 +72,8 @@ class PackageTest(unittest.TestCase):
         # The settings file may hold secrets: not world-readable.
         self.assertEqual(os.stat(env_file).st_mode & 0o007, 0)
         self.assertTrue((self.root / "usr/share/doc/usher/operations.md").is_file())
+        self.assertTrue((self.root / "usr/share/doc/usher/metrics.md").is_file())
+        self.assertTrue((self.root / "usr/share/doc/usher/prometheus/usher-rules.yml").is_file())
         version = run([str(binary), "version"])
         self.assertEqual(version.returncode, 0, version.stderr)
         self.assertTrue(version.stdout.startswith("usher "), version.stdout)

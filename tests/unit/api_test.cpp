@@ -16,6 +16,7 @@
 #include <usher/config/config.hpp>
 #include <usher/http/api.hpp>
 #include <usher/idempotency/idempotency.hpp>
+#include <usher/metrics/registry.hpp>
 #include <usher/queue/embedded_queue.hpp>
 #include <usher/store/blocking_pool.hpp>
 #include <usher/store/write_batcher.hpp>
@@ -126,8 +127,82 @@ protected:
   auth::AttemptLimiter m_accounts;
   auth::AttemptLimiter m_addresses;
   std::string m_sales;
+  metrics::Registry m_registry; // outlives m_api
   std::unique_ptr<Api> m_api;
+
+  // Rebuilds the Api with m_registry: requests are counted and /metrics answers.
+  void record_metrics() {
+    m_api = std::make_unique<Api>(ApiDeps{m_config,
+                                          m_pool,
+                                          m_writer,
+                                          m_tokens,
+                                          m_mode,
+                                          m_in_flight,
+                                          m_queue,
+                                          "",
+                                          nullptr,
+                                          {},
+                                          &m_registry},
+                                  PasswordDeps{m_hashing, m_accounts, m_addresses});
+  }
+  double requests(const std::string &route, const std::string &method, const std::string &status) {
+    return m_registry.counter("usher_http_requests_total", "", {"route", "method", "status"})
+        .with({route, method, status})
+        .value();
+  }
 };
+
+TEST(ApiRoutes, TemplatesDropTheParametersExpressions) {
+  EXPECT_EQ(route_template(R"(/api/v1/jobs/:id(\d{1,18}))"), "/api/v1/jobs/:id");
+  EXPECT_EQ(route_template(R"(/api/v1/admin/jobs/:id(\d{1,18})/retry)"),
+            "/api/v1/admin/jobs/:id/retry");
+  EXPECT_EQ(route_template("/healthz"), "/healthz");
+  for (const auto &route : Api::routes()) {
+    const auto path = route_template(route.pattern);
+    EXPECT_EQ(path.find_first_of("()\\{}[]"), std::string::npos) << path;
+  }
+}
+
+TEST_F(ApiTest, RequestsAreCountedByRouteTemplateMethodAndStatus) {
+  record_metrics();
+  HttpRequest healthz;
+  healthz.method = "GET";
+  healthz.route = "/healthz";
+  EXPECT_EQ(call(handler_for("GET", "/healthz"), healthz).status, 200);
+  HttpRequest unknown;
+  unknown.method = "PATCH";
+  unknown.path = "/api/v1/users/someone@example.com";
+  EXPECT_EQ(call(nullptr, unknown).status, 404);
+  HttpRequest job;
+  job.method = "GET";
+  job.path = "/api/v1/jobs/42";
+  job.route = "/api/v1/jobs/:id";
+  job.params = {{"id", "42"}};
+  EXPECT_EQ(call(handler_for("GET", R"(/api/v1/jobs/:id(\d{1,18}))"), job).status, 401);
+  EXPECT_EQ(requests("/healthz", "GET", "200"), 1);
+  EXPECT_EQ(requests("unmatched", "other", "404"), 1);
+  EXPECT_EQ(requests("/api/v1/jobs/:id", "GET", "401"), 1);
+
+  HttpRequest scrape;
+  scrape.method = "GET";
+  scrape.route = "/metrics";
+  const auto metrics = call(handler_for("GET", "/metrics"), scrape);
+  EXPECT_EQ(metrics.status, 200);
+  EXPECT_EQ(metrics.content_type, "text/plain; version=0.0.4; charset=utf-8");
+  EXPECT_NE(metrics.body.find("usher_http_requests_total{route=\"/api/v1/jobs/:id\",method="
+                              "\"GET\",status=\"401\"} 1\n"),
+            std::string::npos)
+      << metrics.body;
+  EXPECT_NE(metrics.body.find("usher_mode{mode=\"async_queue\"} 1\n"), std::string::npos);
+  EXPECT_NE(metrics.body.find("process_resident_memory_bytes "), std::string::npos);
+  // Neither the path nor anything in it is a label.
+  EXPECT_EQ(metrics.body.find("someone@example.com"), std::string::npos);
+  EXPECT_EQ(metrics.body.find("/42"), std::string::npos);
+}
+
+TEST_F(ApiTest, MetricsIsNotFoundWithoutARegistry) {
+  EXPECT_EQ(call(handler_for("GET", "/metrics"), HttpRequest{}).status, 404);
+}
 
 TEST_F(ApiTest, HealthzAndNotFoundNeedNoSocket) {
   const auto ok = call(handler_for("GET", "/healthz"), HttpRequest{});

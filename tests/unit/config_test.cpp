@@ -407,5 +407,23 @@ TEST(Config, EverySpecVariableIsASetting) {
   }
 }
 
+TEST(Config, MetricsListenIsOptionalSeparateAndValidated) {
+  const auto unset = load_with({});
+  ASSERT_TRUE(unset);
+  EXPECT_FALSE(unset->metrics_listen_host);
+  const auto set = load_with({{"METRICS_LISTEN", "127.0.0.2:9464"}});
+  ASSERT_TRUE(set) << set.error().detail;
+  EXPECT_EQ(set->metrics_listen_host, "127.0.0.2");
+  EXPECT_EQ(set->metrics_listen_port, 9464);
+  const auto default_host = load_with({{"METRICS_LISTEN", ":0"}});
+  ASSERT_TRUE(default_host);
+  EXPECT_EQ(default_host->metrics_listen_host, "127.0.0.1");
+  expect_invalid(load_with({{"METRICS_LISTEN", "9464"}}), "METRICS_LISTEN");
+  expect_invalid(load_with({{"METRICS_LISTEN", "127.0.0.1:70000"}}), "METRICS_LISTEN");
+  expect_invalid(
+      load_with({{"USHER_LISTEN", "127.0.0.1:9000"}, {"METRICS_LISTEN", "127.0.0.1:9000"}}),
+      "METRICS_LISTEN");
+}
+
 } // namespace
 } // namespace usher::config

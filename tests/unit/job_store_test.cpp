@@ -87,6 +87,49 @@ TEST_F(JobStoreTest, ClaimLeasesDueJobsOldestFirstAndCountsAnAttempt) {
   EXPECT_TRUE(claim(sql(), "w3", 10, in(30s)).empty());
 }
 
+TEST_F(JobStoreTest, ClaimedJobsCarryTheirIntakeTime) {
+  const auto id = enqueue("intake@example.com");
+  const auto claimed = claim(sql(), "w1", 1, in(30s));
+  ASSERT_EQ(claimed.size(), 1u);
+  EXPECT_EQ(claimed[0].created_at, job(id).created_at);
+  EXPECT_TRUE(clock::parse_iso8601(claimed[0].created_at).has_value());
+}
+
+TEST_F(JobStoreTest, QueueDepthCountsWaitingJobsUpToTheLimit) {
+  const auto none = queue_depth(sql(), 100);
+  EXPECT_EQ(none.queued, 0);
+  EXPECT_FALSE(none.oldest_waiting_seconds.has_value());
+  enqueue("d1@example.com");
+  enqueue("d2@example.com");
+  enqueue("d3@example.com");
+  EXPECT_EQ(queue_depth(sql(), 100).queued, 3);
+  EXPECT_EQ(queue_depth(sql(), 2).queued, 2); // saturates at the limit
+  const auto depth = queue_depth(sql(), 100);
+  ASSERT_TRUE(depth.oldest_waiting_seconds.has_value());
+  EXPECT_GE(*depth.oldest_waiting_seconds, 0.0);
+  EXPECT_LT(*depth.oldest_waiting_seconds, 60.0);
+  // A running job is not waiting.
+  ASSERT_EQ(claim(sql(), "w1", 1, in(30s)).size(), 1u);
+  EXPECT_EQ(queue_depth(sql(), 100).queued, 2);
+}
+
+TEST_F(JobStoreTest, QueueDepthAgesOnlyDueJobsFromWhenTheyBecameDue) {
+  const long long id = enqueue("backoff@example.com");
+  // Named: SOCI runs the statement after the expression's temporaries died.
+  std::string run_after = in(-90s);
+  sql() << "UPDATE jobs SET run_after = :t WHERE id = :id", soci::use(run_after), soci::use(id);
+  const auto late = queue_depth(sql(), 100);
+  ASSERT_TRUE(late.oldest_waiting_seconds.has_value());
+  EXPECT_GE(*late.oldest_waiting_seconds, 89.0);
+  EXPECT_LT(*late.oldest_waiting_seconds, 150.0);
+  // Waiting out a backoff: queued, not late.
+  run_after = in(60s);
+  sql() << "UPDATE jobs SET run_after = :t WHERE id = :id", soci::use(run_after), soci::use(id);
+  const auto waiting = queue_depth(sql(), 100);
+  EXPECT_EQ(waiting.queued, 1);
+  EXPECT_FALSE(waiting.oldest_waiting_seconds.has_value());
+}
+
 TEST_F(JobStoreTest, ClaimIdsTakesOnlyQueuedDueJobsInTheGivenOrder) {
   const auto first = enqueue("a@example.com");
   const auto second = enqueue("b@example.com");
@@ -130,7 +173,9 @@ TEST_F(JobStoreTest, AnExpiredLeaseIsRecoveredAndTheJobClaimedAgain) {
 TEST_F(JobStoreTest, AnExpiredLeaseOnTheLastAttemptMakesTheJobDead) {
   const auto id = enqueue("a@example.com");
   ASSERT_EQ(claim(sql(), "crashed", 1, in(-1s)).size(), 1u);
-  EXPECT_TRUE(recover_expired_leases(sql(), 1, "test").empty());
+  std::size_t died = 0;
+  EXPECT_TRUE(recover_expired_leases(sql(), 1, "test", nullptr, &died).empty());
+  EXPECT_EQ(died, 1u);
   EXPECT_EQ(job(id).status, JobStatus::dead);
   EXPECT_EQ(events("ERROR"), 1);
 }

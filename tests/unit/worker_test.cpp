@@ -12,6 +12,7 @@
 #include <thread>
 
 #include <usher/jobs/job_store.hpp>
+#include <usher/metrics/registry.hpp>
 #include <usher/queue/embedded_queue.hpp>
 #include <usher/store/write_batcher.hpp>
 #include <usher/worker/worker.hpp>
@@ -126,6 +127,41 @@ TEST_F(WorkerTest, AFailingJobIsRetriedWithBackoffThenDead) {
       m_database.count("SELECT COUNT(*) FROM system_health_logs WHERE event_type = :t", "ERROR"),
       1);
   EXPECT_EQ(worker.succeeded(), 0u);
+}
+
+TEST_F(WorkerTest, FailedAttemptsAndDeadJobsAreCounted) {
+  metrics::Registry registry;
+  auto s = settings();
+  s.metrics = &registry;
+  s.checkpoint = [](const char *step) {
+    if (std::string(step) == "account") throw std::runtime_error("mail server down");
+  };
+  auto &outcomes = registry.counter("usher_jobs_total", "", {"outcome"});
+  Worker worker(m_queue, m_writer, s);
+  worker.start();
+  enqueue("dies@example.com");
+  ASSERT_TRUE(wait_until([&] { return outcomes.with({"dead"}).value() == 1; }));
+  worker.stop();
+  EXPECT_EQ(outcomes.with({"failed_attempt"}).value(), 1);
+  EXPECT_EQ(outcomes.with({"succeeded"}).value(), 0);
+  EXPECT_EQ(registry.counter("usher_job_attempts_total", "").with().value(), 2);
+  EXPECT_EQ(registry.render().find("@example.com"), std::string::npos);
+}
+
+TEST_F(WorkerTest, SuccessesAndTheirIntakeToSuccessTimeAreRecorded) {
+  metrics::Registry registry;
+  auto s = settings();
+  s.metrics = &registry;
+  auto &outcomes = registry.counter("usher_jobs_total", "", {"outcome"});
+  Worker worker(m_queue, m_writer, s);
+  worker.start();
+  enqueue("lives@example.com");
+  ASSERT_TRUE(wait_until([&] { return outcomes.with({"succeeded"}).value() == 1; }));
+  worker.stop();
+  EXPECT_EQ(outcomes.with({"dead"}).value(), 0);
+  EXPECT_EQ(registry.counter("usher_job_attempts_total", "").with().value(), 1);
+  const auto text = registry.render();
+  EXPECT_NE(text.find("usher_job_intake_to_success_seconds_count 1\n"), std::string::npos) << text;
 }
 
 TEST_F(WorkerTest, AJobWhoseLeaseWasTakenIsLeftToItsNewOwner) {

@@ -18,6 +18,7 @@
 
 #include <usher/alerts/policy.hpp>
 #include <usher/health/folded_event.hpp>
+#include <usher/metrics/registry.hpp>
 #include <usher/store/database.hpp>
 #include <usher/store/migrations.hpp>
 #include <usher/store/write_batcher.hpp>
@@ -201,6 +202,32 @@ TEST(Database, ExecuteScriptRunsEveryStatement) {
   execute_script(*sql, "CREATE TABLE a (x INTEGER);\n INSERT INTO a VALUES (1);"
                        "INSERT INTO a VALUES (2);\n  ;  ");
   EXPECT_EQ(temp.count("SELECT SUM(x) FROM a"), 3);
+}
+
+TEST(WriteBatcher, BatchSizesAndCommitTimesAreRecorded) {
+  constexpr std::size_t k_writes = 50;
+  TempDatabase temp;
+  create_items_table(temp.db());
+  metrics::Registry registry;
+  Outcomes outcomes(k_writes);
+  WriteBatcher batcher(temp.db(), 10000, k_max_batch, &registry);
+  for (std::size_t i = 0; i < k_writes; ++i) {
+    ASSERT_TRUE(batcher.submit(insert_item("m-" + std::to_string(i)), outcomes.done(i)));
+  }
+  // Recorded after each COMMIT, before that batch's Done calls.
+  ASSERT_TRUE(outcomes.wait_for(k_writes));
+  const auto sizes =
+      registry.histogram("usher_writer_batch_size", "", {1, 2, 5, 10, 20, 50, 100, 200, 512})
+          .with()
+          .snapshot();
+  const auto commits =
+      registry.histogram("usher_writer_commit_seconds", "", metrics::duration_buckets())
+          .with()
+          .snapshot();
+  EXPECT_EQ(sizes.sum, static_cast<double>(k_writes)); // every write in exactly one batch
+  EXPECT_GE(sizes.cumulative.back(), 1U);
+  EXPECT_EQ(commits.cumulative.back(), sizes.cumulative.back()); // one commit per batch
+  batcher.stop();
 }
 
 TEST(WriteBatcher, ConcurrentSubmitsAllCommit) {

@@ -57,6 +57,14 @@ void enqueue(soci::session &sql, const AlertPolicy &policy, AlertKind kind,
   }
 }
 
+long long pending_count(soci::session &sql, long long limit) {
+  long long count = 0;
+  sql << "SELECT COUNT(*) FROM (SELECT id FROM alert_outbox WHERE status = 'pending' "
+         "LIMIT :limit) waiting",
+      soci::use(limit), soci::into(count);
+  return count;
+}
+
 bool has_due(soci::session &sql, const std::string &now) {
   long long count = 0;
   sql << k_has_due, soci::use(now), soci::into(count);

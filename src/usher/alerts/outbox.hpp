@@ -50,6 +50,10 @@ void mark_failed(soci::session &sql, std::int64_t id, const std::string &error);
 // Gives a claimed message back without counting an attempt (shutdown).
 void release(soci::session &sql, std::int64_t id, const std::string &now);
 
+// Messages waiting for delivery (pending, due or not), counted up to `limit`
+// through the status index: the outbox-depth gauge's bounded query.
+long long pending_count(soci::session &sql, long long limit);
+
 // A group became a supergroup: every pending message for `from` goes to
 // `to` instead. Returns the number of messages moved.
 long long move_chat(soci::session &sql, const std::string &from, const std::string &to);

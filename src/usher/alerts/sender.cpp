@@ -154,6 +154,18 @@ void AlertSender::settle(const OutboxMessage &message, const std::string &chat,
   const std::string error = mask(decision.error, m_settings.telegram.bot_token);
   const std::string kind = message.kind;
   bool written = false;
+  if (m_settings.outcomes != nullptr) {
+    const char *outcome = nullptr;
+    switch (decision.action) {
+    case Decision::Action::sent: outcome = "sent"; break;
+    case Decision::Action::retry:
+    case Decision::Action::migrate: outcome = "failed"; break;
+    case Decision::Action::reject: outcome = "rejected"; break;
+    case Decision::Action::give_up: outcome = "given_up"; break;
+    case Decision::Action::release: break;
+    }
+    if (outcome != nullptr) m_settings.outcomes->with({outcome}).inc();
+  }
   switch (decision.action) {
   case Decision::Action::sent:
     written = write(

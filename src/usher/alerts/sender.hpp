@@ -25,6 +25,7 @@
 #include <usher/alerts/policy.hpp>
 #include <usher/alerts/telegram.hpp>
 #include <usher/config/config.hpp>
+#include <usher/metrics/registry.hpp>
 #include <usher/store/database.hpp>
 #include <usher/store/write_batcher.hpp>
 
@@ -35,6 +36,8 @@ struct SenderSettings {
   RetrySettings retry;
   std::chrono::milliseconds poll_interval{200}; // ALERT_POLL_MS
   int batch = 20;                               // messages sent per poll at most
+  // Delivery outcomes are counted into it (null: not recorded).
+  metrics::CounterFamily *outcomes = nullptr;
 };
 
 // The sender's settings as `config` gives them.

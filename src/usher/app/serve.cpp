@@ -23,6 +23,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <usher/alerts/outbox.hpp>
 #include <usher/alerts/policy.hpp>
 #include <usher/alerts/sender.hpp>
 #include <usher/auth/api_tokens.hpp>
@@ -34,6 +35,8 @@
 #include <usher/idempotency/idempotency.hpp>
 #include <usher/importer/import.hpp>
 #include <usher/intake/service.hpp>
+#include <usher/jobs/job_store.hpp>
+#include <usher/metrics/registry.hpp>
 #include <usher/provisioning/provisioner.hpp>
 #include <usher/queue/embedded_queue.hpp>
 #include <usher/queue/redis_queue.hpp>
@@ -57,6 +60,10 @@ constexpr auto k_grace_period = std::chrono::seconds(10);
 // way) has this long to arrive in full.
 constexpr auto k_reading_grace = std::chrono::seconds(5);
 constexpr auto k_checkpoint_interval = std::chrono::milliseconds(500);
+// The queue-depth and outbox-depth gauges: refreshed this often, counting at
+// most this many rows (docs/metrics.md).
+constexpr auto k_queue_depth_interval = std::chrono::seconds(5);
+constexpr long long k_queue_depth_limit = 100000;
 // A token revoked on any instance is refused here within this (plus a tick).
 constexpr auto k_token_refresh_interval = std::chrono::milliseconds(500);
 constexpr std::size_t k_pool_queue_limit = 10000;
@@ -81,9 +88,26 @@ store::RetentionSettings retention_settings(const config::Config &config) {
 class Maintenance {
 public:
   Maintenance(const store::Database &db, const config::Config &config, auth::TokenRegistry &tokens,
-              store::WriteBatcher &writer, const clock::Clock &clock)
+              store::WriteBatcher &writer, const clock::Clock &clock, metrics::Registry &registry)
       : m_db(db), m_tokens(tokens), m_writer(writer),
-        m_retention(retention_settings(config), db.dialect(), clock), m_thread([this] { run(); }) {}
+        m_retention(retention_settings(config), db.dialect(), clock),
+        m_queued(registry
+                     .gauge("usher_queue_depth",
+                            "Jobs waiting in the queue (status queued), counted up to 100000 every "
+                            "few seconds by the maintenance thread.")
+                     .with()),
+        m_oldest(
+            registry
+                .gauge("usher_queue_oldest_waiting_seconds",
+                       "How long the queued job due the longest had been due at the last refresh "
+                       "(since its intake or its retry time; 0 when none is due).")
+                .with()),
+        m_outbox(registry
+                     .gauge("usher_alert_outbox_depth",
+                            "Telegram alerts waiting in the outbox (pending), counted up to 100000 "
+                            "every few seconds by the maintenance thread.")
+                     .with()),
+        m_thread([this] { run(); }) {}
   ~Maintenance() { stop(); }
 
   void stop() {
@@ -99,6 +123,7 @@ private:
   void run() {
     std::unique_ptr<soci::session> sql;
     auto next_token_refresh = std::chrono::steady_clock::now() + k_token_refresh_interval;
+    auto next_depth_refresh = std::chrono::steady_clock::now();
     std::unique_lock lock(m_mutex);
     while (!m_wake.wait_for(lock, k_checkpoint_interval, [this] { return m_stopping; })) {
       lock.unlock();
@@ -116,6 +141,13 @@ private:
                 auth::record_token_uses(write_sql, uses);
               },
               [](const Result<void> &) {});
+        }
+        if (std::chrono::steady_clock::now() >= next_depth_refresh) {
+          const auto depth = jobs::queue_depth(*sql, k_queue_depth_limit);
+          m_queued.set(static_cast<double>(depth.queued));
+          m_oldest.set(depth.oldest_waiting_seconds.value_or(0.0));
+          m_outbox.set(static_cast<double>(alerts::pending_count(*sql, k_queue_depth_limit)));
+          next_depth_refresh = std::chrono::steady_clock::now() + k_queue_depth_interval;
         }
         if (const auto pruned = m_retention.run_if_due(*sql); pruned && pruned->total() > 0) {
           log::with_fields(spdlog::level::info,
@@ -141,6 +173,9 @@ private:
   auth::TokenRegistry &m_tokens;
   store::WriteBatcher &m_writer;
   store::Retention m_retention;
+  metrics::Gauge &m_queued;
+  metrics::Gauge &m_oldest;
+  metrics::Gauge &m_outbox;
   std::mutex m_mutex;
   std::condition_variable m_wake;
   bool m_stopping = false;
@@ -174,8 +209,10 @@ void wait_for_stop_signal(const sigset_t &signals) {
 }
 
 worker::WorkerSettings worker_settings(const config::Config &config,
-                                       const alerts::AlertPolicy &alert_policy) {
+                                       const alerts::AlertPolicy &alert_policy,
+                                       metrics::Registry *registry) {
   worker::WorkerSettings settings;
+  settings.metrics = registry;
   settings.alerts = &alert_policy;
   settings.threads = config.worker_concurrency;
   settings.claim_batch = static_cast<int>(config.job_claim_batch);
@@ -220,14 +257,26 @@ void warn_when_alerts_are_off(const store::Database &db, const config::Config &c
 std::unique_ptr<alerts::AlertSender> start_alert_sender(const store::Database &db,
                                                         store::WriteBatcher &writer,
                                                         const config::Config &config,
-                                                        const alerts::AlertPolicy &policy) {
+                                                        const alerts::AlertPolicy &policy,
+                                                        metrics::Registry *registry) {
+  auto settings = alerts::sender_settings(config);
+  if (registry != nullptr) {
+    settings.outcomes = &registry->counter(
+        "usher_alerts_total",
+        "Telegram alert delivery attempts by outcome: sent, failed (retried later), rejected "
+        "(by Telegram) or given_up (retried until ALERT_GIVE_UP_MS).",
+        {"outcome"});
+    for (const char *outcome : {"sent", "failed", "rejected", "given_up"}) {
+      settings.outcomes->with({outcome});
+    }
+  }
   if (!policy.enabled()) return nullptr;
   auto record_warning = [instance = config.instance](soci::session &sql, const std::string &message,
                                                      const nlohmann::json &metadata) {
     health::record(sql, health::EventType::warning, message, metadata, instance);
   };
-  auto sender = std::make_unique<alerts::AlertSender>(
-      db, writer, policy, alerts::sender_settings(config), std::move(record_warning));
+  auto sender = std::make_unique<alerts::AlertSender>(db, writer, policy, std::move(settings),
+                                                      std::move(record_warning));
   sender->start();
   return sender;
 }
@@ -288,9 +337,9 @@ int run_worker(const config::Config &config) {
   warn_when_alerts_are_off(db, config, alert_policy);
   store::WriteBatcher writer(db, config.write_queue_limit);
   auto queue = make_queue(db, writer, config, alert_policy);
-  worker::Worker worker(*queue, writer, worker_settings(config, alert_policy));
+  worker::Worker worker(*queue, writer, worker_settings(config, alert_policy, nullptr));
   worker.start();
-  auto alert_sender = start_alert_sender(db, writer, config, alert_policy);
+  auto alert_sender = start_alert_sender(db, writer, config, alert_policy, nullptr);
   std::printf("usher worker running (%u threads)\n", config.worker_concurrency);
   std::fflush(stdout);
   spdlog::info("usher {} worker running with {} threads", USHER_VERSION, config.worker_concurrency);
@@ -382,7 +431,7 @@ int run_import(const config::Config &config, const ImportRequest &request) {
   }
 
   store::Database db(config.database_url, config.db_busy_timeout, config.sqlite_synchronous_full,
-                     config.sqlite_wal_limit_mib * 1024 * 1024);
+                     config.sqlite_wal_limit_mib * 1024 * 1024, config.db_statement_timeout);
   migrate_at_start(db);
   importer::Summary summary;
   if (request.dry_run) {
@@ -465,6 +514,12 @@ int run_import(const config::Config &config, const ImportRequest &request) {
 
 int serve(const config::Config &config) {
   const sigset_t signals = block_stop_signals();
+  // Every part that records metrics gets this one registry; it outlives them
+  // all (GET /metrics, docs/metrics.md).
+  metrics::Registry registry;
+  registry.gauge("usher_build_info", "Always 1; the version of the running binary.", {"version"})
+      .with({USHER_VERSION})
+      .set(1);
 
   store::Database db(config.database_url, config.db_busy_timeout, config.sqlite_synchronous_full,
                      config.sqlite_wal_limit_mib * 1024 * 1024, config.db_statement_timeout);
@@ -477,9 +532,9 @@ int serve(const config::Config &config) {
     tokens.reload(*sql);
   }
 
-  store::WriteBatcher writer(db, config.write_queue_limit);
+  store::WriteBatcher writer(db, config.write_queue_limit, store::k_max_batch, &registry);
   auto queue = make_queue(db, writer, config, alert_policy);
-  worker::Worker worker(*queue, writer, worker_settings(config, alert_policy));
+  worker::Worker worker(*queue, writer, worker_settings(config, alert_policy, &registry));
   store::BlockingPool pool(db, config.blocking_threads, k_pool_queue_limit);
   system::ModeCache mode(
       [&db] { return load_mode_from(db); }, config.config_cache_ttl,
@@ -515,7 +570,8 @@ int serve(const config::Config &config) {
       writer,        tokens,
       mode,          in_flight,
       *queue,        crypto::hash_password("usher-no-such-account", config.password_cost),
-      &alert_policy, {}};
+      &alert_policy, {},
+      &registry};
   if (mode_channel) {
     deps.mode_changed = [&mode_channel](const system::ModeState &state) {
       mode_channel->publish(redis::mode_message(state.version, system::to_string(state.mode)));
@@ -529,12 +585,25 @@ int serve(const config::Config &config) {
   http::Api api(std::move(deps), http::PasswordDeps{hashing, account_attempts, address_attempts});
   http::HttpServer server(api, config);
   const std::uint16_t port = server.start();
-  Maintenance maintenance(db, config, tokens, writer, clock::system_clock());
+  // GET /metrics on a listener of its own when METRICS_LISTEN is set.
+  std::unique_ptr<http::HttpServer> metrics_server;
+  std::uint16_t metrics_port = 0;
+  if (config.metrics_listen_host) {
+    metrics_server = std::make_unique<http::HttpServer>(api, config, http::Listener::metrics);
+    metrics_port = metrics_server->start();
+  }
+  Maintenance maintenance(db, config, tokens, writer, clock::system_clock(), registry);
   if (config.start_worker) worker.start();
-  auto alert_sender = start_alert_sender(db, writer, config, alert_policy);
+  auto alert_sender = start_alert_sender(db, writer, config, alert_policy, &registry);
 
   const std::string url = fmt::format("http://{}:{}", config.listen_host, port);
   std::printf("usher listening on %s\n", url.c_str());
+  if (metrics_server) {
+    const std::string metrics_url =
+        fmt::format("http://{}:{}/metrics", *config.metrics_listen_host, metrics_port);
+    std::printf("usher metrics on %s\n", metrics_url.c_str());
+    spdlog::info("metrics on {}", metrics_url);
+  }
   std::fflush(stdout);
   spdlog::info("usher {} listening on {} (database {})", USHER_VERSION, url,
                db.dialect() == store::Dialect::sqlite ? "sqlite" : "postgresql");
@@ -547,6 +616,7 @@ int serve(const config::Config &config) {
   // (503, Connection: close); let accepted ones finish within the grace
   // period, those still being read included (SPEC §1).
   server.begin_drain();
+  if (metrics_server) metrics_server->stop(); // scrapes are not drained
   const auto drain_began = std::chrono::steady_clock::now();
   const auto deadline = drain_began + k_grace_period;
   // A connection that was open but had sent no complete request may be idle

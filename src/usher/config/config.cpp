@@ -72,7 +72,9 @@ std::optional<std::string> parse_bool(const std::string &v, bool &out) {
   return std::nullopt;
 }
 
-std::optional<std::string> parse_listen(Config &c, const std::string &v) {
+// HOST:PORT ("[::1]:8080"; an empty host is 127.0.0.1) into `host` and `port`.
+std::optional<std::string> parse_host_port(const std::string &v, std::string &host_out,
+                                           std::uint16_t &port_out) {
   const auto colon = v.rfind(':');
   if (colon == std::string::npos) return fmt::format("must be HOST:PORT, got \"{}\"", v);
   std::string host = v.substr(0, colon);
@@ -83,8 +85,23 @@ std::optional<std::string> parse_listen(Config &c, const std::string &v) {
   if (parse_uint(v.substr(colon + 1), 0, 65535, port)) {
     return fmt::format("must be HOST:PORT with a port from 0 to 65535, got \"{}\"", v);
   }
-  c.listen_host = host.empty() ? "127.0.0.1" : host;
-  c.listen_port = static_cast<std::uint16_t>(port);
+  host_out = host.empty() ? "127.0.0.1" : host;
+  port_out = static_cast<std::uint16_t>(port);
+  return std::nullopt;
+}
+
+std::optional<std::string> parse_listen(Config &c, const std::string &v) {
+  return parse_host_port(v, c.listen_host, c.listen_port);
+}
+
+std::optional<std::string> parse_metrics_listen(Config &c, const std::string &v) {
+  if (v.empty()) {
+    c.metrics_listen_host.reset();
+    return std::nullopt;
+  }
+  std::string host;
+  if (auto error = parse_host_port(v, host, c.metrics_listen_port)) return error;
+  c.metrics_listen_host = host;
   return std::nullopt;
 }
 
@@ -200,6 +217,10 @@ std::vector<Setting> make_settings() {
   constexpr unsigned long long k_day_ms = 24ULL * 3600 * 1000;
   return {
       {"USHER_LISTEN", "HTTP listen address HOST:PORT (:0 picks a free port)", parse_listen},
+      {"METRICS_LISTEN",
+       "HOST:PORT of a separate listener for GET /metrics (then not on USHER_LISTEN); unset: "
+       "/metrics on USHER_LISTEN",
+       parse_metrics_listen},
       {"DATABASE_URL", "sqlite:PATH or postgresql://user:pass@host:port/db", parse_database_url},
       {"REDIS_URL", "redis://[:password@]host:port[/db]; unset: the embedded queue",
        apply_redis_url},
@@ -556,6 +577,13 @@ Result<Config> load(const Sources &sources) {
     config.redis = *parse_redis_url(config.redis_url); // validated by its setting
   } else if (!config.redis_host.empty()) {
     config.redis = RedisEndpoint{config.redis_host, config.redis_port, "", 0};
+  }
+  if (config.metrics_listen_host && config.metrics_listen_port != 0 &&
+      config.metrics_listen_port == config.listen_port &&
+      *config.metrics_listen_host == config.listen_host) {
+    return fail(ErrorKind::invalid, "config",
+                "METRICS_LISTEN must differ from USHER_LISTEN (it is a separate listener)",
+                "METRICS_LISTEN");
   }
   if (config.redis_prefix.empty()) {
     return fail(ErrorKind::invalid, "config", "REDIS_PREFIX must not be empty", "REDIS_PREFIX");

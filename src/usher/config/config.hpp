@@ -32,6 +32,10 @@ struct Config {
   // SPEC §1 variables.
   std::string listen_host = "127.0.0.1";
   std::uint16_t listen_port = 8080;
+  // METRICS_LISTEN: when set, GET /metrics is served only on this address
+  // (docs/metrics.md); unset, on the API's listener.
+  std::optional<std::string> metrics_listen_host;
+  std::uint16_t metrics_listen_port = 0;
   std::string database_url = "sqlite:var/usher.db";
   std::string redis_url; // empty: the embedded queue
   std::string redis_host;

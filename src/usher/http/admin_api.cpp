@@ -113,6 +113,7 @@ void Api::put_mode(const Request &req) {
           m_deps.mode.set(result->state);
           // With Redis: the other instances follow at once.
           if (result->changed && m_deps.mode_changed) m_deps.mode_changed(result->state);
+          if (result->changed && m_mode_switches != nullptr) m_mode_switches->inc();
           auto answer = mode_json(result->state);
           answer["changed"] = result->changed;
           reply(req, json_response(200, answer));

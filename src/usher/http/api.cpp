@@ -21,6 +21,23 @@ Error unavailable() {
                "usher cannot take this request right now; retry shortly", ""};
 }
 
+// The method as a label: the ones usher routes, else "other" (bounded).
+std::string method_label(const std::string &method) {
+  for (const char *known : {"GET", "POST", "PUT", "DELETE", "HEAD"}) {
+    if (method == known) return method;
+  }
+  return "other";
+}
+
+metrics::Counter *fallback_counter(metrics::Registry *registry) {
+  if (registry == nullptr) return nullptr;
+  return &registry
+              ->counter("usher_queue_fallbacks_total",
+                        "Queued jobs provisioned inline because the queue could not take them "
+                        "(circuit open or dispatch failed).")
+              .with();
+}
+
 bool is_json_media_type(std::string_view content_type) {
   const auto semicolon = content_type.find(';');
   return text::iequals(text::trim(content_type.substr(0, semicolon)), "application/json");
@@ -42,18 +59,55 @@ Response problem_response(const Error &error) {
   return response;
 }
 
+std::string route_template(const std::string &pattern) {
+  std::string out;
+  int depth = 0;
+  for (const char c : pattern) {
+    if (c == '(') ++depth;
+    if (depth == 0) out += c;
+    if (c == ')' && depth > 0) --depth;
+  }
+  return out;
+}
+
 Api::Api(ApiDeps deps, PasswordDeps passwords)
     : m_deps(std::move(deps)), m_passwords(passwords),
       m_intake(m_deps.writer, m_deps.mode, m_deps.queue, m_deps.idempotency,
                intake::Settings{m_deps.config.activation_ttl, m_deps.config.job_lease,
-                                m_deps.config.instance, m_deps.alerts}),
+                                m_deps.config.instance, m_deps.alerts,
+                                fallback_counter(m_deps.metrics)}),
       m_throttled(m_deps.writer, health::EventType::warning, k_throttled_message,
-                  m_deps.config.instance, {}, k_throttled_fold_window) {}
+                  m_deps.config.instance, {}, k_throttled_fold_window) {
+  if (m_deps.metrics != nullptr) {
+    m_requests =
+        &m_deps.metrics->counter("usher_http_requests_total",
+                                 "HTTP requests answered, by route template, method and status.",
+                                 {"route", "method", "status"});
+    m_request_seconds = &m_deps.metrics->histogram(
+        "usher_http_request_duration_seconds",
+        "Time from routing a request to handing its answer to the server, by route template.",
+        metrics::duration_buckets(), {"route"});
+    m_process = std::make_unique<metrics::ProcessMetrics>(*m_deps.metrics);
+    m_mode = &m_deps.metrics->gauge(
+        "usher_mode", "The configured system mode: 1 for the current one, 0 for the other.",
+        {"mode"});
+    m_mode_switches = &m_deps.metrics
+                           ->counter("usher_mode_switches_total",
+                                     "Mode switches made through this instance's API.")
+                           .with();
+    m_circuit = &m_deps.metrics->gauge(
+        "usher_queue_circuit_state",
+        "The Redis queue's circuit breaker: 1 for the current state (closed, open, half_open); "
+        "the embedded queue is always closed.",
+        {"state"});
+  }
+}
 
 std::vector<Api::Route> Api::routes() {
   return {
       {"GET", "/healthz", &Api::healthz},
       {"GET", "/readyz", &Api::readyz},
+      {"GET", k_metrics_path, &Api::metrics},
       {"POST", "/api/v1/users", &Api::create_user},
       {"GET", "/api/v1/users", &Api::find_user_by_email},
       {"GET", R"(/api/v1/users/:id(\d{1,18}))", &Api::get_user},
@@ -79,6 +133,20 @@ std::vector<Api::Route> Api::routes() {
 }
 
 void Api::handle(Handler handler, HttpRequest request, Responder::Send send) {
+  if (m_requests != nullptr) {
+    // Counted and timed when answered, whoever answers (the handler, a
+    // completion on another thread, or the Responder's own 500).
+    const std::string route =
+        handler == nullptr || request.route.empty() ? "unmatched" : request.route;
+    send = [send = std::move(send), requests = m_requests, seconds = m_request_seconds, route,
+            method = method_label(request.method),
+            started = std::chrono::steady_clock::now()](Response response) {
+      requests->with({route, method, std::to_string(response.status)}).inc();
+      seconds->with({route}).observe(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+      send(std::move(response));
+    };
+  }
   ++*m_in_flight;
   const Request req(std::make_shared<const HttpRequest>(std::move(request)),
                     Responder(std::move(send), [in_flight = m_in_flight] { --*in_flight; }));
@@ -193,6 +261,24 @@ system::SystemMode Api::effective_mode(system::SystemMode configured) const {
 
 void Api::healthz(const Request &req) {
   reply(req, Response{200, R"({"status":"ok"})", "application/json", {}});
+}
+
+void Api::metrics(const Request &req) {
+  if (m_deps.metrics == nullptr) {
+    return reply_error(req,
+                       Error{ErrorKind::not_found, "not_found", "no such resource or method", ""});
+  }
+  m_process->refresh();
+  // In-memory state only: a scrape does no database or Redis work.
+  const auto mode = m_deps.mode.cached();
+  for (const auto each : {system::SystemMode::async_queue, system::SystemMode::sync_direct}) {
+    m_mode->with({system::to_string(each)}).set(each == mode ? 1 : 0);
+  }
+  const auto circuit = m_deps.queue.health().circuit;
+  for (const char *state : {"closed", "open", "half_open"}) {
+    m_circuit->with({state}).set(circuit == state ? 1 : 0);
+  }
+  reply(req, Response{200, m_deps.metrics->render(), metrics::k_content_type, {}});
 }
 
 void Api::readyz(const Request &req) {

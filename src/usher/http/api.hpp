@@ -22,6 +22,8 @@
 #include <usher/http/exchange.hpp>
 #include <usher/idempotency/idempotency.hpp>
 #include <usher/intake/service.hpp>
+#include <usher/metrics/process.hpp>
+#include <usher/metrics/registry.hpp>
 #include <usher/queue/job_queue.hpp>
 #include <usher/store/blocking_pool.hpp>
 #include <usher/store/write_batcher.hpp>
@@ -72,7 +74,18 @@ struct ApiDeps {
   const alerts::AlertPolicy *alerts = nullptr;
   // Told after this instance changed the mode (announces it to the others).
   std::function<void(const system::ModeState &)> mode_changed;
+  // Requests are counted and timed into it, and GET /metrics renders it
+  // (null: nothing recorded, /metrics is 404).
+  metrics::Registry *metrics = nullptr;
 };
+
+// The template of an express-style route pattern, its parameters' regular
+// expressions removed: "/api/v1/jobs/:id(\\d{1,18})" -> "/api/v1/jobs/:id".
+std::string route_template(const std::string &pattern);
+
+// The route GET /metrics is served on (the API's listener, or alone on
+// METRICS_LISTEN's).
+inline constexpr const char *k_metrics_path = "/metrics";
 
 // Password attempts (login, activation): argon2id on its own bounded pool,
 // attempts limited per account and per client address (docs/api.md).
@@ -135,6 +148,9 @@ private:
   system::SystemMode effective_mode(system::SystemMode configured) const;
 
   void healthz(const Request &req);
+  // GET /metrics: the registry in the Prometheus text format (no token; bind
+  // it privately, docs/metrics.md). No database work.
+  void metrics(const Request &req);
   void readyz(const Request &req);
   void create_user(const Request &req);
   void find_user_by_email(const Request &req);
@@ -173,6 +189,13 @@ private:
   // Shared with the Responders, which may outlive a request's handler.
   std::shared_ptr<std::atomic<int>> m_in_flight = std::make_shared<std::atomic<int>>(0);
   std::atomic<bool> m_draining{false};
+  // Null without a registry.
+  metrics::CounterFamily *m_requests = nullptr;
+  metrics::HistogramFamily *m_request_seconds = nullptr;
+  metrics::GaugeFamily *m_mode = nullptr;
+  metrics::GaugeFamily *m_circuit = nullptr;
+  metrics::Counter *m_mode_switches = nullptr;
+  std::unique_ptr<metrics::ProcessMetrics> m_process;
 };
 
 } // namespace usher::http

@@ -31,6 +31,9 @@ struct HttpRequest {
   std::optional<NameValues> query = NameValues{};
   // The route's named parameters (":id").
   NameValues params;
+  // The matched route's template ("/api/v1/jobs/:id"); empty when none
+  // matched. The metrics' route label: bounded, never the path itself.
+  std::string route;
 
   // The first header named `name` (case-insensitive).
   std::optional<std::string> header(std::string_view name) const;

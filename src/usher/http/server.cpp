@@ -146,8 +146,9 @@ std::vector<std::string> parameter_names(const std::string &pattern) {
 
 HttpRequest to_value(const restinio::request_handle_t &req,
                      const restinio::router::route_params_t *params,
-                     const std::vector<std::string> &names) {
+                     const std::vector<std::string> &names, const std::string &route) {
   HttpRequest value;
+  value.route = route;
   value.method = std::string(req->header().method().c_str());
   value.path = std::string(req->header().path());
   for (const auto &field : req->header()) {
@@ -189,22 +190,32 @@ Responder::Send sender(restinio::request_handle_t req) {
 restinio::request_handling_status_t serve(Api &api, Api::Handler handler,
                                           const restinio::request_handle_t &req,
                                           const restinio::router::route_params_t *params,
-                                          const std::vector<std::string> &names) {
+                                          const std::vector<std::string> &names,
+                                          const std::string &route) {
   if (header_bytes(req) > k_max_header_bytes) {
     answer_header_too_large(req);
     return restinio::request_accepted();
   }
-  api.handle(handler, to_value(req, params, names), sender(req));
+  api.handle(handler, to_value(req, params, names, route), sender(req));
   return restinio::request_accepted();
 }
 
-std::unique_ptr<Router> make_router(Api &api) {
+// The routes `listener` serves: GET /metrics alone on the metrics listener;
+// every other route on the API's, /metrics too unless METRICS_LISTEN is set.
+bool serves(Listener listener, const config::Config &config, const Api::Route &route) {
+  const bool is_metrics = route.pattern == k_metrics_path;
+  if (listener == Listener::metrics) return is_metrics;
+  return !is_metrics || !config.metrics_listen_host;
+}
+
+std::unique_ptr<Router> make_router(Api &api, Listener listener, const config::Config &config) {
   auto router = std::make_unique<Router>();
   for (const auto &route : Api::routes()) {
-    auto handler = [&api, handler = route.handler, names = parameter_names(route.pattern)](
-                       const restinio::request_handle_t &req,
-                       restinio::router::route_params_t params) {
-      return serve(api, handler, req, &params, names);
+    if (!serves(listener, config, route)) continue;
+    auto handler = [&api, handler = route.handler, names = parameter_names(route.pattern),
+                    path = route_template(route.pattern)](const restinio::request_handle_t &req,
+                                                          restinio::router::route_params_t params) {
+      return serve(api, handler, req, &params, names, path);
     };
     const std::string method = route.method;
     if (method == "GET") {
@@ -220,7 +231,7 @@ std::unique_ptr<Router> make_router(Api &api) {
     }
   }
   router->non_matched_request_handler([&api](const restinio::request_handle_t &req) {
-    return serve(api, nullptr, req, nullptr, {});
+    return serve(api, nullptr, req, nullptr, {}, {});
   });
   return router;
 }
@@ -232,8 +243,9 @@ struct HttpServer::Running {
   bool stopped = false;
 };
 
-HttpServer::HttpServer(Api &api, const config::Config &config)
-    : m_api(api), m_config(config), m_tracker(std::make_shared<ConnectionTracker>()) {}
+HttpServer::HttpServer(Api &api, const config::Config &config, Listener listener)
+    : m_api(api), m_config(config), m_listener(listener),
+      m_tracker(std::make_shared<ConnectionTracker>()) {}
 
 // The server (and its io_context) is destroyed only here, not in stop(): a
 // request answered by another thread after stop() (a write's completion past
@@ -247,7 +259,7 @@ HttpServer::~HttpServer() {
 
 std::uint16_t HttpServer::start() {
   auto bound_port = std::make_shared<std::atomic<std::uint16_t>>(0);
-  std::shared_ptr<Router> router = make_router(m_api);
+  std::shared_ptr<Router> router = make_router(m_api, m_listener, m_config);
   // Called through std::function: clang-tidy's analyzer would otherwise
   // follow the router into RESTinio's percent decoding and report a false
   // "memory allocated with size zero" there.
@@ -263,8 +275,10 @@ std::uint16_t HttpServer::start() {
   };
   auto settings =
       restinio::server_settings_t<Traits>{}
-          .address(m_config.listen_host)
-          .port(m_config.listen_port)
+          .address(m_listener == Listener::metrics ? *m_config.metrics_listen_host
+                                                   : m_config.listen_host)
+          .port(m_listener == Listener::metrics ? m_config.metrics_listen_port
+                                                : m_config.listen_port)
           .request_handler(std::move(handler))
           .connection_state_listener(m_tracker)
           .read_next_http_message_timelimit(m_config.http_read_timeout)
@@ -281,8 +295,9 @@ std::uint16_t HttpServer::start() {
           .acceptor_post_bind_hook([bound_port](restinio::asio_ns::ip::tcp::acceptor &acceptor) {
             bound_port->store(acceptor.local_endpoint().port());
           });
-  m_running = std::make_unique<Running>(Running{restinio::run_async<Traits>(
-      restinio::own_io_context(), std::move(settings), m_config.http_threads)});
+  m_running = std::make_unique<Running>(Running{
+      restinio::run_async<Traits>(restinio::own_io_context(), std::move(settings),
+                                  m_listener == Listener::metrics ? 1U : m_config.http_threads)});
   return bound_port->load();
 }
 

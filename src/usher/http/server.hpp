@@ -12,9 +12,14 @@ namespace usher::http {
 
 class ConnectionTracker;
 
+// Which routes a server serves and where it listens: the API on
+// USHER_LISTEN (GET /metrics too unless METRICS_LISTEN is set), or GET
+// /metrics alone on METRICS_LISTEN.
+enum class Listener { api, metrics };
+
 class HttpServer {
 public:
-  HttpServer(Api &api, const config::Config &config);
+  HttpServer(Api &api, const config::Config &config, Listener listener = Listener::api);
   ~HttpServer();
   HttpServer(const HttpServer &) = delete;
   HttpServer &operator=(const HttpServer &) = delete;
@@ -39,6 +44,7 @@ private:
   struct Running;
   Api &m_api;
   const config::Config &m_config;
+  Listener m_listener;
   std::shared_ptr<ConnectionTracker> m_tracker;
   std::unique_ptr<Running> m_running;
 };

@@ -197,6 +197,7 @@ void Service::finish(const std::shared_ptr<Pending> &pending, Outcome outcome) {
 }
 
 void Service::record_fallback(std::int64_t job_id, const std::string &why) {
+  if (m_settings.fallbacks != nullptr) m_settings.fallbacks->inc();
   m_fallbacks.add({{"reason", why}, {"job_id", job_id}});
 }
 

@@ -18,6 +18,7 @@
 
 #include <usher/health/folded_event.hpp>
 #include <usher/idempotency/idempotency.hpp>
+#include <usher/metrics/registry.hpp>
 #include <usher/provisioning/new_user.hpp>
 #include <usher/provisioning/provisioner.hpp>
 #include <usher/queue/job_queue.hpp>
@@ -66,6 +67,7 @@ struct Settings {
   std::chrono::milliseconds job_lease{30000}; // the fallback's lease on a queued job
   std::string instance;
   const alerts::AlertPolicy *alerts = nullptr; // fallbacks alert through it (null: logged only)
+  metrics::Counter *fallbacks = nullptr;       // counts them (null: not counted)
 };
 
 class Service {

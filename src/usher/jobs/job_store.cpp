@@ -25,14 +25,14 @@ constexpr const char *k_claim =
     "WHERE id IN (SELECT id FROM jobs WHERE status = 'queued' AND run_after <= :now2 "
     "ORDER BY run_after LIMIT :max{SKIP_LOCKED}) "
     "RETURNING id, attempts, payload, created_by_token_id, activation_token_hash, "
-    "activation_expires_at";
+    "activation_expires_at, created_at";
 
 constexpr const char *k_claim_id =
     "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_owner = :owner, "
     "lease_expires_at = :lease, updated_at = :now "
     "WHERE id = :id AND status = 'queued' AND run_after <= :now2 "
     "RETURNING id, attempts, payload, created_by_token_id, activation_token_hash, "
-    "activation_expires_at";
+    "activation_expires_at, created_at";
 
 constexpr const char *k_extend =
     "UPDATE jobs SET lease_expires_at = :lease WHERE id = :id AND status = 'running' "
@@ -188,9 +188,11 @@ Result<QueuedJob> IntakeStatements::enqueue(const provisioning::NewUser &user,
 namespace {
 ClaimedJob claimed_job(long long id, int attempts, const std::string &payload, long long token_id,
                        soci::indicator i_token, const std::string &hash, soci::indicator i_hash,
-                       const std::string &expires, soci::indicator i_expires) {
+                       const std::string &expires, soci::indicator i_expires,
+                       const std::string &created_at) {
   ClaimedJob job;
   job.id = id;
+  job.created_at = created_at;
   job.attempts = attempts;
   const auto body = nlohmann::json::parse(payload, nullptr, false);
   if (body.is_object()) {
@@ -212,19 +214,20 @@ std::vector<ClaimedJob> claim_ids(soci::session &sql, const std::vector<std::int
   const std::string now = clock::now_iso8601();
   long long wanted = 0, id = 0, token_id = 0;
   int attempts = 0;
-  std::string payload, hash, expires;
+  std::string payload, hash, expires, created_at;
   soci::indicator i_token = soci::i_null, i_hash = soci::i_null, i_expires = soci::i_null;
   soci::statement st =
       (sql.prepare << k_claim_id, soci::use(owner), soci::use(lease_until), soci::use(now),
        soci::use(wanted), soci::use(now), soci::into(id), soci::into(attempts), soci::into(payload),
-       soci::into(token_id, i_token), soci::into(hash, i_hash), soci::into(expires, i_expires));
+       soci::into(token_id, i_token), soci::into(hash, i_hash), soci::into(expires, i_expires),
+       soci::into(created_at));
   std::vector<ClaimedJob> claimed;
   for (const auto job_id : ids) {
     // NOLINTNEXTLINE(clang-analyzer-deadcode.DeadStores): read by soci::use at execute
     wanted = job_id;
     if (!st.execute(true)) continue;
-    claimed.push_back(
-        claimed_job(id, attempts, payload, token_id, i_token, hash, i_hash, expires, i_expires));
+    claimed.push_back(claimed_job(id, attempts, payload, token_id, i_token, hash, i_hash, expires,
+                                  i_expires, created_at));
     st.fetch(); // finishes the statement (SQLite keeps a RETURNING statement open otherwise)
   }
   return claimed;
@@ -260,18 +263,18 @@ std::vector<ClaimedJob> claim(soci::session &sql, const std::string &owner, int 
   const std::string now = clock::now_iso8601();
   long long id = 0, token_id = 0;
   int attempts = 0;
-  std::string payload, hash, expires;
+  std::string payload, hash, expires, created_at;
   soci::indicator i_token = soci::i_null, i_hash = soci::i_null, i_expires = soci::i_null;
   soci::statement st =
       (sql.prepare << store::with_skip_locked(sql, k_claim), soci::use(owner),
        soci::use(lease_until), soci::use(now), soci::use(now), soci::use(max), soci::into(id),
        soci::into(attempts), soci::into(payload), soci::into(token_id, i_token),
-       soci::into(hash, i_hash), soci::into(expires, i_expires));
+       soci::into(hash, i_hash), soci::into(expires, i_expires), soci::into(created_at));
   st.execute();
   std::vector<ClaimedJob> claimed;
   while (st.fetch()) {
-    claimed.push_back(
-        claimed_job(id, attempts, payload, token_id, i_token, hash, i_hash, expires, i_expires));
+    claimed.push_back(claimed_job(id, attempts, payload, token_id, i_token, hash, i_hash, expires,
+                                  i_expires, created_at));
   }
   return claimed;
 }
@@ -307,7 +310,8 @@ tl::expected<JobStatus, TransitionError> fail_attempt(soci::session &sql, std::i
 
 std::vector<std::int64_t> recover_expired_leases(soci::session &sql, int max_attempts,
                                                  const std::string &instance,
-                                                 const alerts::AlertPolicy *alerts) {
+                                                 const alerts::AlertPolicy *alerts,
+                                                 std::size_t *died) {
   const std::string now = clock::now_iso8601();
   long long id = 0;
   std::string status, email;
@@ -330,6 +334,7 @@ std::vector<std::int64_t> recover_expired_leases(soci::session &sql, int max_att
     record_dead(sql, dead_id, dead_email, dead_attempts,
                 "the worker holding the lease stopped or crashed", instance, alerts);
   }
+  if (died != nullptr) *died = dead.size();
   return requeued;
 }
 
@@ -426,6 +431,26 @@ QueueStats stats(soci::session &sql) {
       soci::use(minute_ago), soci::into(recent);
   s.jobs_per_second_last_minute = static_cast<double>(recent) / 60.0;
   return s;
+}
+
+QueueDepth queue_depth(soci::session &sql, long long limit) {
+  // The subquery stops after `limit` rows of the status index: a deep
+  // backlog costs no more than that (hexpm/hexpm#1773: an unbounded count
+  // every few seconds became a database's top consumer).
+  QueueDepth depth;
+  sql << "SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE status = 'queued' LIMIT :limit) waiting",
+      soci::use(limit), soci::into(depth.queued);
+  // One seek at the start of the (status, run_after) index.
+  std::string due;
+  soci::indicator i_due = soci::i_null;
+  sql << "SELECT MIN(run_after) FROM jobs WHERE status = 'queued'", soci::into(due, i_due);
+  if (i_due == soci::i_ok) {
+    if (auto t = clock::parse_iso8601(due); t && *t <= std::chrono::system_clock::now()) {
+      depth.oldest_waiting_seconds =
+          std::chrono::duration<double>(std::chrono::system_clock::now() - *t).count();
+    }
+  }
+  return depth;
 }
 
 nlohmann::json QueueStats::to_json() const {

@@ -63,6 +63,7 @@ struct ClaimedJob {
   provisioning::Creator creator;
   std::optional<std::string> activation_hash;
   std::optional<std::string> activation_expires_at;
+  std::string created_at; // the intake (ISO 8601), for the intake-to-success time
 };
 
 struct QueuedJob {
@@ -139,10 +140,11 @@ tl::expected<JobStatus, TransitionError> fail_attempt(soci::session &sql, std::i
 
 // Jobs whose lease expired (their worker died) go back to queued, or to
 // dead when they used up their attempts (alerted like fail_attempt).
-// Returns the ids put back.
+// Returns the ids put back; `died` (optional) is set to the number made dead.
 std::vector<std::int64_t> recover_expired_leases(soci::session &sql, int max_attempts,
                                                  const std::string &instance,
-                                                 const alerts::AlertPolicy *alerts = nullptr);
+                                                 const alerts::AlertPolicy *alerts = nullptr,
+                                                 std::size_t *died = nullptr);
 
 // Gives back `owner`'s leases at shutdown without counting the attempt.
 int release_leases(soci::session &sql, const std::string &owner);
@@ -172,5 +174,16 @@ struct QueueStats {
   nlohmann::json to_json() const;
 };
 QueueStats stats(soci::session &sql);
+
+// The waiting jobs for the metrics, at a bounded cost: queued jobs counted
+// up to `limit` (the count saturates there), and how long the job due the
+// longest has been due (since its intake, or since the retry time its
+// backoff set: a job waiting out a backoff is not late); nullopt when no
+// queued job is due.
+struct QueueDepth {
+  long long queued = 0;
+  std::optional<double> oldest_waiting_seconds;
+};
+QueueDepth queue_depth(soci::session &sql, long long limit);
 
 } // namespace usher::jobs

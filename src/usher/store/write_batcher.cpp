@@ -64,8 +64,21 @@ bool is_database_failure(const soci::soci_error &e) {
 
 } // namespace
 
-WriteBatcher::WriteBatcher(const Database &db, std::size_t queue_limit, std::size_t max_batch)
+WriteBatcher::WriteBatcher(const Database &db, std::size_t queue_limit, std::size_t max_batch,
+                           metrics::Registry *metrics)
     : m_db(db), m_queue_limit(queue_limit), m_max_batch(max_batch) {
+  if (metrics != nullptr) {
+    m_batch_size = &metrics
+                        ->histogram("usher_writer_batch_size",
+                                    "Writes committed together in one transaction (group commit).",
+                                    {1, 2, 5, 10, 20, 50, 100, 200, 512})
+                        .with();
+    m_commit_seconds =
+        &metrics
+             ->histogram("usher_writer_commit_seconds",
+                         "Time the writer's COMMIT of one batch took.", metrics::duration_buckets())
+             .with();
+  }
   m_thread = std::thread([this] { run(); });
 }
 
@@ -217,7 +230,13 @@ void WriteBatcher::run_batch(std::deque<Item> &batch) {
         outcomes[i] = fail(ErrorKind::internal, "internal", e.what());
       }
     }
+    const auto commit_started = std::chrono::steady_clock::now();
     sql.commit();
+    if (m_batch_size != nullptr) {
+      m_batch_size->observe(static_cast<double>(batch.size()));
+      m_commit_seconds->observe(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - commit_started).count());
+    }
   } catch (const std::exception &e) {
     spdlog::error("database write batch of {} failed: {}", batch.size(), e.what());
     if (m_sql) {

@@ -19,6 +19,7 @@
 
 #include <soci/soci.h>
 
+#include <usher/metrics/registry.hpp>
 #include <usher/store/database.hpp>
 #include <usher/util/error.hpp>
 
@@ -70,6 +71,9 @@ struct WalStats {
   std::atomic<std::uint64_t> total_pause_us{0};
 };
 
+// Writes committed in one transaction at most (the default).
+inline constexpr std::size_t k_max_batch = 512;
+
 class WriteBatcher {
 public:
   // Runs inside the batch transaction; throw to roll back this write only.
@@ -78,7 +82,9 @@ public:
   // or failed (the error); never called twice.
   using Done = std::function<void(const Result<void> &)>;
 
-  WriteBatcher(const Database &db, std::size_t queue_limit, std::size_t max_batch = 512);
+  // `metrics` (optional): batch sizes and commit times are recorded into it.
+  WriteBatcher(const Database &db, std::size_t queue_limit, std::size_t max_batch = k_max_batch,
+               metrics::Registry *metrics = nullptr);
   ~WriteBatcher();
   WriteBatcher(const WriteBatcher &) = delete;
   WriteBatcher &operator=(const WriteBatcher &) = delete;
@@ -113,6 +119,8 @@ private:
   const Database &m_db;
   const std::size_t m_queue_limit;
   const std::size_t m_max_batch;
+  metrics::Histogram *m_batch_size = nullptr;     // null: not recorded
+  metrics::Histogram *m_commit_seconds = nullptr; // null: not recorded
   mutable std::mutex m_mutex;
   std::condition_variable m_wake;
   std::deque<Item> m_queue;

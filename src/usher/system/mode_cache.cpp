@@ -31,6 +31,10 @@ SystemMode ModeCache::get(Clock::time_point now) {
   return static_cast<SystemMode>(m_packed.load(std::memory_order_acquire) & 0xFF);
 }
 
+SystemMode ModeCache::cached() const {
+  return static_cast<SystemMode>(m_packed.load(std::memory_order_acquire) & 0xFF);
+}
+
 std::int64_t ModeCache::version() const {
   return static_cast<std::int64_t>(m_packed.load(std::memory_order_acquire) >> 8);
 }

@@ -32,6 +32,9 @@ public:
   SystemMode get() { return get(coarse_now()); }
   SystemMode get(Clock::time_point now);
 
+  // The cached mode, never refreshed here (the metrics read it).
+  SystemMode cached() const;
+
   // The cached version (for status pages and tests).
   std::int64_t version() const;
 

@@ -26,6 +26,7 @@ constexpr auto k_max_backoff = std::chrono::hours(1);
 struct JobOutcome {
   std::int64_t id = 0;
   int attempts = 0;
+  std::string created_at; // the intake
   Result<void> result;
   bool lease_lost = false; // another worker has the job: nothing to record
 };
@@ -60,7 +61,24 @@ std::chrono::milliseconds backoff_delay(std::chrono::milliseconds base, int atte
 Worker::Worker(queue::JobQueue &queue, store::WriteBatcher &writer, WorkerSettings settings)
     : m_queue(queue), m_writer(writer), m_settings(std::move(settings)),
       m_owner_prefix(
-          fmt::format("{}:{}:{}", m_settings.instance, getpid(), crypto::random_token("", 6))) {}
+          fmt::format("{}:{}:{}", m_settings.instance, getpid(), crypto::random_token("", 6))) {
+  if (auto *registry = m_settings.metrics; registry != nullptr) {
+    m_outcomes = &registry->counter("usher_jobs_total",
+                                    "Job attempts by outcome: succeeded, failed_attempt (queued "
+                                    "again for a retry) or dead (the last attempt failed).",
+                                    {"outcome"});
+    for (const char *outcome : {"succeeded", "failed_attempt", "dead"}) m_outcomes->with({outcome});
+    m_attempts =
+        &registry->counter("usher_job_attempts_total", "Job attempts whose outcome was recorded.")
+             .with();
+    m_intake_to_success =
+        &registry
+             ->histogram("usher_job_intake_to_success_seconds",
+                         "Time from a job's intake to its successful commit by a worker.",
+                         {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600})
+             .with();
+  }
+}
 
 Worker::~Worker() { stop(); }
 
@@ -124,14 +142,22 @@ void Worker::run(unsigned index) {
 
 void Worker::recover_expired() {
   auto requeued = std::make_shared<std::vector<std::int64_t>>();
+  auto died = std::make_shared<std::size_t>(0);
   const int max_attempts = m_settings.max_attempts;
   const std::string instance = m_settings.instance;
   const auto *alerts = m_settings.alerts;
   if (m_writer.submit_and_wait(
-          [requeued, max_attempts, instance, alerts](store::WriteContext &context) {
-            *requeued = jobs::recover_expired_leases(context.sql(), max_attempts, instance, alerts);
+          [requeued, died, max_attempts, instance, alerts](store::WriteContext &context) {
+            *requeued = jobs::recover_expired_leases(context.sql(), max_attempts, instance, alerts,
+                                                     died.get());
           },
           std::chrono::seconds(30))) {
+    // An expired lease was an attempt that failed (its worker died).
+    if (m_outcomes != nullptr) {
+      m_outcomes->with({"failed_attempt"}).inc(static_cast<double>(requeued->size()));
+      m_outcomes->with({"dead"}).inc(static_cast<double>(*died));
+      m_attempts->inc(static_cast<double>(requeued->size() + *died));
+    }
     if (!requeued->empty()) {
       spdlog::warn("recovered {} jobs whose worker stopped or crashed", requeued->size());
       for (auto id : *requeued) m_queue.dispatch(id, {});
@@ -161,6 +187,7 @@ void Worker::process(const std::string &owner, std::vector<jobs::ClaimedJob> bat
   for (std::size_t i = 0; i < batch.size(); ++i) {
     shared->outcomes[i].id = batch[i].id;
     shared->outcomes[i].attempts = batch[i].attempts;
+    shared->outcomes[i].created_at = batch[i].created_at;
     auto job = std::make_shared<jobs::ClaimedJob>(std::move(batch[i]));
     auto lost = std::make_shared<bool>(false); // written by the apply, read by its done
     const auto &step = m_settings.checkpoint;
@@ -215,6 +242,14 @@ void Worker::process(const std::string &owner, std::vector<jobs::ClaimedJob> bat
   for (const auto &outcome : shared->outcomes) {
     if (outcome.result) {
       m_succeeded.fetch_add(1);
+      if (m_outcomes != nullptr) {
+        m_outcomes->with({"succeeded"}).inc();
+        m_attempts->inc();
+        if (const auto created = clock::parse_iso8601(outcome.created_at)) {
+          m_intake_to_success->observe(
+              std::chrono::duration<double>(std::chrono::system_clock::now() - *created).count());
+        }
+      }
       finished.push_back(outcome.id);
       continue;
     }
@@ -244,6 +279,10 @@ void Worker::process(const std::string &owner, std::vector<jobs::ClaimedJob> bat
           }
         },
         std::chrono::seconds(30));
+    if (recorded && *status && m_outcomes != nullptr) {
+      m_outcomes->with({**status == jobs::JobStatus::dead ? "dead" : "failed_attempt"}).inc();
+      m_attempts->inc();
+    }
     if (recorded && *status == jobs::JobStatus::queued) {
       m_queue.retry_at(id, retry_time);
     } else if (recorded) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include <usher/jobs/job_store.hpp>
+#include <usher/metrics/registry.hpp>
 #include <usher/queue/job_queue.hpp>
 #include <usher/store/write_batcher.hpp>
 
@@ -35,6 +36,8 @@ struct WorkerSettings {
   // or disturb the loop with it. account, profile and before_complete run
   // on the writer thread inside the job's transaction.
   std::function<void(const char *step)> checkpoint;
+  // Attempts and their outcomes are recorded into it (null: not recorded).
+  metrics::Registry *metrics = nullptr;
 };
 
 // Test-only fault injection (USHER_FAULT_AFTER, USHER_FAULT_MODE): a
@@ -73,6 +76,10 @@ private:
   std::string m_owner_prefix;
   std::atomic<bool> m_stopping{false};
   std::atomic<std::uint64_t> m_succeeded{0};
+  // Null without a registry.
+  metrics::CounterFamily *m_outcomes = nullptr;
+  metrics::Counter *m_attempts = nullptr;
+  metrics::Histogram *m_intake_to_success = nullptr;
   std::vector<std::thread> m_threads;
 };
 
