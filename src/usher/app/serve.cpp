@@ -488,15 +488,16 @@ int run_import(const config::Config &config, const ImportRequest &request) {
     if (!rejects) throw std::runtime_error("cannot write " + request.rejects_path);
   }
   if (request.dry_run) {
-    std::printf("dry run of %s: %zu rows: %zu would be new, %zu existed, %zu rejected; nothing was "
+    std::printf("dry run of %s: %zu %s: %zu would be new, %zu existed, %zu rejected; nothing was "
                 "written\n",
-                request.file.c_str(), summary.rows, summary.created, summary.existed,
-                summary.rejected);
+                request.file.c_str(), summary.rows, summary.rows == 1 ? "row" : "rows",
+                summary.created, summary.existed, summary.rejected);
   } else {
-    std::printf("imported %s: %zu rows: %zu new (%zu queued for the workers, %zu created at "
+    std::printf("imported %s: %zu %s: %zu new (%zu queued for the workers, %zu created at "
                 "once), %zu existed, %zu rejected\n",
-                request.file.c_str(), summary.rows, summary.created + summary.queued,
-                summary.queued, summary.created, summary.existed, summary.rejected);
+                request.file.c_str(), summary.rows, summary.rows == 1 ? "row" : "rows",
+                summary.created + summary.queued, summary.queued, summary.created, summary.existed,
+                summary.rejected);
   }
   if (!summary.rejects.empty()) {
     std::printf("rejected rows, with the reason: %s\n", request.rejects_path.c_str());
