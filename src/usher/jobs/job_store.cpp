@@ -68,7 +68,9 @@ constexpr const char *k_retry =
 
 void record_dead(soci::session &sql, long long id, const std::string &email, int attempts,
                  const std::string &error, const std::string &instance,
-                 const alerts::AlertPolicy *alerts) {
+                 const alerts::AlertPolicy *alerts, const webhooks::OutboundTargets *outbound,
+                 const std::string &now) {
+  webhooks::enqueue_job_dead(sql, outbound, {id, email, attempts, error}, now);
   health::record(sql, health::EventType::error,
                  fmt::format("job {} for {} is dead after {} attempts: the customer has no account",
                              id, email, attempts),
@@ -290,12 +292,10 @@ tl::expected<void, TransitionError> extend_lease(soci::session &sql, std::int64_
   return {};
 }
 
-tl::expected<JobStatus, TransitionError> fail_attempt(soci::session &sql, std::int64_t job_id,
-                                                      const std::string &owner,
-                                                      const std::string &error,
-                                                      const std::string &retry_at, int max_attempts,
-                                                      const std::string &instance,
-                                                      const alerts::AlertPolicy *alerts) {
+tl::expected<JobStatus, TransitionError> fail_attempt(
+    soci::session &sql, std::int64_t job_id, const std::string &owner, const std::string &error,
+    const std::string &retry_at, int max_attempts, const std::string &instance,
+    const alerts::AlertPolicy *alerts, const webhooks::OutboundTargets *outbound) {
   const long long id = job_id;
   const std::string now = clock::now_iso8601();
   std::string status, email;
@@ -304,14 +304,16 @@ tl::expected<JobStatus, TransitionError> fail_attempt(soci::session &sql, std::i
       soci::use(id), soci::use(owner), soci::into(status), soci::into(email), soci::into(attempts);
   if (!sql.got_data()) return tl::unexpected(TransitionError::lease_lost);
   const auto result = parse_status(status).value_or(JobStatus::queued);
-  if (result == JobStatus::dead) record_dead(sql, id, email, attempts, error, instance, alerts);
+  if (result == JobStatus::dead)
+    record_dead(sql, id, email, attempts, error, instance, alerts, outbound, now);
   return result;
 }
 
 std::vector<std::int64_t> recover_expired_leases(soci::session &sql, int max_attempts,
                                                  const std::string &instance,
                                                  const alerts::AlertPolicy *alerts,
-                                                 std::size_t *died) {
+                                                 std::size_t *died,
+                                                 const webhooks::OutboundTargets *outbound) {
   const std::string now = clock::now_iso8601();
   long long id = 0;
   std::string status, email;
@@ -332,7 +334,7 @@ std::vector<std::int64_t> recover_expired_leases(soci::session &sql, int max_att
   }
   for (const auto &[dead_id, dead_email, dead_attempts] : dead) {
     record_dead(sql, dead_id, dead_email, dead_attempts,
-                "the worker holding the lease stopped or crashed", instance, alerts);
+                "the worker holding the lease stopped or crashed", instance, alerts, outbound, now);
   }
   if (died != nullptr) *died = dead.size();
   return requeued;
