@@ -12,9 +12,13 @@
 
 #include <usher/jobs/job_store.hpp>
 #include <usher/jobs/provisioner.hpp>
+#include <usher/store/write_batcher.hpp>
 #include <usher/util/clock.hpp>
 #include <usher/webhooks/outbox.hpp>
+#include <usher/webhooks/sender.hpp>
+#include <usher/webhooks/signature.hpp>
 
+#include "manual_clock.hpp"
 #include "temp_database.hpp"
 
 namespace usher::webhooks {
@@ -201,4 +205,118 @@ TEST_F(WebhooksOutbox, AClaimIsALeaseAndSettlingEndsIt) {
 }
 
 } // namespace outbox_test
+} // namespace usher::webhooks
+
+namespace usher::webhooks {
+namespace sender_test {
+
+using namespace std::chrono_literals;
+
+SenderSettings settings_with(std::chrono::hours window) {
+  SenderSettings settings;
+  settings.secret = "whsec_test";
+  settings.timeout = 500ms;
+  settings.backoff = 1000ms;
+  settings.max_backoff = 60000ms;
+  settings.retry_window = window;
+  settings.instance = "unit";
+  return settings;
+}
+
+PostResult failed(long status) {
+  return {PostResult::Outcome::failed, status, "HTTP " + std::to_string(status)};
+}
+
+TEST(WebhooksSignature, IsHmacOfTheTimestampDotBody) {
+  // Computed independently: printf '1700000000.{"a":1}' | openssl dgst -sha256 -hmac whsec_test
+  const std::string header = signature_header("whsec_test", 1700000000, R"({"a":1})");
+  EXPECT_EQ(header.rfind("t=1700000000,v1=", 0), 0u) << header;
+  EXPECT_EQ(header.size(), std::string("t=1700000000,v1=").size() + 64);
+  // The inbound verifier (the same scheme as Usher-Signature) accepts it.
+  testing::ManualClock clock(clock::WallTime(std::chrono::seconds(1700000010)));
+  VerifyOptions options;
+  options.secrets = {"whsec_test"};
+  EXPECT_EQ(verify(Provider::generic, header, R"({"a":1})", options, clock), Verdict::ok);
+  options.secrets = {"wrong"};
+  EXPECT_EQ(verify(Provider::generic, header, R"({"a":1})", options, clock), Verdict::mismatch);
+}
+
+TEST(WebhooksDecide, A2xxIsSentAnythingElseBacksOffWithJitterUpToTheCap) {
+  const auto settings = settings_with(24h);
+  const clock::WallTime created(std::chrono::seconds(1'795'867'200));
+  EXPECT_EQ(
+      decide({PostResult::Outcome::delivered, 204, ""}, 1, created, created, settings, 0.5).action,
+      Decision::Action::sent);
+  const auto first = decide(failed(500), 1, created, created, settings, 1.0);
+  EXPECT_EQ(first.action, Decision::Action::retry);
+  EXPECT_EQ(first.next_attempt_at - created, 1000ms);
+  EXPECT_EQ(decide(failed(500), 1, created, created, settings, 0.0).next_attempt_at - created,
+            500ms)
+      << "jitter takes off at most half";
+  EXPECT_EQ(decide(failed(503), 3, created, created, settings, 1.0).next_attempt_at - created,
+            4000ms);
+  EXPECT_EQ(decide(failed(0), 30, created, created, settings, 1.0).next_attempt_at - created,
+            60000ms)
+      << "bounded by max_backoff";
+  EXPECT_EQ(decide({PostResult::Outcome::aborted, 0, "stopped"}, 1, created, created, settings, 1.0)
+                .action,
+            Decision::Action::release);
+}
+
+TEST(WebhooksDecide, NeverRetriesPastTheWindowAndGivesUpAtIt) {
+  const auto settings = settings_with(24h);
+  const clock::WallTime created(std::chrono::seconds(1'795'867'200));
+  const auto late = created + 24h - 10ms;
+  const auto retry = decide(failed(500), 40, created, late, settings, 1.0);
+  EXPECT_EQ(retry.action, Decision::Action::retry);
+  EXPECT_EQ(retry.next_attempt_at, created + 24h);
+  const auto done = decide(failed(500), 41, created, created + 24h, settings, 1.0);
+  EXPECT_EQ(done.action, Decision::Action::give_up);
+  EXPECT_EQ(done.error, "HTTP 500");
+}
+
+// The sender's loop against a receiver that is not there (a closed port):
+// each attempt fails, is retried after its backoff, and after the retry
+// window the event is given up with one WARNING naming the URL and the
+// event id, never the secret.
+TEST(WebhooksSender, GivesUpAfterTheRetryWindowWithOneWarning) {
+  usher::testing::MigratedDatabase db("webhooks_sender");
+  usher::testing::ManualClock clock;
+  OutboundTargets targets{{"http://127.0.0.1:1/hook"}};
+  const auto now = clock::iso8601(clock.wall());
+  {
+    soci::transaction tr(db.sql());
+    enqueue_job_dead(db.sql(), &targets, {77, "x@example.com", 3, "boom"}, now);
+    tr.commit();
+  }
+  store::WriteBatcher writer(db.db(), 100);
+  auto settings = settings_with(24h);
+  settings.clock = &clock;
+  OutboundSender sender(db.db(), writer, settings);
+
+  EXPECT_EQ(sender.deliver_due(db.sql()), 1);
+  EXPECT_EQ(db.count("SELECT attempts FROM webhook_outbox"), 1);
+  EXPECT_EQ(sender.deliver_due(db.sql()), 0) << "waiting out its backoff";
+  clock.advance(2s);
+  EXPECT_EQ(sender.deliver_due(db.sql()), 1);
+  EXPECT_EQ(db.count("SELECT attempts FROM webhook_outbox"), 2);
+  EXPECT_EQ(db.count("SELECT COUNT(*) FROM system_health_logs WHERE event_type = 'WARNING'"), 0);
+
+  clock.advance(24h);
+  EXPECT_EQ(sender.deliver_due(db.sql()), 1);
+  EXPECT_EQ(db.count("SELECT COUNT(*) FROM webhook_outbox WHERE status = 'failed'"), 1);
+  clock.advance(24h);
+  EXPECT_EQ(sender.deliver_due(db.sql()), 0) << "given up for good";
+  EXPECT_EQ(db.count("SELECT COUNT(*) FROM system_health_logs WHERE event_type = 'WARNING'"), 1);
+  std::string message, metadata;
+  db.sql() << "SELECT message, metadata FROM system_health_logs WHERE event_type = 'WARNING'",
+      soci::into(message), soci::into(metadata);
+  EXPECT_NE(message.find("evt_job_dead_77_3"), std::string::npos) << message;
+  EXPECT_NE(message.find("http://127.0.0.1:1/hook"), std::string::npos) << message;
+  EXPECT_EQ((message + metadata).find("whsec_test"), std::string::npos);
+  sender.stop();
+  writer.stop();
+}
+
+} // namespace sender_test
 } // namespace usher::webhooks
