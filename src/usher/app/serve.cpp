@@ -154,12 +154,15 @@ private:
         if (const auto pruned = m_retention.run_if_due(*sql); pruned && pruned->total() > 0) {
           log::with_fields(spdlog::level::info,
                            fmt::format("retention pruned {} job attempts, {} health events, {} "
-                                       "alerts, {} idempotency keys, {} sessions",
+                                       "alerts, {} outbound events, {} idempotency keys, {} "
+                                       "sessions",
                                        pruned->job_attempts, pruned->health_events, pruned->alerts,
-                                       pruned->idempotency_keys, pruned->sessions),
+                                       pruned->outbound_events, pruned->idempotency_keys,
+                                       pruned->sessions),
                            {{"pruned_job_attempts", pruned->job_attempts},
                             {"pruned_health_events", pruned->health_events},
                             {"pruned_alerts", pruned->alerts},
+                            {"pruned_outbound_events", pruned->outbound_events},
                             {"pruned_idempotency_keys", pruned->idempotency_keys},
                             {"pruned_sessions", pruned->sessions}});
         }
