@@ -84,6 +84,8 @@ protected:
 TEST(WebhooksEventIds, AreDeterministic) {
   EXPECT_EQ(user_provisioned_id(42), "evt_user_provisioned_42");
   EXPECT_EQ(job_dead_id(42, 3), "evt_job_dead_42_3");
+  EXPECT_EQ(job_dead_id(42, 3, 1), "evt_job_dead_42_3");
+  EXPECT_EQ(job_dead_id(42, 1, 2), "evt_job_dead_42_1_2");
   EXPECT_EQ(user_provisioned_id(42), user_provisioned_id(42));
 }
 
@@ -158,6 +160,22 @@ TEST_F(WebhooksOutbox, ADeadJobIsAJobDeadEvent) {
   EXPECT_EQ(body["data"]["attempts"], 1);
   EXPECT_EQ(body["data"]["last_error"], "smtp down");
   EXPECT_EQ(rows(), 2);
+}
+
+TEST_F(WebhooksOutbox, ADeadJobRetriedAndDeadAgainIsASecondEvent) {
+  const auto id = enqueue("twice@example.com");
+  for (int death = 1; death <= 2; ++death) {
+    ASSERT_EQ(jobs::claim(m_db.sql(), "w1", 1, in(30s)).size(), 1u);
+    ASSERT_EQ(jobs::fail_attempt(m_db.sql(), id, "w1", "smtp down", in(0ms), 1, "unit", nullptr,
+                                 &m_targets),
+              jobs::JobStatus::dead);
+    if (death == 1) {
+      ASSERT_TRUE(jobs::retry_dead(m_db.sql(), id, "admin", "unit"));
+    }
+  }
+  EXPECT_EQ(m_db.count("SELECT COUNT(DISTINCT event_id) FROM webhook_outbox"), 2);
+  EXPECT_EQ(body_of(job_dead_id(id, 1))["type"], "job.dead");
+  EXPECT_EQ(body_of(job_dead_id(id, 1, 2))["id"], "evt_job_dead_" + std::to_string(id) + "_1_2");
 }
 
 TEST_F(WebhooksOutbox, AFailedAttemptThatIsRetriedIsNoEvent) {

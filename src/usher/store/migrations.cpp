@@ -182,7 +182,8 @@ ALTER TABLE api_tokens ADD COLUMN revoked_by TEXT
     // is deterministic (receivers de-duplicate on it), so (event_id, url) is
     // unique. A claim is a lease: next_attempt_at moves past the POST, so
     // several processes deliver from one database without sending twice in
-    // one round.
+    // one round. jobs.deaths counts a job's dead transitions (a retried job
+    // starts its attempts again), so that each death has its own event id.
     R"SQL(
 CREATE TABLE webhook_outbox (
   id {ID},
@@ -198,7 +199,8 @@ CREATE TABLE webhook_outbox (
   sent_at TEXT
 );
 CREATE UNIQUE INDEX webhook_outbox_event_url ON webhook_outbox (event_id, url);
-CREATE INDEX webhook_outbox_status_next ON webhook_outbox (status, next_attempt_at)
+CREATE INDEX webhook_outbox_status_next ON webhook_outbox (status, next_attempt_at);
+ALTER TABLE jobs ADD COLUMN deaths INTEGER NOT NULL DEFAULT 0
 )SQL",
 };
 

@@ -56,8 +56,9 @@ std::string user_provisioned_id(std::int64_t job_id) {
   return fmt::format("evt_user_provisioned_{}", job_id);
 }
 
-std::string job_dead_id(std::int64_t job_id, int attempts) {
-  return fmt::format("evt_job_dead_{}_{}", job_id, attempts);
+std::string job_dead_id(std::int64_t job_id, int attempts, int death) {
+  if (death <= 1) return fmt::format("evt_job_dead_{}_{}", job_id, attempts);
+  return fmt::format("evt_job_dead_{}_{}_{}", job_id, attempts, death);
 }
 
 std::string event_body(const std::string &id, const std::string &type,
@@ -86,7 +87,7 @@ void enqueue_job_dead(soci::session &sql, const OutboundTargets *targets, const 
                                {"email", job.email},
                                {"attempts", job.attempts},
                                {"last_error", job.last_error}};
-  enqueue(sql, *targets, job_dead_id(job.job_id, job.attempts), k_job_dead, now, data);
+  enqueue(sql, *targets, job_dead_id(job.job_id, job.attempts, job.death), k_job_dead, now, data);
 }
 
 bool has_due(soci::session &sql, const std::string &now) {

@@ -29,8 +29,10 @@ inline constexpr const char *k_job_dead = "job.dead";
 
 // `evt_user_provisioned_<job id>`: one per job, whichever path provisioned it.
 std::string user_provisioned_id(std::int64_t job_id);
-// `evt_job_dead_<job id>_<attempts>`: a dead job retried and dead again is a new event.
-std::string job_dead_id(std::int64_t job_id, int attempts);
+// `evt_job_dead_<job id>_<attempts>` for the job's first death; a dead job
+// retried (its attempts start again) and dead again is a new event:
+// `evt_job_dead_<job id>_<attempts>_<death>` from its second death on.
+std::string job_dead_id(std::int64_t job_id, int attempts, int death = 1);
 
 // The event's body, `{"id","type","created_at","data":{…}}`, as POSTed.
 std::string event_body(const std::string &id, const std::string &type,
@@ -50,6 +52,7 @@ struct DeadJob {
   std::string email;
   int attempts = 0;
   std::string last_error;
+  int death = 1; // the job's how-manyth dead transition (jobs.deaths)
 };
 
 // Write the event for each URL of `targets` in the caller's transaction
