@@ -259,6 +259,14 @@ TEST(WebhooksSignature, IsHmacOfTheTimestampDotBody) {
   EXPECT_EQ(verify(Provider::generic, header, R"({"a":1})", options, clock), Verdict::mismatch);
 }
 
+TEST(WebhooksSender, UrlCredentialsAreNotLogged) {
+  EXPECT_EQ(loggable_url("https://crm.example.com/hook?a=b"), "https://crm.example.com/hook?a=b");
+  EXPECT_EQ(loggable_url("https://bob:s3cret@crm.example.com/hook"),
+            "https://***@crm.example.com/hook");
+  EXPECT_EQ(loggable_url("http://tok@crm.example.com"), "http://***@crm.example.com");
+  EXPECT_EQ(loggable_url("http://crm.example.com/a@b"), "http://crm.example.com/a@b");
+}
+
 TEST(WebhooksDecide, A2xxIsSentAnythingElseBacksOffWithJitterUpToTheCap) {
   const auto settings = settings_with(24h);
   const clock::WallTime created(std::chrono::seconds(1'795'867'200));

@@ -47,6 +47,16 @@ int on_progress(void *transfer, curl_off_t, curl_off_t, curl_off_t, curl_off_t) 
 
 } // namespace
 
+std::string loggable_url(const std::string &url) {
+  const auto scheme = url.find("://");
+  if (scheme == std::string::npos) return url;
+  const auto start = scheme + 3;
+  const auto end = url.find_first_of("/?#", start);
+  const auto at = url.rfind('@', end == std::string::npos ? std::string::npos : end);
+  if (at == std::string::npos || at < start) return url;
+  return url.substr(0, start) + "***@" + url.substr(at + 1);
+}
+
 SenderSettings sender_settings(const config::Config &config) {
   SenderSettings settings;
   settings.secret = config.webhook_signing_secret;
@@ -247,19 +257,18 @@ void OutboundSender::settle(const OutboundMessage &message, const PostResult &re
                             const Decision &decision) {
   const auto id = message.id;
   const int attempts = message.attempts + 1;
+  const std::string url = loggable_url(message.url);
   const std::string now = clock::iso8601(m_settings.clock->wall());
   const std::string error = decision.error;
-  nlohmann::json fields = {{"outbox_id", id},
-                           {"event_id", message.event_id},
-                           {"url", message.url},
-                           {"attempt", attempts}};
+  nlohmann::json fields = {
+      {"outbox_id", id}, {"event_id", message.event_id}, {"url", url}, {"attempt", attempts}};
   bool written = false;
   switch (decision.action) {
   case Decision::Action::sent:
     written = write([id, now](store::WriteContext &context) { mark_sent(context.sql(), id, now); });
     log::with_fields(spdlog::level::info,
                      fmt::format("webhooks: event {} delivered to {} (attempt {})",
-                                 message.event_id, message.url, attempts),
+                                 message.event_id, url, attempts),
                      fields);
     break;
   case Decision::Action::release:
@@ -275,15 +284,15 @@ void OutboundSender::settle(const OutboundMessage &message, const PostResult &re
     log::with_fields(spdlog::level::warn,
                      fmt::format("webhooks: event {} to {} failed (attempt {}): {}; next attempt "
                                  "at {}",
-                                 message.event_id, message.url, attempts, error, next),
+                                 message.event_id, url, attempts, error, next),
                      fields);
     break;
   }
   case Decision::Action::give_up: {
     const std::string text = fmt::format("gave up delivering event {} to {} after {} attempts: {}",
-                                         message.event_id, message.url, attempts, error);
+                                         message.event_id, url, attempts, error);
     nlohmann::json metadata = {
-        {"outbox_id", id},      {"event_id", message.event_id},      {"url", message.url},
+        {"outbox_id", id},      {"event_id", message.event_id},      {"url", url},
         {"attempts", attempts}, {"http_status", result.http_status}, {"error", error}};
     const std::string instance = m_settings.instance;
     written = write([id, error, text, metadata, instance](store::WriteContext &context) {
@@ -296,8 +305,7 @@ void OutboundSender::settle(const OutboundMessage &message, const PostResult &re
   }
   if (!written) {
     // The lease runs out and the event is tried again: at least once.
-    spdlog::warn("webhooks: could not record the outcome of event {} to {}", message.event_id,
-                 message.url);
+    spdlog::warn("webhooks: could not record the outcome of event {} to {}", message.event_id, url);
   }
 }
 

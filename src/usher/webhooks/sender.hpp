@@ -43,6 +43,10 @@ struct SenderSettings {
 // The sender's settings as `config` gives them.
 SenderSettings sender_settings(const config::Config &config);
 
+// `url` as logs and the WARNING show it: credentials in it
+// (`https://user:password@host/…`) become `***`.
+std::string loggable_url(const std::string &url);
+
 // `t=T,v1=HEX`: the Usher-Signature of `body` sent at Unix time `timestamp`.
 std::string signature_header(std::string_view secret, std::int64_t timestamp,
                              std::string_view body);
