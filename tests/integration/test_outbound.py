@@ -15,6 +15,7 @@ import time
 import unittest
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from redis_harness import WorkerProcess
 from usher_harness import ServerPerTestCase, unique_email, wait_for_job, wait_until
 
 SECRET = "whsec_" + secrets.token_urlsafe(24)
@@ -169,6 +170,24 @@ class OutboundEventsTest(ServerPerTestCase):
         self.assertEqual(event["data"]["attempts"], 1)
         self.assertIn("injected fault", event["data"]["last_error"])
         self.assertEqual(receiver.events("user.provisioned"), [])
+        self.assertEqual(server.stop(), 0)
+
+    def test_usher_worker_writes_and_sends_the_events_of_its_jobs(self):
+        receiver = self.receiver()
+        # serve without URLs and without its own worker: only `usher worker`
+        # (with the URLs) provisions, writes and sends.
+        server = self.new_server("outbound-worker", mode="async_queue",
+                                 env={**FAST_JOBS, "START_WORKER": "false"})
+        worker = WorkerProcess(server, extra_env=self.env(receiver), name="outbound-worker")
+        self.addCleanup(worker.stop)
+        email = unique_email("outworker")
+        job_id = server.create_user(email=email).json["job_id"]
+        wait_for_job(server, job_id, "succeeded")
+        events = wait_until(lambda: receiver.events("user.provisioned"), timeout=20,
+                            what="the event sent by usher worker")
+        self.assertEqual(events[0]["id"], f"evt_user_provisioned_{job_id}")
+        self.assertEqual(events[0]["data"]["email"], email)
+        self.assertEqual(worker.stop(), 0, worker.stderr_tail())
         self.assertEqual(server.stop(), 0)
 
     def test_a_receiver_with_another_secret_verifies_nothing(self):
