@@ -57,7 +57,7 @@ class RetentionTest(ServerPerTestCase):
         mark = server.log_mark()
         server.start()
         server.wait_for_log(r"retention pruned 2 job attempts, 7 health events, 2 alerts, "
-                            r"1 idempotency keys", since=mark)
+                            r"0 outbound events, 1 idempotency keys", since=mark)
 
         def attempts_of(job):
             return server.query("SELECT COUNT(*) FROM job_attempts WHERE job_id = ?", (job,))[0][0]

@@ -567,7 +567,7 @@ class UsherServer:
         """Every secret this server's log must not hold: those the tests saw
         (seen_secrets()) and the settings that are secrets."""
         found = seen_secrets()
-        for name in ("TELEGRAM_BOT_TOKEN", "REDIS_URL", "DATABASE_URL"):
+        for name in ("TELEGRAM_BOT_TOKEN", "WEBHOOK_SIGNING_SECRET", "REDIS_URL", "DATABASE_URL"):
             value = getattr(self, "env", {}).get(name, "")
             if name == "DATABASE_URL":
                 # only its password: postgresql://user:password@host...

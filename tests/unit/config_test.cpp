@@ -238,6 +238,36 @@ TEST(Config, WebhookSecretsAreCommaSeparatedListsAndTheToleranceIsNeverZero) {
   EXPECT_EQ(secret.error().detail.find("hunter2"), std::string::npos);
 }
 
+TEST(Config, OutboundWebhooksNeedHttpUrlsAndASigningSecret) {
+  const auto defaults = load_with({});
+  ASSERT_TRUE(defaults) << defaults.error().detail;
+  EXPECT_TRUE(defaults->webhook_urls.empty());
+  EXPECT_EQ(defaults->webhook_timeout, 5000ms);
+  EXPECT_EQ(defaults->webhook_retry, 24h);
+
+  const auto set =
+      load_with({{"WEBHOOK_URLS", " https://crm.example.com/hook ,http://10.0.0.2:81/x,"},
+                 {"WEBHOOK_SIGNING_SECRET", "whsec_out"},
+                 {"WEBHOOK_TIMEOUT_MS", "2000"},
+                 {"WEBHOOK_RETRY_HOURS", "48"}});
+  ASSERT_TRUE(set) << set.error().detail;
+  EXPECT_EQ(set->webhook_urls,
+            (std::vector<std::string>{"https://crm.example.com/hook", "http://10.0.0.2:81/x"}));
+  EXPECT_EQ(set->webhook_signing_secret, "whsec_out");
+  EXPECT_EQ(set->webhook_timeout, 2000ms);
+  EXPECT_EQ(set->webhook_retry, 48h);
+
+  for (const char *bad : {"ftp://x.example.com", "crm.example.com", "http://", "https://a b"}) {
+    SCOPED_TRACE(bad);
+    expect_invalid(load_with({{"WEBHOOK_URLS", bad}, {"WEBHOOK_SIGNING_SECRET", "s"}}),
+                   "WEBHOOK_URLS");
+  }
+  const auto no_secret = load_with({{"WEBHOOK_URLS", "https://crm.example.com/hook"}});
+  expect_invalid(no_secret, "WEBHOOK_SIGNING_SECRET");
+  expect_invalid(load_with({{"WEBHOOK_RETRY_HOURS", "0"}}), "WEBHOOK_RETRY_HOURS");
+  expect_invalid(load_with({{"WEBHOOK_TIMEOUT_MS", "10"}}), "WEBHOOK_TIMEOUT_MS");
+}
+
 TEST(Config, ErrorSaysWhereTheBadValueCameFrom) {
   const auto from_env = load_with({{"WORKER_CONCURRENCY", "abc"}});
   ASSERT_FALSE(from_env);

@@ -234,6 +234,26 @@ TEST_F(RetentionTest, settled_alerts_past_their_age_go_and_pending_ones_stay) {
             2);
 }
 
+TEST_F(RetentionTest, settled_outbound_events_past_the_alerts_age_go_and_pending_ones_stay) {
+  const auto add_event = [this](const std::string &status, std::chrono::hours age) {
+    const std::string at = ago(age);
+    const std::string id = "evt_" + std::to_string(++m_rows);
+    *m_sql << "INSERT INTO webhook_outbox (event_id, event_type, url, body, status, "
+              "next_attempt_at, created_at) VALUES (:e, 'job.dead', 'http://x/', '{}', :s, :t, "
+              ":t2)",
+        soci::use(id), soci::use(status), soci::use(at), soci::use(at);
+  };
+  add_event("sent", 24h * 15);
+  add_event("failed", 24h * 15);
+  add_event("pending", 24h * 15);
+  add_event("sent", 24h * 13);
+  Retention retention(settings(), m_db.dialect(), m_clock);
+
+  EXPECT_EQ(retention.run_if_due(*m_sql)->outbound_events, 2);
+  EXPECT_EQ(count("webhook_outbox"), 2);
+  EXPECT_EQ(count("webhook_outbox", "status = 'pending'"), 1);
+}
+
 TEST_F(RetentionTest, idempotency_keys_are_kept_for_their_ttl_and_expired_sessions_go) {
   add_idempotency_key(25h);
   add_idempotency_key(23h);

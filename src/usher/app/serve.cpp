@@ -50,6 +50,8 @@
 #include <usher/util/clock.hpp>
 #include <usher/util/crypto.hpp>
 #include <usher/util/log_fields.hpp>
+#include <usher/webhooks/outbox.hpp>
+#include <usher/webhooks/sender.hpp>
 #include <usher/worker/worker.hpp>
 
 namespace usher::app {
@@ -152,12 +154,15 @@ private:
         if (const auto pruned = m_retention.run_if_due(*sql); pruned && pruned->total() > 0) {
           log::with_fields(spdlog::level::info,
                            fmt::format("retention pruned {} job attempts, {} health events, {} "
-                                       "alerts, {} idempotency keys, {} sessions",
+                                       "alerts, {} outbound events, {} idempotency keys, {} "
+                                       "sessions",
                                        pruned->job_attempts, pruned->health_events, pruned->alerts,
-                                       pruned->idempotency_keys, pruned->sessions),
+                                       pruned->outbound_events, pruned->idempotency_keys,
+                                       pruned->sessions),
                            {{"pruned_job_attempts", pruned->job_attempts},
                             {"pruned_health_events", pruned->health_events},
                             {"pruned_alerts", pruned->alerts},
+                            {"pruned_outbound_events", pruned->outbound_events},
                             {"pruned_idempotency_keys", pruned->idempotency_keys},
                             {"pruned_sessions", pruned->sessions}});
         }
@@ -210,10 +215,12 @@ void wait_for_stop_signal(const sigset_t &signals) {
 
 worker::WorkerSettings worker_settings(const config::Config &config,
                                        const alerts::AlertPolicy &alert_policy,
+                                       const webhooks::OutboundTargets &outbound,
                                        metrics::Registry *registry) {
   worker::WorkerSettings settings;
   settings.metrics = registry;
   settings.alerts = &alert_policy;
+  settings.outbound = &outbound;
   settings.threads = config.worker_concurrency;
   settings.claim_batch = static_cast<int>(config.job_claim_batch);
   settings.lease = config.job_lease;
@@ -251,6 +258,18 @@ void warn_when_alerts_are_off(const store::Database &db, const config::Config &c
   } catch (const std::exception &e) {
     spdlog::warn("could not record that alerts are off: {}", e.what());
   }
+}
+
+// The outbound event sender when WEBHOOK_URLS is set; it runs until stopped.
+std::unique_ptr<webhooks::OutboundSender> start_outbound_sender(const store::Database &db,
+                                                                store::WriteBatcher &writer,
+                                                                const config::Config &config) {
+  if (config.webhook_urls.empty()) return nullptr;
+  auto sender =
+      std::make_unique<webhooks::OutboundSender>(db, writer, webhooks::sender_settings(config));
+  sender->start();
+  spdlog::info("outbound events: {} receiver URL(s)", config.webhook_urls.size());
+  return sender;
 }
 
 // The sender when alerts are on; it runs until stopped.
@@ -337,9 +356,11 @@ int run_worker(const config::Config &config) {
   warn_when_alerts_are_off(db, config, alert_policy);
   store::WriteBatcher writer(db, config.write_queue_limit);
   auto queue = make_queue(db, writer, config, alert_policy);
-  worker::Worker worker(*queue, writer, worker_settings(config, alert_policy, nullptr));
+  const webhooks::OutboundTargets outbound{config.webhook_urls};
+  worker::Worker worker(*queue, writer, worker_settings(config, alert_policy, outbound, nullptr));
   worker.start();
   auto alert_sender = start_alert_sender(db, writer, config, alert_policy, nullptr);
+  auto outbound_sender = start_outbound_sender(db, writer, config);
   std::printf("usher worker running (%u threads)\n", config.worker_concurrency);
   std::fflush(stdout);
   spdlog::info("usher {} worker running with {} threads", USHER_VERSION, config.worker_concurrency);
@@ -349,6 +370,7 @@ int run_worker(const config::Config &config) {
   worker.stop();
   queue->stop();
   if (alert_sender) alert_sender->stop();
+  if (outbound_sender) outbound_sender->stop();
   writer.stop();
   spdlog::info("usher worker stopped after {} jobs", worker.succeeded());
   return 0;
@@ -451,9 +473,12 @@ int run_import(const config::Config &config, const ImportRequest &request) {
       throw std::runtime_error("cannot read the system mode: " + primed.error().detail);
     }
     idempotency::InFlight in_flight;
-    intake::Service intake(
-        writer, mode, *queue, in_flight,
-        intake::Settings{config.activation_ttl, config.job_lease, config.instance, &alert_policy});
+    // Imported buyers are provisioned users like any other: their events
+    // are written (and sent by the next serve or worker).
+    const webhooks::OutboundTargets outbound{config.webhook_urls};
+    intake::Service intake(writer, mode, *queue, in_flight,
+                           intake::Settings{config.activation_ttl, config.job_lease,
+                                            config.instance, &alert_policy, nullptr, &outbound});
     try {
       summary = importer::run(reader, *columns, &intake, {}, options);
     } catch (...) {
@@ -535,7 +560,8 @@ int serve(const config::Config &config) {
 
   store::WriteBatcher writer(db, config.write_queue_limit, store::k_max_batch, &registry);
   auto queue = make_queue(db, writer, config, alert_policy);
-  worker::Worker worker(*queue, writer, worker_settings(config, alert_policy, &registry));
+  const webhooks::OutboundTargets outbound{config.webhook_urls};
+  worker::Worker worker(*queue, writer, worker_settings(config, alert_policy, outbound, &registry));
   store::BlockingPool pool(db, config.blocking_threads, k_pool_queue_limit);
   system::ModeCache mode(
       [&db] { return load_mode_from(db); }, config.config_cache_ttl,
@@ -572,7 +598,7 @@ int serve(const config::Config &config) {
       mode,          in_flight,
       *queue,        crypto::hash_password("usher-no-such-account", config.password_cost),
       &alert_policy, {},
-      &registry};
+      &registry,     &outbound};
   if (mode_channel) {
     deps.mode_changed = [&mode_channel](const system::ModeState &state) {
       mode_channel->publish(redis::mode_message(state.version, system::to_string(state.mode)));
@@ -596,6 +622,7 @@ int serve(const config::Config &config) {
   Maintenance maintenance(db, config, tokens, writer, clock::system_clock(), registry);
   if (config.start_worker) worker.start();
   auto alert_sender = start_alert_sender(db, writer, config, alert_policy, &registry);
+  auto outbound_sender = start_outbound_sender(db, writer, config);
 
   const std::string url = fmt::format("http://{}:{}", config.listen_host, port);
   std::printf("usher listening on %s\n", url.c_str());
@@ -639,6 +666,7 @@ int serve(const config::Config &config) {
   queue->stop();
   if (mode_channel) mode_channel->stop();
   if (alert_sender) alert_sender->stop();
+  if (outbound_sender) outbound_sender->stop();
   maintenance.stop();
   hashing.stop();
   pool.stop();

@@ -157,6 +157,37 @@ Setting secret_list(std::string name, std::string help, std::vector<std::string>
                  }};
 }
 
+// WEBHOOK_URLS: http:// or https:// URLs separated by commas (blanks
+// around them and empty pieces dropped), each once.
+constexpr std::size_t k_max_webhook_urls = 8;
+constexpr std::size_t k_max_webhook_url = 2048;
+
+std::optional<std::string> parse_webhook_urls(Config &c, const std::string &v) {
+  std::vector<std::string> urls;
+  std::size_t start = 0;
+  while (start <= v.size()) {
+    const auto comma = v.find(',', start);
+    const auto piece = std::string(text::trim(std::string_view(v).substr(
+        start, comma == std::string::npos ? std::string::npos : comma - start)));
+    if (!piece.empty()) {
+      const bool http = piece.rfind("http://", 0) == 0 && piece.size() > 7;
+      const bool https = piece.rfind("https://", 0) == 0 && piece.size() > 8;
+      if ((!http && !https) || piece.size() > k_max_webhook_url ||
+          piece.find_first_of(" \t\r\n") != std::string::npos) {
+        return "must be http:// or https:// URLs separated by commas";
+      }
+      if (std::find(urls.begin(), urls.end(), piece) == urls.end()) urls.push_back(piece);
+    }
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  if (urls.size() > k_max_webhook_urls) {
+    return fmt::format("at most {} URLs", k_max_webhook_urls);
+  }
+  c.webhook_urls = std::move(urls);
+  return std::nullopt;
+}
+
 std::optional<std::string> parse_chat_ids(Config &c, const std::string &v) {
   c.telegram_admin_chat_ids.clear();
   std::size_t start = 0;
@@ -301,6 +332,20 @@ std::vector<Setting> make_settings() {
                   &Config::webhook_secrets_generic),
       number("WEBHOOK_TOLERANCE_S", "largest age (and lead) of a signed webhook timestamp", 1,
              86400, &Config::webhook_tolerance),
+      {"WEBHOOK_URLS", "URLs receiving user.provisioned and job.dead, separated by commas",
+       parse_webhook_urls},
+      {"WEBHOOK_SIGNING_SECRET", "secret signing outbound events (required with WEBHOOK_URLS)",
+       [](Config &c, const std::string &v) -> std::optional<std::string> {
+         if (v.size() > k_max_webhook_secret) {
+           return fmt::format("must be at most {} bytes", k_max_webhook_secret);
+         }
+         c.webhook_signing_secret = v;
+         return std::nullopt;
+       }},
+      number("WEBHOOK_TIMEOUT_MS", "time allowed for one outbound event POST", 100, 600000,
+             &Config::webhook_timeout),
+      number("WEBHOOK_RETRY_HOURS", "how long an outbound event is retried before it is given up",
+             1, 24 * 7, &Config::webhook_retry),
       number("ACTIVATION_TTL_HOURS", "lifetime of an activation token", 1, 24 * 365,
              &Config::activation_ttl),
       {"PASSWORD_HASH_MEMORY_KIB", "argon2id memory cost in KiB",
@@ -587,6 +632,11 @@ Result<Config> load(const Sources &sources) {
   }
   if (config.redis_prefix.empty()) {
     return fail(ErrorKind::invalid, "config", "REDIS_PREFIX must not be empty", "REDIS_PREFIX");
+  }
+  if (!config.webhook_urls.empty() && config.webhook_signing_secret.empty()) {
+    return fail(ErrorKind::invalid, "config",
+                "WEBHOOK_SIGNING_SECRET must be set when WEBHOOK_URLS is",
+                "WEBHOOK_SIGNING_SECRET");
   }
   if (!config.telegram_bot_token.empty() && config.telegram_admin_chat_ids.empty()) {
     return fail(ErrorKind::invalid, "config",

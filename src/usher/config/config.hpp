@@ -60,6 +60,14 @@ struct Config {
   std::vector<std::string> webhook_secrets_lemonsqueezy;
   std::vector<std::string> webhook_secrets_generic;
   std::chrono::seconds webhook_tolerance{300};
+  // SPEC §9 outbound events: the receivers (http:// or https:// URLs; empty:
+  // no event is written nor sent), the signing secret (required with URLs;
+  // never logged), the time allowed for one POST and how long an event is
+  // retried before it is given up.
+  std::vector<std::string> webhook_urls;
+  std::string webhook_signing_secret;
+  std::chrono::milliseconds webhook_timeout{5000};
+  std::chrono::hours webhook_retry{24};
 
   // usher's own knobs (docs/configuration.md).
   std::chrono::hours activation_ttl{24 * 7};

@@ -75,7 +75,7 @@ Api::Api(ApiDeps deps, PasswordDeps passwords)
       m_intake(m_deps.writer, m_deps.mode, m_deps.queue, m_deps.idempotency,
                intake::Settings{m_deps.config.activation_ttl, m_deps.config.job_lease,
                                 m_deps.config.instance, m_deps.alerts,
-                                fallback_counter(m_deps.metrics)}),
+                                fallback_counter(m_deps.metrics), m_deps.outbound}),
       m_throttled(m_deps.writer, health::EventType::warning, k_throttled_message,
                   m_deps.config.instance, {}, k_throttled_fold_window) {
   if (m_deps.metrics != nullptr) {

@@ -29,6 +29,7 @@
 #include <usher/store/write_batcher.hpp>
 #include <usher/system/mode_cache.hpp>
 #include <usher/util/error.hpp>
+#include <usher/webhooks/outbox.hpp>
 
 namespace usher::alerts {
 struct AlertPolicy;
@@ -77,6 +78,9 @@ struct ApiDeps {
   // Requests are counted and timed into it, and GET /metrics renders it
   // (null: nothing recorded, /metrics is 404).
   metrics::Registry *metrics = nullptr;
+  // Where the user.provisioned events of inline and fallback provisioning
+  // go (null: nowhere).
+  const webhooks::OutboundTargets *outbound = nullptr;
 };
 
 // The template of an express-style route pattern, its parameters' regular

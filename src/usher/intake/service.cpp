@@ -111,7 +111,7 @@ void Service::write(const std::shared_ptr<Pending> &pending) {
       // sync_direct, or async_queue while the queue is down (its circuit is
       // open): provisioned inline at once, without waiting on it.
       auto created = context.prepared<jobs::Provisioner>().provision_inline(
-          user, pending->caller, m_settings.activation_ttl);
+          user, pending->caller, m_settings.activation_ttl, m_settings.outbound);
       if (!created) throw store::AbortWrite(created.error());
       outcome.kind = OutcomeKind::created;
       outcome.job_id = created->job_id;
@@ -160,7 +160,8 @@ void Service::provision_fallback(const std::shared_ptr<Pending> &pending, const 
     auto claimed = jobs::claim_ids(sql, {pending->queued_job}, owner, lease_until);
     if (claimed.empty()) return; // a worker has it after all: the queued answer stands
     const auto &job = claimed.front();
-    auto provisioned = context.prepared<jobs::Provisioner>().provision(job, owner);
+    auto provisioned =
+        context.prepared<jobs::Provisioner>().provision(job, owner, m_settings.outbound);
     if (!provisioned) throw store::AbortWrite(jobs::to_error(provisioned.error()));
     auto body = created_answer(provisioned->user_id, job.id, pending->submission.user.email,
                                system::SystemMode::async_queue, true);

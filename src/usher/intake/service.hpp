@@ -25,6 +25,7 @@
 #include <usher/store/write_batcher.hpp>
 #include <usher/system/mode_cache.hpp>
 #include <usher/util/error.hpp>
+#include <usher/webhooks/outbox.hpp>
 
 namespace usher::alerts {
 struct AlertPolicy;
@@ -68,6 +69,8 @@ struct Settings {
   std::string instance;
   const alerts::AlertPolicy *alerts = nullptr; // fallbacks alert through it (null: logged only)
   metrics::Counter *fallbacks = nullptr;       // counts them (null: not counted)
+  // Where the user.provisioned events go (null: nowhere).
+  const webhooks::OutboundTargets *outbound = nullptr;
 };
 
 class Service {

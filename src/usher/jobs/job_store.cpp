@@ -38,19 +38,22 @@ constexpr const char *k_extend =
     "UPDATE jobs SET lease_expires_at = :lease WHERE id = :id AND status = 'running' "
     "AND lease_owner = :owner";
 
+// `deaths` counts the job's dead transitions: the job.dead event's id.
 constexpr const char *k_fail =
     "UPDATE jobs SET status = CASE WHEN attempts >= :max THEN 'dead' ELSE 'queued' END, "
+    "deaths = deaths + CASE WHEN attempts >= :max2 THEN 1 ELSE 0 END, "
     "last_error = :error, run_after = :retry_at, lease_owner = NULL, lease_expires_at = NULL, "
     "updated_at = :now WHERE id = :id AND status = 'running' AND lease_owner = :owner "
-    "RETURNING status, email, attempts";
+    "RETURNING status, email, attempts, deaths";
 
 constexpr const char *k_recover =
     "UPDATE jobs SET status = CASE WHEN attempts >= :max THEN 'dead' ELSE 'queued' END, "
+    "deaths = deaths + CASE WHEN attempts >= :max2 THEN 1 ELSE 0 END, "
     "last_error = 'the worker holding the lease stopped or crashed', run_after = :now, "
     "lease_owner = NULL, lease_expires_at = NULL, updated_at = :now2 "
     "WHERE id IN (SELECT id FROM jobs WHERE status = 'running' AND lease_expires_at < :now3"
     "{SKIP_LOCKED}) "
-    "RETURNING id, status, email, attempts";
+    "RETURNING id, status, email, attempts, deaths";
 
 constexpr const char *k_release =
     "UPDATE jobs SET status = 'queued', attempts = attempts - 1, lease_owner = NULL, "
@@ -67,8 +70,10 @@ constexpr const char *k_retry =
     "AND other.status IN ('queued', 'running', 'succeeded'))";
 
 void record_dead(soci::session &sql, long long id, const std::string &email, int attempts,
-                 const std::string &error, const std::string &instance,
-                 const alerts::AlertPolicy *alerts) {
+                 int deaths, const std::string &error, const std::string &instance,
+                 const alerts::AlertPolicy *alerts, const webhooks::OutboundTargets *outbound,
+                 const std::string &now) {
+  webhooks::enqueue_job_dead(sql, outbound, {id, email, attempts, error, deaths}, now);
   health::record(sql, health::EventType::error,
                  fmt::format("job {} for {} is dead after {} attempts: the customer has no account",
                              id, email, attempts),
@@ -290,49 +295,50 @@ tl::expected<void, TransitionError> extend_lease(soci::session &sql, std::int64_
   return {};
 }
 
-tl::expected<JobStatus, TransitionError> fail_attempt(soci::session &sql, std::int64_t job_id,
-                                                      const std::string &owner,
-                                                      const std::string &error,
-                                                      const std::string &retry_at, int max_attempts,
-                                                      const std::string &instance,
-                                                      const alerts::AlertPolicy *alerts) {
+tl::expected<JobStatus, TransitionError> fail_attempt(
+    soci::session &sql, std::int64_t job_id, const std::string &owner, const std::string &error,
+    const std::string &retry_at, int max_attempts, const std::string &instance,
+    const alerts::AlertPolicy *alerts, const webhooks::OutboundTargets *outbound) {
   const long long id = job_id;
   const std::string now = clock::now_iso8601();
   std::string status, email;
-  int attempts = 0;
-  sql << k_fail, soci::use(max_attempts), soci::use(error), soci::use(retry_at), soci::use(now),
-      soci::use(id), soci::use(owner), soci::into(status), soci::into(email), soci::into(attempts);
+  int attempts = 0, deaths = 0;
+  sql << k_fail, soci::use(max_attempts), soci::use(max_attempts), soci::use(error),
+      soci::use(retry_at), soci::use(now), soci::use(id), soci::use(owner), soci::into(status),
+      soci::into(email), soci::into(attempts), soci::into(deaths);
   if (!sql.got_data()) return tl::unexpected(TransitionError::lease_lost);
   const auto result = parse_status(status).value_or(JobStatus::queued);
-  if (result == JobStatus::dead) record_dead(sql, id, email, attempts, error, instance, alerts);
+  if (result == JobStatus::dead)
+    record_dead(sql, id, email, attempts, deaths, error, instance, alerts, outbound, now);
   return result;
 }
 
 std::vector<std::int64_t> recover_expired_leases(soci::session &sql, int max_attempts,
                                                  const std::string &instance,
                                                  const alerts::AlertPolicy *alerts,
-                                                 std::size_t *died) {
+                                                 std::size_t *died,
+                                                 const webhooks::OutboundTargets *outbound) {
   const std::string now = clock::now_iso8601();
   long long id = 0;
   std::string status, email;
-  int attempts = 0;
+  int attempts = 0, deaths = 0;
   soci::statement st =
       (sql.prepare << store::with_skip_locked(sql, k_recover), soci::use(max_attempts),
-       soci::use(now), soci::use(now), soci::use(now), soci::into(id), soci::into(status),
-       soci::into(email), soci::into(attempts));
+       soci::use(max_attempts), soci::use(now), soci::use(now), soci::use(now), soci::into(id),
+       soci::into(status), soci::into(email), soci::into(attempts), soci::into(deaths));
   st.execute();
   std::vector<std::int64_t> requeued;
-  std::vector<std::tuple<long long, std::string, int>> dead;
+  std::vector<std::tuple<long long, std::string, int, int>> dead;
   while (st.fetch()) {
     if (status == "dead") {
-      dead.emplace_back(id, email, attempts);
+      dead.emplace_back(id, email, attempts, deaths);
     } else {
       requeued.push_back(id);
     }
   }
-  for (const auto &[dead_id, dead_email, dead_attempts] : dead) {
-    record_dead(sql, dead_id, dead_email, dead_attempts,
-                "the worker holding the lease stopped or crashed", instance, alerts);
+  for (const auto &[dead_id, dead_email, dead_attempts, dead_deaths] : dead) {
+    record_dead(sql, dead_id, dead_email, dead_attempts, dead_deaths,
+                "the worker holding the lease stopped or crashed", instance, alerts, outbound, now);
   }
   if (died != nullptr) *died = dead.size();
   return requeued;

@@ -17,6 +17,7 @@
 #include <usher/provisioning/new_user.hpp>
 #include <usher/provisioning/provisioner.hpp>
 #include <usher/util/error.hpp>
+#include <usher/webhooks/outbox.hpp>
 
 namespace usher::alerts {
 struct AlertPolicy;
@@ -128,23 +129,25 @@ tl::expected<void, TransitionError> extend_lease(soci::session &sql, std::int64_
                                                  const std::string &lease_until);
 
 // Ends a failed attempt: queued again at `retry_at`, or dead after
-// `max_attempts` (with an ERROR event, alerted through `alerts` when given).
+// `max_attempts` (with an ERROR event, alerted through `alerts` when given,
+// and the `job.dead` event for each of `outbound`'s URLs, in the same
+// transaction).
 // Returns the new status (queued or dead), or lease_lost when `owner` no
 // longer held the lease (nothing changed).
-tl::expected<JobStatus, TransitionError> fail_attempt(soci::session &sql, std::int64_t job_id,
-                                                      const std::string &owner,
-                                                      const std::string &error,
-                                                      const std::string &retry_at, int max_attempts,
-                                                      const std::string &instance,
-                                                      const alerts::AlertPolicy *alerts = nullptr);
+tl::expected<JobStatus, TransitionError> fail_attempt(
+    soci::session &sql, std::int64_t job_id, const std::string &owner, const std::string &error,
+    const std::string &retry_at, int max_attempts, const std::string &instance,
+    const alerts::AlertPolicy *alerts = nullptr,
+    const webhooks::OutboundTargets *outbound = nullptr);
 
 // Jobs whose lease expired (their worker died) go back to queued, or to
-// dead when they used up their attempts (alerted like fail_attempt).
+// dead when they used up their attempts (alerted, and their `job.dead`
+// events written, like fail_attempt).
 // Returns the ids put back; `died` (optional) is set to the number made dead.
-std::vector<std::int64_t> recover_expired_leases(soci::session &sql, int max_attempts,
-                                                 const std::string &instance,
-                                                 const alerts::AlertPolicy *alerts = nullptr,
-                                                 std::size_t *died = nullptr);
+std::vector<std::int64_t> recover_expired_leases(
+    soci::session &sql, int max_attempts, const std::string &instance,
+    const alerts::AlertPolicy *alerts = nullptr, std::size_t *died = nullptr,
+    const webhooks::OutboundTargets *outbound = nullptr);
 
 // Gives back `owner`'s leases at shutdown without counting the attempt.
 int release_leases(soci::session &sql, const std::string &owner);

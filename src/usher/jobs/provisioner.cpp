@@ -28,7 +28,7 @@ void step(const Provisioner::Checkpoint &checkpoint, const char *name) {
 } // namespace
 
 Provisioner::Provisioner(soci::session &sql)
-    : m_accounts(sql),
+    : m_sql(sql), m_accounts(sql),
       m_insert_inline_job((sql.prepare << k_insert_inline_job, soci::use(m_email),
                            soci::use(m_email), soci::use(m_payload), soci::use(m_token_id),
                            soci::use(m_owner), soci::use(m_now), soci::use(m_now), soci::use(m_now),
@@ -36,9 +36,9 @@ Provisioner::Provisioner(soci::session &sql)
       m_complete_job((sql.prepare << k_complete_job, soci::use(m_user_id), soci::use(m_now),
                       soci::use(m_job_id), soci::use(m_owner))) {}
 
-tl::expected<Provisioned, TransitionError> Provisioner::provision(const ClaimedJob &job,
-                                                                  const std::string &owner,
-                                                                  const Checkpoint &checkpoint) {
+tl::expected<Provisioned, TransitionError> Provisioner::provision(
+    const ClaimedJob &job, const std::string &owner, const webhooks::OutboundTargets *outbound,
+    const Checkpoint &checkpoint) {
   const auto account = m_accounts.get_or_create(job.user.email);
   step(checkpoint, "account");
 
@@ -58,12 +58,17 @@ tl::expected<Provisioned, TransitionError> Provisioner::provision(const ClaimedJ
   if (m_complete_job.get_affected_rows() != 1) {
     return tl::unexpected(TransitionError::lease_lost);
   }
+  // The event exists exactly when the job succeeded: same transaction.
+  webhooks::enqueue_user_provisioned(
+      m_sql, outbound,
+      {account.id, job.id, job.user.email, job.user.full_name, job.user.product, job.creator.actor},
+      m_now);
   return Provisioned{account.id, account.created};
 }
 
 Result<provisioning::CreatedUser> Provisioner::provision_inline(
     const provisioning::NewUser &user, const provisioning::Creator &creator,
-    std::chrono::hours activation_ttl) {
+    std::chrono::hours activation_ttl, const webhooks::OutboundTargets *outbound) {
   const auto now = std::chrono::system_clock::now();
   m_now = clock::iso8601(now);
   m_email = user.email;
@@ -82,7 +87,7 @@ Result<provisioning::CreatedUser> Provisioner::provision_inline(
   job.creator = creator;
   job.activation_hash = std::move(secret.hash);
   job.activation_expires_at = clock::iso8601(now + activation_ttl);
-  auto provisioned = provision(job, k_inline_owner);
+  auto provisioned = provision(job, k_inline_owner, outbound);
   if (!provisioned) return tl::unexpected(to_error(provisioned.error()));
   // sync_direct creates accounts, it never adopts one.
   if (!provisioned->account_created) return provisioning::user_exists(user.email);

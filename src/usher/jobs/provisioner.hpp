@@ -16,6 +16,7 @@
 #include <usher/jobs/job_store.hpp>
 #include <usher/provisioning/provisioner.hpp>
 #include <usher/util/error.hpp>
+#include <usher/webhooks/outbox.hpp>
 
 namespace usher::jobs {
 
@@ -37,19 +38,23 @@ public:
   // email, profile and activation token insert-if-absent, then the job's
   // running -> succeeded transition guarded by `owner`'s lease. Whatever ran
   // before (a crash, a duplicate delivery), this ends in one account and one
-  // profile. lease_lost: the caller rolls back.
-  tl::expected<Provisioned, TransitionError> provision(const ClaimedJob &job,
-                                                       const std::string &owner,
-                                                       const Checkpoint &checkpoint = {});
+  // profile. With the transition, in the same transaction, the
+  // `user.provisioned` event is written to the webhook outbox for each of
+  // `outbound`'s URLs (nothing, and no statement, when it is null or empty).
+  // lease_lost: the caller rolls back.
+  tl::expected<Provisioned, TransitionError> provision(
+      const ClaimedJob &job, const std::string &owner,
+      const webhooks::OutboundTargets *outbound = nullptr, const Checkpoint &checkpoint = {});
 
   // sync_direct: records the request as a job leased to the inline owner and
   // provisions it at once with provision(). user_exists (409) when the email
   // already has an account or an active job; the caller must then roll back.
-  Result<provisioning::CreatedUser> provision_inline(const provisioning::NewUser &user,
-                                                     const provisioning::Creator &creator,
-                                                     std::chrono::hours activation_ttl);
+  Result<provisioning::CreatedUser> provision_inline(
+      const provisioning::NewUser &user, const provisioning::Creator &creator,
+      std::chrono::hours activation_ttl, const webhooks::OutboundTargets *outbound = nullptr);
 
 private:
+  soci::session &m_sql;
   provisioning::AccountStatements m_accounts;
 
   // Bound parameters: each statement reads them when it executes.

@@ -177,6 +177,31 @@ CREATE INDEX jobs_email_normalized_id ON jobs (email_normalized, id)
 ALTER TABLE api_tokens ADD COLUMN last_used_at TEXT;
 ALTER TABLE api_tokens ADD COLUMN revoked_by TEXT
 )SQL",
+    // 6: outbound events (SPEC §9): one row per event and receiving URL,
+    // written in the transaction of the job's final transition. The event id
+    // is deterministic (receivers de-duplicate on it), so (event_id, url) is
+    // unique. A claim is a lease: next_attempt_at moves past the POST, so
+    // several processes deliver from one database without sending twice in
+    // one round. jobs.deaths counts a job's dead transitions (a retried job
+    // starts its attempts again), so that each death has its own event id.
+    R"SQL(
+CREATE TABLE webhook_outbox (
+  id {ID},
+  event_id TEXT NOT NULL,
+  event_type TEXT NOT NULL,
+  url TEXT NOT NULL,
+  body TEXT NOT NULL,
+  status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'failed')),
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at TEXT NOT NULL,
+  last_error TEXT,
+  created_at TEXT NOT NULL,
+  sent_at TEXT
+);
+CREATE UNIQUE INDEX webhook_outbox_event_url ON webhook_outbox (event_id, url);
+CREATE INDEX webhook_outbox_status_next ON webhook_outbox (status, next_attempt_at);
+ALTER TABLE jobs ADD COLUMN deaths INTEGER NOT NULL DEFAULT 0
+)SQL",
 };
 
 std::string replace_all(std::string s, const std::string &from, const std::string &to) {

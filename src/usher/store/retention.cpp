@@ -34,6 +34,11 @@ constexpr const char *k_old_alerts =
     "ORDER BY id LIMIT :n";
 constexpr const char *k_delete_alert = "DELETE FROM alert_outbox WHERE id = :id";
 
+constexpr const char *k_old_outbound =
+    "SELECT id FROM webhook_outbox WHERE status IN ('sent', 'failed') AND created_at < :before "
+    "ORDER BY id LIMIT :n";
+constexpr const char *k_delete_outbound = "DELETE FROM webhook_outbox WHERE id = :id";
+
 // Index idempotency_keys_created_at.
 constexpr const char *k_old_idempotency_keys =
     "SELECT id FROM idempotency_keys WHERE created_at < :before ORDER BY created_at LIMIT :n";
@@ -87,6 +92,7 @@ PruneCounts &PruneCounts::operator+=(const PruneCounts &other) {
   job_attempts += other.job_attempts;
   health_events += other.health_events;
   alerts += other.alerts;
+  outbound_events += other.outbound_events;
   idempotency_keys += other.idempotency_keys;
   sessions += other.sessions;
   return *this;
@@ -172,6 +178,19 @@ Retention::Batch Retention::prune_batch(soci::session &sql, clock::WallTime now)
   }
 
   {
+    // Outbound events age like alerts: delivered or given up, kept a while
+    // for an enquiry, then deleted; pending ones stay.
+    const std::string before = clock::iso8601(now - m_settings.alerts);
+    std::vector<long long> ids(m_settings.batch_size);
+    sql << k_old_outbound, soci::use(before), soci::use(n), soci::into(ids);
+    if (!ids.empty()) {
+      BatchTransaction tr(sql, m_dialect);
+      counts.outbound_events = delete_ids(sql, k_delete_outbound, ids);
+      tr.commit();
+    }
+  }
+
+  {
     const std::string before = clock::iso8601(now - m_settings.idempotency_keys);
     std::vector<long long> ids(m_settings.batch_size);
     sql << k_old_idempotency_keys, soci::use(before), soci::use(n), soci::into(ids);
@@ -193,7 +212,8 @@ Retention::Batch Retention::prune_batch(soci::session &sql, clock::WallTime now)
     }
   }
   const bool more = more_jobs || counts.health_events == full || counts.alerts == full ||
-                    counts.idempotency_keys == full || counts.sessions == full;
+                    counts.outbound_events == full || counts.idempotency_keys == full ||
+                    counts.sessions == full;
   return {counts, more};
 }
 

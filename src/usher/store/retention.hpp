@@ -7,7 +7,8 @@
 //   email a 409 (SPEC §2), one row per account like the account itself;
 // - health events older than `health_events` (an alert that points at one
 //   keeps its text, its link is cleared);
-// - sent and failed alerts older than `alerts`; pending ones stay;
+// - sent and failed alerts, and sent and given-up outbound events
+//   (webhook_outbox), older than `alerts`; pending ones stay;
 // - idempotency keys older than `idempotency_keys` (at least 24 h, SPEC §3);
 // - expired login sessions.
 // Dead jobs and their attempts are kept until retried or deleted by an admin.
@@ -44,11 +45,12 @@ struct PruneCounts {
   long long job_attempts = 0;
   long long health_events = 0;
   long long alerts = 0;
+  long long outbound_events = 0;
   long long idempotency_keys = 0;
   long long sessions = 0;
 
   long long total() const {
-    return job_attempts + health_events + alerts + idempotency_keys + sessions;
+    return job_attempts + health_events + alerts + outbound_events + idempotency_keys + sessions;
   }
   PruneCounts &operator+=(const PruneCounts &other);
 };

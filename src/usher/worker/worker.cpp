@@ -146,10 +146,11 @@ void Worker::recover_expired() {
   const int max_attempts = m_settings.max_attempts;
   const std::string instance = m_settings.instance;
   const auto *alerts = m_settings.alerts;
+  const auto *outbound = m_settings.outbound;
   if (m_writer.submit_and_wait(
-          [requeued, died, max_attempts, instance, alerts](store::WriteContext &context) {
+          [requeued, died, max_attempts, instance, alerts, outbound](store::WriteContext &context) {
             *requeued = jobs::recover_expired_leases(context.sql(), max_attempts, instance, alerts,
-                                                     died.get());
+                                                     died.get(), outbound);
           },
           std::chrono::seconds(30))) {
     // An expired lease was an attempt that failed (its worker died).
@@ -192,8 +193,10 @@ void Worker::process(const std::string &owner, std::vector<jobs::ClaimedJob> bat
     auto lost = std::make_shared<bool>(false); // written by the apply, read by its done
     const auto &step = m_settings.checkpoint;
     const bool queued = m_writer.submit(
-        [job, owner, step, started, lost](store::WriteContext &context) {
-          auto provisioned = context.prepared<jobs::Provisioner>().provision(*job, owner, step);
+        [job, owner, step, started, lost,
+         outbound = m_settings.outbound](store::WriteContext &context) {
+          auto provisioned =
+              context.prepared<jobs::Provisioner>().provision(*job, owner, outbound, step);
           if (!provisioned) {
             *lost = provisioned.error() == jobs::TransitionError::lease_lost;
             throw store::AbortWrite(jobs::to_error(provisioned.error()));
@@ -266,11 +269,11 @@ void Worker::process(const std::string &owner, std::vector<jobs::ClaimedJob> bat
     auto status = std::make_shared<std::optional<jobs::JobStatus>>();
     const int number = outcome.attempts;
     const bool recorded = m_writer.submit_and_wait(
-        [id, owner, error, retry_at, max_attempts, instance, alerts, status, number,
-         started](store::WriteContext &context) {
+        [id, owner, error, retry_at, max_attempts, instance, alerts, status, number, started,
+         outbound = m_settings.outbound](store::WriteContext &context) {
           // lease_lost: another worker has the job; nothing is recorded.
           if (auto failed = jobs::fail_attempt(context.sql(), id, owner, error, retry_at,
-                                               max_attempts, instance, alerts)) {
+                                               max_attempts, instance, alerts, outbound)) {
             *status = *failed;
             jobs::record_attempt(
                 context.sql(),

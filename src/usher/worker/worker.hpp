@@ -30,6 +30,8 @@ struct WorkerSettings {
   int max_attempts = 3;
   std::string instance;
   const alerts::AlertPolicy *alerts = nullptr; // dead jobs alert through it (null: logged only)
+  // Where the user.provisioned and job.dead events go (null: nowhere).
+  const webhooks::OutboundTargets *outbound = nullptr;
   // Called after each step of an attempt with its name (claim, account,
   // profile, before_complete, after_commit); empty in production. The crash
   // tests inject faults through it (fault_injector below); unit tests watch
