@@ -129,6 +129,7 @@ private:
       lock.unlock();
       try {
         if (!sql) sql = m_db.connect();
+        auto stall = m_db.guard(*sql, m_db.background_stall_limit());
         if (std::chrono::steady_clock::now() >= next_token_refresh) {
           m_tokens.reload(*sql);
           next_token_refresh = std::chrono::steady_clock::now() + k_token_refresh_interval;
