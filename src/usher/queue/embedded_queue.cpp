@@ -11,8 +11,9 @@ namespace {
 constexpr auto k_claim_timeout = std::chrono::seconds(30);
 } // namespace
 
-EmbeddedQueue::EmbeddedQueue(store::WriteBatcher &writer, std::chrono::milliseconds poll_interval)
-    : m_writer(writer), m_poll_interval(poll_interval) {}
+EmbeddedQueue::EmbeddedQueue(store::WriteBatcher &writer, std::chrono::milliseconds poll_interval,
+                             std::function<void()> announce)
+    : m_writer(writer), m_poll_interval(poll_interval), m_announce(std::move(announce)) {}
 
 void EmbeddedQueue::dispatch(std::int64_t, Dispatched done) {
   {
@@ -20,7 +21,16 @@ void EmbeddedQueue::dispatch(std::int64_t, Dispatched done) {
     ++m_dispatched;
   }
   m_wake.notify_one();
+  if (m_announce) m_announce();
   if (done) done(Result<void>{});
+}
+
+void EmbeddedQueue::wake() {
+  {
+    std::lock_guard lock(m_mutex);
+    ++m_dispatched;
+  }
+  m_wake.notify_all();
 }
 
 void EmbeddedQueue::interrupt() {
