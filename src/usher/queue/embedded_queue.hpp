@@ -6,7 +6,9 @@
 
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <mutex>
+#include <string>
 
 #include <usher/queue/job_queue.hpp>
 #include <usher/store/write_batcher.hpp>
@@ -40,6 +42,15 @@ private:
   std::mutex m_mutex;
   std::condition_variable m_wake;
   std::uint64_t m_dispatched = 0; // bumped by dispatch(): there may be work
+  // Per claiming owner (one per worker thread, a bounded set): the dispatch
+  // count at its last look, when it looks again without one, and whether its
+  // last look found work.
+  struct OwnerState {
+    std::uint64_t seen = 0;
+    std::chrono::steady_clock::time_point next_poll{};
+    bool found_work = false;
+  };
+  std::map<std::string, OwnerState> m_owners;
   bool m_interrupted = false;
 };
 
