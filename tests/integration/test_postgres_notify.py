@@ -9,8 +9,8 @@ Always runs against a real PostgreSQL (pg_harness), never with Redis.
 import time
 import unittest
 
-from pg_harness import shared_cluster
-from usher_harness import ServerPerTestCase, wait_until
+from pg_harness import PostgresCluster, shared_cluster
+from usher_harness import ServerPerTestCase, http_request, wait_until
 
 MODE = "/api/v1/admin/system/mode"
 PROPAGATION = 2.0  # SPEC §5
@@ -20,8 +20,8 @@ SLOW = {"CONFIG_CACHE_TTL_MS": "600000", "QUEUE_POLL_MS": "60000", "REDIS_URL": 
 
 
 class PostgresNotifyTest(ServerPerTestCase):
-    def two_servers(self, name, mode, env_a, env_b):
-        cluster = shared_cluster()
+    def two_servers(self, name, mode, env_a, env_b, cluster=None):
+        cluster = cluster or shared_cluster()
         database = cluster.create_database(name)
         a = self.new_server(f"{name}a", mode=mode, env={**SLOW, **env_a},
                             pg=(cluster, database), start=False)
@@ -72,6 +72,34 @@ class PostgresNotifyTest(ServerPerTestCase):
                        PROPAGATION, f"job {job_id} to be done by the other instance",
                        until=lambda rows: rows and rows[0][0] == "succeeded")
             self.assertLess(time.monotonic() - started, PROPAGATION)
+
+    def test_the_listeners_reconnect_after_postgresql_restarts(self):
+        cluster = self.own(PostgresCluster("pg-notify-restart"))
+        a, b = self.two_servers("notifyrestart", "async_queue", {"START_WORKER": "false"}, {},
+                                cluster=cluster)
+        cluster.stop("fast")
+        cluster.start()
+        for server in (a, b):
+            wait_until(lambda s=server: http_request(s.port, "GET", "/readyz"), 30,
+                       "/readyz 200 after the restart", until=lambda r: r.status == 200)
+        # Without restarting usher: b's workers still hear a's new jobs...
+        resp = wait_until(lambda: a.create_user(), 10, "a to accept again",
+                          until=lambda r: r.status == 202)
+        job_id = resp.json["job_id"]
+        started = time.monotonic()
+        wait_until(lambda: a.query("SELECT status FROM jobs WHERE id = ?", (job_id,)),
+                   PROPAGATION + 2.0, f"job {job_id} to be done by the other instance",
+                   until=lambda rows: rows and rows[0][0] == "succeeded")
+        # ... (its listener reconnects within a second or two of the start)
+        self.assertLess(time.monotonic() - started, PROPAGATION + 2.0)
+        # ... and a mode change.
+        started = time.monotonic()
+        resp = a.request("PUT", MODE, body={"mode": "sync_direct", "reason": "after restart"},
+                         token="admin")
+        self.assertEqual(resp.status, 200, resp)
+        wait_until(lambda: self.effective_mode_on(b) == "sync_direct", PROPAGATION,
+                   "the other instance to follow the change after the restart", interval=0.1)
+        self.assertLess(time.monotonic() - started, PROPAGATION)
 
 
 if __name__ == "__main__":
