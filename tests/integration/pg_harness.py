@@ -61,7 +61,11 @@ def _free_port():
 class PostgresCluster:
     """initdb + postgres on 127.0.0.1:<free port>; stop() or process exit ends it."""
 
-    def __init__(self, name="pg"):
+    def __init__(self, name="pg", settings=None):
+        """`settings`: more `-c name=value` for postgres (they win over the
+        defaults), e.g. {"synchronous_commit": "on"} for a cluster stopped
+        with stop("immediate") that must not lose acknowledged commits."""
+        self.settings = dict(settings or {})
         self.psycopg2 = _psycopg2()
         self.bindir = _bindir()
         # As root the cluster runs as `postgres`, who must reach the directory:
@@ -111,7 +115,8 @@ class PostgresCluster:
                 [os.path.join(self.bindir, "postgres"), "-D", self.data, "-p", str(self.port),
                  "-k", self.dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
                  "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-                 "-c", "max_connections=300", "-c", "shared_buffers=32MB"],
+                 "-c", "max_connections=300", "-c", "shared_buffers=32MB",
+                 *[arg for k, v in self.settings.items() for arg in ("-c", f"{k}={v}")]],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.dir,
                 **self._run_as)
         finally:
@@ -161,10 +166,13 @@ class PostgresCluster:
         except OSError:
             return ""
 
-    def stop(self):
-        """Fast shutdown (SIGINT), SIGKILL if it does not end in 20 s."""
+    def stop(self, how="fast"):
+        """Shuts the cluster down as `pg_ctl stop -m fast` (SIGINT: sessions
+        are ended, then a checkpoint) or `-m immediate` (SIGQUIT: every
+        process quits at once, the next start recovers from the WAL); SIGKILL
+        if it does not end in 20 s. start() brings it back on the same port."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+            self.proc.send_signal({"fast": signal.SIGINT, "immediate": signal.SIGQUIT}[how])
             try:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
@@ -173,6 +181,31 @@ class PostgresCluster:
         if self.proc is not None:
             with _live_lock:
                 _live_processes.discard(self.proc)
+
+    def pids(self):
+        """The postmaster and every process it started (backends included)."""
+        found = [self.proc.pid]
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == self.proc.pid:  # ppid
+                found.append(int(entry))
+        return found
+
+    def freeze(self):
+        """SIGSTOP to every process of the cluster: a server that takes
+        connections and statements and never answers (a hung host)."""
+        for pid in self.pids():
+            os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self):
+        for pid in self.pids():
+            os.kill(pid, signal.SIGCONT)
 
     def close(self):
         try:

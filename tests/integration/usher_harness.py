@@ -414,11 +414,17 @@ class UsherServer:
     switch is set through the CLI (`sync_direct` makes POST /api/v1/users
     provision inline, answering 201)."""
 
-    def __init__(self, name="it", mode="sync_direct", env=None, tokens=DEFAULT_TOKENS):
+    def __init__(self, name="it", mode="sync_direct", env=None, tokens=DEFAULT_TOKENS,
+                 pg=None):
+        """`pg`: a (pg_harness.PostgresCluster, database name) to run on,
+        whatever USHER_TEST_DATABASE says (a test that stops its own cluster)."""
         self.name = name
         self.dir = tempfile.mkdtemp(prefix=f"usher-{name}-")
         self.db_path = os.path.join(self.dir, "usher.db")
-        database_url, self.pg = _database_under_test_url(self.db_path)
+        if pg is not None:
+            database_url, self.pg = pg[0].url(pg[1]), pg
+        else:
+            database_url, self.pg = _database_under_test_url(self.db_path)
         if self.pg is not None:
             self.db_path = None  # no file: query() goes through psycopg2
         self.env = base_env({

@@ -93,6 +93,7 @@ void AlertSender::run() {
   while (!m_stopping.load()) {
     try {
       if (!read) read = m_db.connect();
+      auto stall = m_db.guard(*read, m_db.background_stall_limit());
       close_due_windows(*read);
       for (int sent = 0; sent < m_settings.batch && !m_stopping.load(); ++sent) {
         const std::string now = clock::iso8601(m_policy.clock->wall());

@@ -44,6 +44,7 @@
 #include <usher/store/blocking_pool.hpp>
 #include <usher/store/database.hpp>
 #include <usher/store/migrations.hpp>
+#include <usher/store/pg_notify.hpp>
 #include <usher/store/retention.hpp>
 #include <usher/store/write_batcher.hpp>
 #include <usher/system/mode_cache.hpp>
@@ -131,6 +132,7 @@ private:
       lock.unlock();
       try {
         if (!sql) sql = m_db.connect();
+        auto stall = m_db.guard(*sql, m_db.background_stall_limit());
         if (std::chrono::steady_clock::now() >= next_token_refresh) {
           m_tokens.reload(*sql);
           next_token_refresh = std::chrono::steady_clock::now() + k_token_refresh_interval;
@@ -335,7 +337,14 @@ std::unique_ptr<queue::JobQueue> make_queue(const store::Database &db, store::Wr
                                             const config::Config &config,
                                             const alerts::AlertPolicy &policy) {
   if (!config.redis) {
-    return std::make_unique<queue::EmbeddedQueue>(writer, config.queue_poll_interval);
+    // PostgreSQL: new jobs wake the idle workers of every process through
+    // NOTIFY (their PgListener); QUEUE_POLL_MS stays as the safety net.
+    std::function<void()> announce;
+    if (db.dialect() == store::Dialect::postgresql) {
+      announce = store::CoalescedNotify(writer, store::k_jobs_channel);
+    }
+    return std::make_unique<queue::EmbeddedQueue>(writer, config.queue_poll_interval,
+                                                  std::move(announce));
   }
   auto redis = std::make_unique<queue::RedisQueue>(queue::redis_queue_settings(config), writer, db,
                                                    queue_events(writer, config, policy));
@@ -343,6 +352,31 @@ std::unique_ptr<queue::JobQueue> make_queue(const store::Database &db, store::Wr
   spdlog::info("job queue: Redis at {}:{} (prefix \"{}\")", config.redis->host, config.redis->port,
                config.redis_prefix);
   return redis;
+}
+
+// PostgreSQL without Redis: a listener for the mode channel (`on_mode`,
+// also called after a reconnection, which may have missed changes) and the
+// jobs channel (wakes the embedded queue's idle workers). Null otherwise.
+std::unique_ptr<store::PgListener> start_pg_listener(const store::Database &db,
+                                                     const config::Config &config,
+                                                     queue::JobQueue &queue,
+                                                     std::function<void()> on_mode) {
+  if (config.redis || db.dialect() != store::Dialect::postgresql) return nullptr;
+  auto *embedded = dynamic_cast<queue::EmbeddedQueue *>(&queue);
+  auto on_notify = [embedded, on_mode](const std::string &channel) {
+    if (channel == store::k_jobs_channel && embedded != nullptr) embedded->wake();
+    if (channel == store::k_mode_channel && on_mode) on_mode();
+  };
+  auto on_reconnect = [embedded, on_mode] {
+    if (embedded != nullptr) embedded->wake();
+    if (on_mode) on_mode();
+  };
+  auto listener = std::make_unique<store::PgListener>(
+      db, std::vector<std::string>{store::k_mode_channel, store::k_jobs_channel}, on_notify,
+      on_reconnect);
+  listener->start();
+  spdlog::info("PostgreSQL LISTEN/NOTIFY: mode changes and new jobs from other processes");
+  return listener;
 }
 
 } // namespace
@@ -358,6 +392,7 @@ int run_worker(const config::Config &config) {
   auto queue = make_queue(db, writer, config, alert_policy);
   const webhooks::OutboundTargets outbound{config.webhook_urls};
   worker::Worker worker(*queue, writer, worker_settings(config, alert_policy, outbound, nullptr));
+  auto listener = start_pg_listener(db, config, *queue, {});
   worker.start();
   auto alert_sender = start_alert_sender(db, writer, config, alert_policy, nullptr);
   auto outbound_sender = start_outbound_sender(db, writer, config);
@@ -367,6 +402,7 @@ int run_worker(const config::Config &config) {
   notify_systemd("READY=1");
   wait_for_stop_signal(signals);
   notify_systemd("STOPPING=1");
+  if (listener) listener->stop();
   worker.stop();
   queue->stop();
   if (alert_sender) alert_sender->stop();
@@ -591,6 +627,12 @@ int serve(const config::Config &config) {
     };
     mode_channel->start([reload](const std::string &) { reload(); }, reload);
   }
+  // Without Redis on PostgreSQL, the same through LISTEN/NOTIFY (API and CLI
+  // changes NOTIFY on commit).
+  auto listener = start_pg_listener(db, config, *queue, [&mode] {
+    mode.invalidate();
+    mode.get();
+  });
   idempotency::InFlight in_flight;
   http::ApiDeps deps{
       config,        pool,
@@ -665,6 +707,7 @@ int serve(const config::Config &config) {
   worker.stop();
   queue->stop();
   if (mode_channel) mode_channel->stop();
+  if (listener) listener->stop();
   if (alert_sender) alert_sender->stop();
   if (outbound_sender) outbound_sender->stop();
   maintenance.stop();

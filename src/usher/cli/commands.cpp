@@ -23,6 +23,7 @@
 #include <usher/store/backup.hpp>
 #include <usher/store/database.hpp>
 #include <usher/store/migrations.hpp>
+#include <usher/store/pg_notify.hpp>
 #include <usher/util/clock.hpp>
 
 namespace usher::cli {
@@ -185,6 +186,8 @@ int mode_set(const config::Config &config, system::SystemMode mode, const std::s
   WriteTransaction tr(*sql, dialect);
   const auto result = system::set_mode(
       *sql, system::ModeChange{mode, reason, cli_actor(), config.instance, &alert_policy});
+  // PostgreSQL: running instances without Redis hear it on commit (PgListener).
+  if (result.changed) store::notify(*sql, store::k_mode_channel);
   tr.commit();
   if (result.changed && config.redis) {
     // Running instances follow at once (else within CONFIG_CACHE_TTL_MS).

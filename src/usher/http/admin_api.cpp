@@ -6,6 +6,7 @@
 #include <regex>
 
 #include <usher/health/health_log.hpp>
+#include <usher/store/pg_notify.hpp>
 
 namespace usher::http {
 namespace {
@@ -106,6 +107,8 @@ void Api::put_mode(const Request &req) {
         req,
         [result, change = std::move(*change)](soci::session &sql) {
           *result = system::set_mode(sql, change);
+          // PostgreSQL: the other instances hear it on commit (PgListener).
+          if (result->changed) store::notify(sql, store::k_mode_channel);
         },
         [this, req, result](const Result<void> &written) {
           if (!written) return reply_error(req, written.error());

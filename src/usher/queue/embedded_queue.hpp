@@ -5,7 +5,10 @@
 #pragma once
 
 #include <condition_variable>
+#include <functional>
+#include <map>
 #include <mutex>
+#include <string>
 
 #include <usher/queue/job_queue.hpp>
 #include <usher/store/write_batcher.hpp>
@@ -16,7 +19,13 @@ class EmbeddedQueue final : public JobQueue {
 public:
   // `poll_interval` bounds how long a job queued by another process, or due
   // for a retry, waits for a claim.
-  EmbeddedQueue(store::WriteBatcher &writer, std::chrono::milliseconds poll_interval);
+  // `announce` (optional): called on every dispatch to tell other processes
+  // (PostgreSQL without Redis: a coalesced NOTIFY, store::CoalescedNotify).
+  EmbeddedQueue(store::WriteBatcher &writer, std::chrono::milliseconds poll_interval,
+                std::function<void()> announce = {});
+
+  // Another process queued a job (a notification): idle workers look now.
+  void wake();
 
   void dispatch(std::int64_t job_id, Dispatched done) override;
   std::vector<jobs::ClaimedJob> claim(const std::string &owner, int max,
@@ -29,9 +38,19 @@ public:
 private:
   store::WriteBatcher &m_writer;
   std::chrono::milliseconds m_poll_interval;
+  std::function<void()> m_announce;
   std::mutex m_mutex;
   std::condition_variable m_wake;
   std::uint64_t m_dispatched = 0; // bumped by dispatch(): there may be work
+  // Per claiming owner (one per worker thread, a bounded set): the dispatch
+  // count at its last look, when it looks again without one, and whether its
+  // last look found work.
+  struct OwnerState {
+    std::uint64_t seen = 0;
+    std::chrono::steady_clock::time_point next_poll{};
+    bool found_work = false;
+  };
+  std::map<std::string, OwnerState> m_owners;
   bool m_interrupted = false;
 };
 

@@ -53,6 +53,9 @@ void BlockingPool::run() {
       continue;
     }
     try {
+      // A server that stops answering fails the task (503) instead of
+      // holding this thread.
+      auto stall = m_db.guard(*sql, m_db.request_stall_limit());
       item.task(*sql);
     } catch (const soci::soci_error &e) {
       // A broken connection is dropped so the next task reconnects.

@@ -56,6 +56,7 @@ Database::Database(std::string url, std::chrono::milliseconds busy_timeout, bool
     auto conninfo = postgres_url::to_conninfo(m_url, k_connect_timeout_s);
     if (!conninfo) throw std::runtime_error("DATABASE_URL " + conninfo.error().detail);
     m_connect_string = std::move(*conninfo);
+    m_watchdog = std::make_unique<StallWatchdog>();
   } else {
     throw std::runtime_error("DATABASE_URL must start with sqlite: or postgresql://");
   }
@@ -99,6 +100,11 @@ std::unique_ptr<soci::session> Database::connect(bool for_writer) const {
     *sql << "SET client_min_messages = warning";
   }
   return sql;
+}
+
+StallWatchdog::Guard Database::guard(soci::session &sql, std::chrono::milliseconds limit) const {
+  if (!m_watchdog) return {};
+  return m_watchdog->arm(sql, limit);
 }
 
 void execute_script(soci::session &sql, const std::string &script) {

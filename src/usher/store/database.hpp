@@ -11,6 +11,7 @@
 #include <soci/soci.h>
 
 #include <usher/store/dialect.hpp>
+#include <usher/store/stall_watchdog.hpp>
 
 namespace usher::store {
 
@@ -52,6 +53,22 @@ public:
   // writer truncates the WAL itself when it passes the limit).
   std::unique_ptr<soci::session> connect(bool for_writer = false) const;
 
+  // PostgreSQL: until the guard is released, `sql`'s connection is cut
+  // (shutdown of its socket) once `limit` passes, so that a server that
+  // stops answering fails the call instead of blocking it for ever
+  // (StallWatchdog). SQLite: does nothing.
+  StallWatchdog::Guard guard(soci::session &sql, std::chrono::milliseconds limit) const;
+  // The limit for round trips that requests wait for (the writer's batch,
+  // the read pool's task): DB_BUSY_TIMEOUT_MS (a lock wait may legitimately
+  // last that long) plus k_stall_margin.
+  std::chrono::milliseconds request_stall_limit() const { return m_busy_timeout + k_stall_margin; }
+  static constexpr std::chrono::milliseconds k_stall_margin{2000};
+  // The limit for background round trips (maintenance, alerts): a statement
+  // may run DB_STATEMENT_TIMEOUT_MS, then the server itself cancels it.
+  std::chrono::milliseconds background_stall_limit() const {
+    return m_statement_timeout + k_stall_margin;
+  }
+
 private:
   std::string m_url;
   std::string m_connect_string;
@@ -62,6 +79,7 @@ private:
   std::uint64_t m_wal_limit_bytes;
   std::optional<std::string> m_sqlite_path;
   std::optional<std::string> m_wal_path;
+  std::unique_ptr<StallWatchdog> m_watchdog; // PostgreSQL only
 };
 
 // Runs `sql` (several statements separated by ';') one statement at a time.

@@ -193,12 +193,20 @@ void WriteBatcher::bound_wal() {
 
 void WriteBatcher::run_batch(std::deque<Item> &batch) {
   std::vector<Result<void>> outcomes(batch.size());
+  // Set when the database cannot be reached or stopped answering: then the
+  // writes queued behind this batch fail at once too, rather than each
+  // waiting out another connect or stall timeout (503 within SPEC's 10 s).
+  bool unreachable = false;
+  StallWatchdog::Guard stall;
   try {
     if (!m_sql) {
+      unreachable = true;
       m_sql = m_db.connect(/*for_writer=*/true);
       m_context = std::make_unique<WriteContext>(*m_sql);
+      unreachable = false;
     }
     soci::session &sql = *m_sql;
+    stall = m_db.guard(sql, m_db.request_stall_limit());
     auto &savepoint = m_context->prepared<Savepoint>();
     // SQLite: take the write lock up front (waiting up to busy_timeout for
     // another process's writer). A deferred BEGIN that reads before it writes
@@ -232,14 +240,16 @@ void WriteBatcher::run_batch(std::deque<Item> &batch) {
     }
     const auto commit_started = std::chrono::steady_clock::now();
     sql.commit();
+    stall.disarm();
     if (m_batch_size != nullptr) {
       m_batch_size->observe(static_cast<double>(batch.size()));
       m_commit_seconds->observe(
           std::chrono::duration<double>(std::chrono::steady_clock::now() - commit_started).count());
     }
   } catch (const std::exception &e) {
+    if (stall.disarm()) unreachable = true;
     spdlog::error("database write batch of {} failed: {}", batch.size(), e.what());
-    if (m_sql) {
+    if (m_sql && !unreachable) {
       try {
         m_sql->rollback();
       } catch (const std::exception &) {
@@ -251,6 +261,16 @@ void WriteBatcher::run_batch(std::deque<Item> &batch) {
     for (auto &outcome : outcomes) {
       outcome = fail(ErrorKind::unavailable, "database_unavailable",
                      "the database did not accept the write; retry shortly");
+    }
+    if (unreachable) {
+      std::lock_guard lock(m_mutex);
+      const auto queued = m_queue.size();
+      while (!m_queue.empty()) {
+        batch.push_back(std::move(m_queue.front()));
+        m_queue.pop_front();
+      }
+      outcomes.resize(batch.size(), outcomes.empty() ? Result<void>{} : outcomes.front());
+      if (queued > 0) spdlog::error("{} queued writes failed with it", queued);
     }
   }
   for (std::size_t i = 0; i < batch.size(); ++i) {

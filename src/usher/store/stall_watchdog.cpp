@@ -1,0 +1,94 @@
+#include <usher/store/stall_watchdog.hpp>
+
+#include <sys/socket.h>
+
+#include <algorithm>
+
+#include <soci/postgresql/soci-postgresql.h>
+#include <spdlog/spdlog.h>
+
+namespace usher::store {
+
+StallWatchdog::~StallWatchdog() {
+  {
+    std::lock_guard lock(m_mutex);
+    m_stopping = true;
+  }
+  m_wake.notify_all();
+  if (m_thread.joinable()) m_thread.join();
+}
+
+StallWatchdog::Guard::Guard(Guard &&other) noexcept
+    : m_watchdog(other.m_watchdog), m_id(other.m_id), m_fired(other.m_fired) {
+  other.m_watchdog = nullptr;
+}
+
+StallWatchdog::Guard &StallWatchdog::Guard::operator=(Guard &&other) noexcept {
+  if (this != &other) {
+    disarm();
+    m_watchdog = other.m_watchdog;
+    m_id = other.m_id;
+    m_fired = other.m_fired;
+    other.m_watchdog = nullptr;
+  }
+  return *this;
+}
+
+bool StallWatchdog::Guard::disarm() {
+  if (m_watchdog != nullptr) {
+    m_fired = m_watchdog->release(m_id);
+    m_watchdog = nullptr;
+  }
+  return m_fired;
+}
+
+StallWatchdog::Guard StallWatchdog::arm(soci::session &sql, std::chrono::milliseconds limit) {
+  // By name: SOCI's postgresql backend does not export its type's typeinfo.
+  auto *base = sql.get_backend();
+  if (base == nullptr || base->get_backend_name() != "postgresql") return {};
+  auto *backend = static_cast<soci::postgresql_session_backend *>(base);
+  if (backend->conn_ == nullptr) return {};
+  const int fd = PQsocket(backend->conn_);
+  if (fd < 0) return {};
+  std::uint64_t id = 0;
+  {
+    std::lock_guard lock(m_mutex);
+    if (!m_thread.joinable()) m_thread = std::thread([this] { run(); });
+    id = m_next_id++;
+    m_armed.emplace(id, Entry{fd, std::chrono::steady_clock::now() + limit});
+  }
+  m_wake.notify_one();
+  return Guard(this, id);
+}
+
+bool StallWatchdog::release(std::uint64_t id) {
+  std::lock_guard lock(m_mutex);
+  const auto it = m_armed.find(id);
+  if (it == m_armed.end()) return false;
+  const bool fired = it->second.fired;
+  m_armed.erase(it);
+  return fired;
+}
+
+void StallWatchdog::run() {
+  std::unique_lock lock(m_mutex);
+  while (!m_stopping) {
+    const auto now = std::chrono::steady_clock::now();
+    auto next = now + std::chrono::seconds(60);
+    for (auto &[id, entry] : m_armed) {
+      if (entry.fired) continue;
+      if (entry.deadline <= now) {
+        // The fd stays open (its session owns it) until the guard is
+        // released, which waits for this lock: no other file is hit.
+        ::shutdown(entry.fd, SHUT_RDWR);
+        entry.fired = true;
+        spdlog::error("the database did not answer in time: connection closed (it reconnects)");
+      } else {
+        next = std::min(next, entry.deadline);
+      }
+    }
+    m_wake.wait_until(lock, next);
+  }
+}
+
+} // namespace usher::store

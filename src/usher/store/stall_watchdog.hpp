@@ -1,0 +1,67 @@
+// Bounds how long a PostgreSQL round trip may block a thread. A server that
+// stops answering (a hung host, a frozen process, a silent network) is not
+// covered by statement_timeout (the server enforces it) nor by TCP (the
+// kernel may keep acknowledging): libpq would wait for ever. While a guard is
+// armed, the watchdog thread shuts the session's socket down once the limit
+// passes, so the blocked call fails with a connection error that the owner
+// handles like any other (503, drop the session, reconnect next time).
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include <soci/soci.h>
+
+namespace usher::store {
+
+class StallWatchdog {
+public:
+  StallWatchdog() = default;
+  ~StallWatchdog();
+  StallWatchdog(const StallWatchdog &) = delete;
+  StallWatchdog &operator=(const StallWatchdog &) = delete;
+
+  // Armed from construction to destruction (or disarm()); fired() says
+  // whether the watchdog cut the connection. A guard on a session that is
+  // not PostgreSQL's (or on no watchdog) does nothing.
+  class Guard {
+  public:
+    Guard() = default;
+    Guard(StallWatchdog *watchdog, std::uint64_t id) : m_watchdog(watchdog), m_id(id) {}
+    Guard(Guard &&other) noexcept;
+    Guard &operator=(Guard &&other) noexcept;
+    ~Guard() { disarm(); }
+    // Once it returns the watchdog no longer touches the session. True when
+    // the watchdog had cut the connection.
+    bool disarm();
+
+  private:
+    StallWatchdog *m_watchdog = nullptr;
+    std::uint64_t m_id = 0;
+    bool m_fired = false;
+  };
+
+  Guard arm(soci::session &sql, std::chrono::milliseconds limit);
+
+private:
+  struct Entry {
+    int fd;
+    std::chrono::steady_clock::time_point deadline;
+    bool fired = false;
+  };
+  void run();
+  bool release(std::uint64_t id);
+
+  std::mutex m_mutex;
+  std::condition_variable m_wake;
+  std::map<std::uint64_t, Entry> m_armed;
+  std::uint64_t m_next_id = 1;
+  bool m_stopping = false;
+  std::thread m_thread; // started on the first arm()
+};
+
+} // namespace usher::store
