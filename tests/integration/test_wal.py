@@ -12,7 +12,9 @@ import threading
 import time
 import unittest
 
-from usher_harness import HTTP_TIMEOUT, UsherServer, unique_email
+from prometheus_client.parser import text_string_to_metric_families
+
+from usher_harness import HTTP_TIMEOUT, UsherServer, http_request, unique_email
 
 MIB = 1024 * 1024
 LIMIT_MIB = 1
@@ -106,6 +108,22 @@ class WalBoundTest(unittest.TestCase):
         while self.wal_size() > LIMIT_MIB * MIB and time.monotonic() < settle_deadline:
             time.sleep(0.05)
         self.assertLessEqual(self.wal_size(), LIMIT_MIB * MIB, "the WAL shrinks back")
+
+        # The same, as /metrics shows it (issue 15: the WAL size and the
+        # checkpoint pauses visible in metrics).
+        resp = http_request(self.server.port, "GET", "/metrics")
+        self.assertEqual(resp.status, 200, resp)
+        samples = {(x.name, tuple(sorted(x.labels.items()))): x.value
+                   for family in text_string_to_metric_families(resp.body.decode("utf-8"))
+                   for x in family.samples}
+        self.assertLessEqual(samples[("usher_sqlite_wal_bytes", ())], BOUND)
+        def checkpoints(kind):
+            return samples[("usher_sqlite_checkpoints_total", (("kind", kind),))]
+        self.assertGreater(checkpoints("passive") + checkpoints("truncate"), 0,
+                           "the writer checkpointed the WAL as it grew")
+        # A pause is measured for each truncating checkpoint, none for passive ones.
+        self.assertEqual(samples[("usher_sqlite_checkpoint_pause_seconds_count", ())],
+                         checkpoints("truncate") + checkpoints("truncate_incomplete"))
         self.assertEqual(self.server.query("SELECT COUNT(*) FROM jobs WHERE status = 'dead'")[0][0],
                          0)
 

@@ -78,6 +78,26 @@ WriteBatcher::WriteBatcher(const Database &db, std::size_t queue_limit, std::siz
              ->histogram("usher_writer_commit_seconds",
                          "Time the writer's COMMIT of one batch took.", metrics::duration_buckets())
              .with();
+    if (m_db.wal_path()) {
+      m_wal_bytes = &metrics
+                         ->gauge("usher_sqlite_wal_bytes",
+                                 "Size of SQLite's write-ahead log file after the last batch.")
+                         .with();
+      auto &checkpoints = metrics->counter(
+          "usher_sqlite_checkpoints_total",
+          "WAL checkpoints the writer ran: passive past half of SQLITE_WAL_LIMIT_MIB, truncate "
+          "past it (truncate_incomplete: a reader held on past the busy timeout).",
+          {"kind"});
+      m_checkpoints_passive = &checkpoints.with({"passive"});
+      m_checkpoints_complete = &checkpoints.with({"truncate"});
+      m_checkpoints_incomplete = &checkpoints.with({"truncate_incomplete"});
+      m_checkpoint_pause =
+          &metrics
+               ->histogram("usher_sqlite_checkpoint_pause_seconds",
+                           "How long one truncating WAL checkpoint paused the writer.",
+                           metrics::duration_buckets())
+               .with();
+    }
   }
   m_thread = std::thread([this] { run(); });
 }
@@ -143,6 +163,7 @@ void WriteBatcher::bound_wal() {
   const auto size = std::filesystem::file_size(*wal_path, error);
   if (error) return; // no WAL yet
   m_wal_stats.wal_bytes.store(size, std::memory_order_relaxed);
+  if (m_wal_bytes != nullptr) m_wal_bytes->set(static_cast<double>(size));
   if (size <= m_db.wal_limit_bytes() / 2) return;
   if (size <= m_db.wal_limit_bytes()) {
     // Copy frames back early (no waiting for readers), so that the
@@ -151,6 +172,7 @@ void WriteBatcher::bound_wal() {
     // another connection runs one, which kept the WAL growing under load.
     try {
       *m_sql << "PRAGMA wal_checkpoint(PASSIVE)";
+      if (m_checkpoints_passive != nullptr) m_checkpoints_passive->inc();
     } catch (const std::exception &e) {
       spdlog::warn("WAL checkpoint failed: {}", e.what());
     }
@@ -180,8 +202,13 @@ void WriteBatcher::bound_wal() {
   if (pause_us > m_wal_stats.max_pause_us.load(std::memory_order_relaxed)) {
     m_wal_stats.max_pause_us.store(pause_us, std::memory_order_relaxed); // one writer thread
   }
+  if (m_checkpoint_pause != nullptr) {
+    (busy != 0 ? m_checkpoints_incomplete : m_checkpoints_complete)->inc();
+    m_checkpoint_pause->observe(std::chrono::duration<double>(pause).count());
+  }
   const auto after = std::filesystem::file_size(*wal_path, error);
   if (!error) m_wal_stats.wal_bytes.store(after, std::memory_order_relaxed);
+  if (!error && m_wal_bytes != nullptr) m_wal_bytes->set(static_cast<double>(after));
   // One line per checkpoint: with the default limit, at most one every few
   // seconds under full load.
   const auto level =

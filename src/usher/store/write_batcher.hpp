@@ -121,6 +121,12 @@ private:
   const std::size_t m_max_batch;
   metrics::Histogram *m_batch_size = nullptr;     // null: not recorded
   metrics::Histogram *m_commit_seconds = nullptr; // null: not recorded
+  // SQLite's write-ahead log (null: not recorded, or not SQLite).
+  metrics::Gauge *m_wal_bytes = nullptr;
+  metrics::Counter *m_checkpoints_passive = nullptr;
+  metrics::Counter *m_checkpoints_complete = nullptr;
+  metrics::Counter *m_checkpoints_incomplete = nullptr;
+  metrics::Histogram *m_checkpoint_pause = nullptr;
   mutable std::mutex m_mutex;
   std::condition_variable m_wake;
   std::deque<Item> m_queue;
