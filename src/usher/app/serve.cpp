@@ -360,7 +360,7 @@ std::unique_ptr<queue::JobQueue> make_queue(const store::Database &db, store::Wr
 std::unique_ptr<store::PgListener> start_pg_listener(const store::Database &db,
                                                      const config::Config &config,
                                                      queue::JobQueue &queue,
-                                                     std::function<void()> on_mode) {
+                                                     const std::function<void()> &on_mode) {
   if (config.redis || db.dialect() != store::Dialect::postgresql) return nullptr;
   auto *embedded = dynamic_cast<queue::EmbeddedQueue *>(&queue);
   auto on_notify = [embedded, on_mode](const std::string &channel) {
