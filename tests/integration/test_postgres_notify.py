@@ -77,11 +77,18 @@ class PostgresNotifyTest(ServerPerTestCase):
         cluster = self.own(PostgresCluster("pg-notify-restart"))
         a, b = self.two_servers("notifyrestart", "async_queue", {"START_WORKER": "false"}, {},
                                 cluster=cluster)
+        mark = b.log_mark()
         cluster.stop("fast")
         cluster.start()
         for server in (a, b):
             wait_until(lambda s=server: http_request(s.port, "GET", "/readyz"), 30,
                        "/readyz 200 after the restart", until=lambda r: r.status == 200)
+        # b's listener saw its connection go and is listening again (it
+        # retries every second; a connection attempt while the server is
+        # still starting may take up to its connect timeout): notifications
+        # sent before that are missed, and the reconnection wakes b's
+        # workers instead. Once it listens, a new job reaches it at once.
+        b.wait_for_log(r"database notifications: listening again", timeout=30, since=mark)
         # Without restarting usher: b's workers still hear a's new jobs...
         resp = wait_until(lambda: a.create_user(), 10, "a to accept again",
                           until=lambda r: r.status == 202)
