@@ -1,7 +1,6 @@
 // The alert sender's loop (see sender.hpp).
 #include <usher/alerts/sender.hpp>
 
-#include <future>
 #include <memory>
 
 #include <fmt/format.h>
@@ -67,14 +66,7 @@ void AlertSender::pause(std::chrono::milliseconds duration) {
 }
 
 bool AlertSender::write(store::WriteBatcher::Apply apply) {
-  auto done = std::make_shared<std::promise<bool>>();
-  auto committed = done->get_future();
-  if (!m_writer.submit(std::move(apply), [done](const Result<void> &written) {
-        done->set_value(written.has_value());
-      })) {
-    return false;
-  }
-  return committed.wait_for(k_write_timeout) == std::future_status::ready && committed.get();
+  return m_writer.submit_and_wait(std::move(apply), k_write_timeout);
 }
 
 void AlertSender::run() {

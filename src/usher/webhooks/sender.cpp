@@ -2,7 +2,6 @@
 #include <usher/webhooks/sender.hpp>
 
 #include <algorithm>
-#include <future>
 #include <memory>
 #include <stdexcept>
 
@@ -138,14 +137,7 @@ void OutboundSender::pause(std::chrono::milliseconds duration) {
 }
 
 bool OutboundSender::write(store::WriteBatcher::Apply apply) {
-  auto done = std::make_shared<std::promise<bool>>();
-  auto committed = done->get_future();
-  if (!m_writer.submit(std::move(apply), [done](const Result<void> &written) {
-        done->set_value(written.has_value());
-      })) {
-    return false;
-  }
-  return committed.wait_for(k_write_timeout) == std::future_status::ready && committed.get();
+  return m_writer.submit_and_wait(std::move(apply), k_write_timeout);
 }
 
 PostResult OutboundSender::post(const OutboundMessage &message) {
