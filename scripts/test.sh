@@ -11,8 +11,12 @@
 #            precompiled header (scripts/lint.sh)
 #   format   clang-format check (scripts/format.sh --check)
 #   fuzz     each libFuzzer target for 30 s (scripts/fuzz.sh, build-asan/)
-# Usage: scripts/test.sh [STEP...]   (no step: release; `nets`: every step
-# after release)
+# and two parts of those steps that the nets' schedule runs apart:
+#   builds   both sanitizer builds (build-asan/ with the fuzz targets, build-tsan/), no test
+#   asan-tests  the ASan test run alone, on what `builds` compiled
+# Usage: scripts/test.sh [STEP...]   (no step: release; `nets`: builds,
+# asan-tests with lint alongside at nice 19, tsan, format, fuzz). An item
+# "A&B" runs B at nice 19 in the background while A runs.
 # Every step runs even when an earlier one failed, so one run shows every
 # finding; the script fails if any step did.
 set -euo pipefail
@@ -20,7 +24,9 @@ cd "$(dirname "$0")/.."
 root="$(pwd)"
 all_steps=(release asan tsan lint format fuzz)
 default_steps=(release)
-net_steps=(asan tsan lint format fuzz)
+# The nets as CI runs them: both sanitizer builds first, then clang-tidy (pure
+# CPU) in the background while the ASan tests run, then the rest.
+net_steps=(builds "asan-tests&lint" tsan format fuzz)
 steps=("$@")
 if ((${#steps[@]} == 0)); then steps=("${default_steps[@]}"); fi
 if [[ "${steps[*]}" == "nets" ]]; then steps=("${net_steps[@]}"); fi
@@ -57,9 +63,12 @@ step_release() {
   ctest --test-dir build --output-on-failure --timeout 600 -j "$jobs"
 }
 
-step_asan() {
+asan_build() {
   asan_configure
   cmake --build build-asan --parallel "$jobs"
+}
+
+asan_tests() {
   scripts/browser-deps.sh
   local reports="${root}/build-asan/sanitizer-reports"
   rm -rf "$reports" && mkdir -p "$reports"
@@ -73,13 +82,25 @@ step_asan() {
   return "$status"
 }
 
-step_tsan() {
+step_asan() {
+  asan_build
+  asan_tests
+}
+
+# The nets' schedule runs the ASan tests alone once `builds` has compiled them.
+step_asan-tests() { asan_tests; }
+
+tsan_build() {
   # Only the unit tests run under TSan: the server binary and the
   # benchmarks are not built here.
   cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++ \
     -DCMAKE_CXX_FLAGS_DEBUG="-O1 -gline-tables-only" -DUSHER_SANITIZE=thread \
     -DUSHER_BUILD_BENCH=OFF >/dev/null
   cmake --build build-tsan --parallel "$jobs" --target usher_unit_tests
+}
+
+step_tsan() {
+  tsan_build
   local reports="${root}/build-tsan/sanitizer-reports"
   rm -rf "$reports" && mkdir -p "$reports"
   local status=0
@@ -90,10 +111,20 @@ step_tsan() {
   return "$status"
 }
 
+# Both sanitizer builds (build-asan/ with the fuzz targets, build-tsan/'s unit
+# tests), no test: the nets' first step, and what .ci/run compiles at nice 19
+# while the release step's tests run.
+step_builds() {
+  asan_build
+  tsan_build
+}
+
 step_lint() {
   # clang-tidy parses with clang: it needs a clang compilation database and
   # can use that build's precompiled header (g++'s in build/ it cannot read).
-  asan_configure
+  # Configured only when missing: in the nets' schedule lint runs while the
+  # ASan tests read build-asan/, which a new configure would rewrite.
+  [[ -f build-asan/build.ninja ]] || asan_configure
   cmake --build build-asan --target CMakeFiles/usher_core.dir/cmake_pch.hxx.pch
   scripts/lint.sh build-asan
 }
@@ -107,25 +138,50 @@ step_fuzz() {
 
 scripts/install-deps.sh
 
-summary=()
-failed=0
-for step in "${steps[@]}"; do
-  if ! declare -F "step_${step}" >/dev/null; then
-    echo "unknown step '${step}' (steps: ${all_steps[*]})" >&2
-    exit 2
-  fi
-  echo "==== ${step}" >&2
-  start=$SECONDS
-  # A subshell with errexit of its own: a step stops at its first failing
-  # command, and the next step still runs.
+# run_step NAME: runs one step in a subshell with errexit of its own (a step
+# stops at its first failing command, and the next step still runs) and
+# appends its line to the summary file.
+summary_file="$(mktemp)"
+trap 'rm -f "$summary_file"' EXIT
+run_step() { # NAME [NOTE]
+  local step="$1" note="${2:-}" start=$SECONDS rc result
+  echo "==== ${step}${note:+ (${note})}" >&2
   set +e
   (set -e; "step_${step}")
   rc=$?
   set -e
-  if ((rc == 0)); then result=ok; else result=FAILED; failed=1; fi
-  summary+=("$(printf '%-8s %-6s %5ds' "$step" "$result" $((SECONDS - start)))")
+  if ((rc == 0)); then result=ok; else result=FAILED; fi
+  printf '%-10s %-6s %5ds%s\n' "$step" "$result" $((SECONDS - start)) "${note:+  ${note}}" >>"$summary_file"
+  return "$rc"
+}
+
+# An item "A&B" runs B at nice 19 in the background while A runs: B takes only
+# the CPU that A leaves idle (the integration tests spend much of their time
+# waiting on real time). B's output is printed when both are done.
+failed=0
+for item in "${steps[@]}"; do
+  for step in ${item//&/ }; do
+    if ! declare -F "step_${step}" >/dev/null; then
+      echo "unknown step '${step}' (steps: ${all_steps[*]} builds asan-tests; nets: ${net_steps[*]})" >&2
+      exit 2
+    fi
+  done
+done
+for item in "${steps[@]}"; do
+  if [[ "$item" == *"&"* ]]; then
+    fg="${item%%&*}" bg="${item#*&}"
+    bg_log="$(mktemp)"
+    (renice -n 19 -p "$BASHPID" >/dev/null; run_step "$bg" "at nice 19 alongside ${fg}") >"$bg_log" 2>&1 &
+    bg_pid=$!
+    run_step "$fg" || failed=1
+    wait "$bg_pid" || failed=1
+    cat "$bg_log" >&2
+    rm -f "$bg_log"
+  else
+    run_step "$item" || failed=1
+  fi
 done
 
 echo "==== summary (step, result, wall time)" >&2
-printf '%s\n' "${summary[@]}" >&2
+cat "$summary_file" >&2
 exit "$failed"
