@@ -30,6 +30,10 @@ class PostgresNotifyTest(ServerPerTestCase):
         a.tokens = b.tokens = {**b.tokens, **a.tokens}
         a.start()
         b.start()
+        # Both listen before the test notifies: what is sent earlier is only
+        # found by the look each listener takes when it starts listening.
+        for server in (a, b):
+            server.wait_for_log(r"database notifications: listening", timeout=30)
         return a, b
 
     def effective_mode_on(self, server):

@@ -205,6 +205,19 @@ TEST(AlertsFormat, EachKindHasItsEmojiAndEveryDynamicPartEscaped) {
   }
 }
 
+TEST(AlertsFormat, TheRequestIdHasALineOfItsOwnAndLeavesTheDetails) {
+  auto alert = sample(AlertKind::error);
+  alert.details["request_id"] = "checkout-<42>";
+  const std::string html = format_event(alert);
+  const std::string visible = telegram_visible_text(html);
+  EXPECT_NE(visible.find("\nRequest: checkout-<42>\n"), std::string::npos) << visible;
+  EXPECT_NE(html.find("checkout-&lt;42&gt;"), std::string::npos) << "not escaped";
+  EXPECT_EQ(visible.find("\"request_id\""), std::string::npos) << "also in the details";
+  // Without one, no line.
+  EXPECT_EQ(telegram_visible_text(format_event(sample(AlertKind::error))).find("Request:"),
+            std::string::npos);
+}
+
 TEST(AlertsFormat, ATenKilobyteReasonIsTruncatedToTheLimitAndSaysSo) {
   auto alert = sample(AlertKind::switch_);
   std::string reason;

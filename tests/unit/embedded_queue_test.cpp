@@ -29,7 +29,7 @@ protected:
     user.email = email;
     user.full_name = "Edsger Dijkstra";
     jobs::IntakeStatements intake(m_database.sql());
-    auto queued = intake.enqueue(user, {6, "max (token 6)"}, std::chrono::hours(24));
+    auto queued = intake.enqueue(user, {6, "max (token 6)", ""}, std::chrono::hours(24));
     EXPECT_TRUE(queued);
     return queued ? queued->job_id : 0;
   }

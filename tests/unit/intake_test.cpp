@@ -101,7 +101,7 @@ protected:
   queue::EmbeddedQueue m_embedded;
   std::optional<system::ModeCache> m_mode;
   idempotency::InFlight m_in_flight;
-  const provisioning::Creator m_caller{9, "sam (token 9)"};
+  const provisioning::Creator m_caller{9, "sam (token 9)", "req-intake-test"};
 };
 
 TEST_F(IntakeTest, AsyncQueueRecordsAQueuedJobAndHandsItToTheQueue) {

@@ -31,7 +31,7 @@ protected:
     user.email = email;
     user.full_name = "Grace Hopper";
     IntakeStatements intake(sql());
-    auto queued = intake.enqueue(user, {4, "kim (token 4)"}, std::chrono::hours(24));
+    auto queued = intake.enqueue(user, {4, "kim (token 4)", ""}, std::chrono::hours(24));
     EXPECT_TRUE(queued) << (queued ? "" : queued.error().detail);
     return queued ? queued->job_id : 0;
   }
@@ -59,7 +59,7 @@ TEST_F(JobStoreTest, EnqueueRefusesASecondActiveJobForTheEmail) {
   user.email = "one@example.com";
   user.full_name = "Grace Hopper";
   IntakeStatements intake(sql());
-  const auto second = intake.enqueue(user, {4, "kim (token 4)"}, std::chrono::hours(24));
+  const auto second = intake.enqueue(user, {4, "kim (token 4)", ""}, std::chrono::hours(24));
   ASSERT_FALSE(second);
   EXPECT_EQ(second.error().code, "user_exists");
 }

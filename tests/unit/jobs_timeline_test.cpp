@@ -44,7 +44,7 @@ protected:
   std::int64_t enqueue(const std::string &email) {
     IntakeStatements intake(*m_sql);
     provisioning::NewUser user{email, "Tess Timeline", std::nullopt, std::nullopt};
-    auto queued = intake.enqueue(user, {7, "tess (token 7)"}, 24h);
+    auto queued = intake.enqueue(user, {7, "tess (token 7)", ""}, 24h);
     EXPECT_TRUE(queued.has_value());
     return queued ? queued->job_id : 0;
   }
@@ -98,7 +98,7 @@ TEST_F(JobsTimelineTest, RequestAttemptsEventsInTimeOrder) {
 
 TEST_F(JobsTimelineTest, InlineProvisioningIsSyncDirect) {
   provisioning::NewUser user{"ivy@example.com", "Ivy Inline", std::nullopt, std::nullopt};
-  auto created = jobs::provision_inline(*m_sql, user, {3, "ivy (token 3)"}, 24h);
+  auto created = jobs::provision_inline(*m_sql, user, {3, "ivy (token 3)", ""}, 24h);
   ASSERT_TRUE(created.has_value());
   const auto found = timeline(*m_sql, created->job_id);
   ASSERT_TRUE(found.has_value());

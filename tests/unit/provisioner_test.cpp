@@ -84,7 +84,7 @@ protected:
   std::filesystem::path m_path;
   store::Database m_db;
   std::unique_ptr<soci::session> m_sql;
-  const Creator m_creator{7, "alice (token 7)"};
+  const Creator m_creator{7, "alice (token 7)", ""};
 };
 
 TEST_F(ProvisionerTest, CreatesAccountProfileJobAndActivationToken) {

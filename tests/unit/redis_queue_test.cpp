@@ -86,7 +86,7 @@ protected:
     user.full_name = "Buyer";
     soci::transaction transaction(*m_sql);
     jobs::IntakeStatements intake(*m_sql);
-    auto queued = intake.enqueue(user, {1, "test"}, std::chrono::hours(1));
+    auto queued = intake.enqueue(user, {1, "test", ""}, std::chrono::hours(1));
     EXPECT_TRUE(queued.has_value());
     transaction.commit();
     return queued ? queued->job_id : 0;

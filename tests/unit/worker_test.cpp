@@ -72,7 +72,7 @@ protected:
     user.email = email;
     user.full_name = "Alan Turing";
     jobs::IntakeStatements intake(m_database.sql());
-    auto queued = intake.enqueue(user, {5, "lee (token 5)"}, std::chrono::hours(24));
+    auto queued = intake.enqueue(user, {5, "lee (token 5)", ""}, std::chrono::hours(24));
     EXPECT_TRUE(queued);
     m_queue.dispatch(queued ? queued->job_id : 0, {});
     return queued ? queued->job_id : 0;

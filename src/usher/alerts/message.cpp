@@ -339,6 +339,15 @@ std::string format_event(const EventAlert &alert) {
   layout.fields = {{"Time", alert.time}, {"Instance", alert.instance}};
   if (alert.event_id > 0) layout.fields.emplace_back("Event", event_field(alert.event_id));
   layout.details = alert.details;
+  // The request that caused it (X-Request-Id) gets a line of its own: the
+  // id to search the logs and the API's answers for.
+  if (layout.details.is_object()) {
+    const auto request = layout.details.find("request_id");
+    if (request != layout.details.end() && request->is_string()) {
+      layout.fields.emplace_back("Request", request->get<std::string>());
+      layout.details.erase(request);
+    }
+  }
   return render(layout);
 }
 

@@ -51,6 +51,7 @@
 #include <usher/util/clock.hpp>
 #include <usher/util/crypto.hpp>
 #include <usher/util/log_fields.hpp>
+#include <usher/util/request_id.hpp>
 #include <usher/webhooks/outbox.hpp>
 #include <usher/webhooks/sender.hpp>
 #include <usher/worker/worker.hpp>
@@ -470,8 +471,10 @@ int run_import(const config::Config &config, const ImportRequest &request) {
 
   importer::Options options;
   options.product = request.product;
+  // One request id for the whole import: every job it makes names it.
   options.caller = provisioning::Creator{
-      0, "import (" + std::filesystem::path(request.file).filename().string() + ")"};
+      0, "import (" + std::filesystem::path(request.file).filename().string() + ")",
+      "import-" + request_id::generate()};
   options.keep_tokens = tokens_fd >= 0;
   const bool terminal = ::isatty(STDERR_FILENO) == 1;
   if (terminal) {

@@ -2,10 +2,12 @@
 
 #include <algorithm>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <usher/http/problem.hpp>
 #include <usher/util/crypto.hpp>
+#include <usher/util/log_fields.hpp>
 #include <usher/util/text.hpp>
 
 namespace usher::http {
@@ -162,7 +164,10 @@ void Api::handle(Handler handler, HttpRequest request, Responder::Send send) {
     (this->*handler)(req);
   } catch (const std::exception &e) {
     // A bug: the request gets a 500 and the process goes on.
-    spdlog::error("handler for {} failed: {}", req->path, e.what());
+    log::with_fields(
+        spdlog::level::err,
+        fmt::format("handler for {} failed: {} (request {})", req->path, e.what(), req->request_id),
+        {{"request_id", req->request_id}});
     reply_error(req, Error{ErrorKind::internal, "internal", "internal error", ""});
   }
 }
@@ -174,7 +179,9 @@ void Api::reply(const Request &req, Response response) {
 void Api::reply_error(const Request &req, const Error &error) {
   if (error.kind == ErrorKind::internal) {
     // The details of a bug are for the log, not for the client.
-    spdlog::error("internal error: {}", error.detail);
+    log::with_fields(spdlog::level::err,
+                     fmt::format("internal error: {} (request {})", error.detail, req->request_id),
+                     {{"request_id", req->request_id}});
     return reply(req,
                  problem_response(Error{ErrorKind::internal, "internal", "internal error", ""}));
   }

@@ -34,6 +34,9 @@ struct HttpRequest {
   // The matched route's template ("/api/v1/jobs/:id"); empty when none
   // matched. The metrics' route label: bounded, never the path itself.
   std::string route;
+  // The request's id (X-Request-Id: the caller's when usable, else a new
+  // one; util/request_id.hpp). It goes into the job and its events.
+  std::string request_id;
 
   // The first header named `name` (case-insensitive).
   std::optional<std::string> header(std::string_view name) const;

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <regex>
 #include <unordered_set>
 
@@ -14,6 +15,7 @@
 #include <restinio/all.hpp>
 
 #include <usher/http/problem.hpp>
+#include <usher/util/request_id.hpp>
 
 namespace usher::http {
 
@@ -88,6 +90,18 @@ bool refused_while_draining(const restinio::request_handle_t &req,
          (req->request_id() > 0 || tracker.accepted_after_drain(req->connection_id()));
 }
 
+// The request's id (X-Request-Id, docs/api.md): the caller's when usable,
+// else a new one. Every response carries it back.
+constexpr const char *k_request_id_header = "X-Request-Id";
+
+std::string request_id_of(const restinio::request_handle_t &req) {
+  std::optional<std::string_view> given;
+  if (const auto value = req->header().opt_value_of(k_request_id_header)) {
+    given = std::string_view(value->data(), value->size());
+  }
+  return request_id::accept_or_generate(given);
+}
+
 void answer_shutting_down(const restinio::request_handle_t &req) {
   const Error error{ErrorKind::unavailable, "shutting_down", "usher is shutting down", ""};
   const int status = status_for(error.kind);
@@ -95,6 +109,7 @@ void answer_shutting_down(const restinio::request_handle_t &req) {
       ->create_response(restinio::http_status_line_t{
           restinio::http_status_code_t{static_cast<std::uint16_t>(status)}, reason_phrase(status)})
       .append_header(restinio::http_field::content_type, "application/problem+json")
+      .append_header(k_request_id_header, request_id_of(req))
       .connection_close()
       .set_body(problem_body(error))
       .done();
@@ -129,6 +144,7 @@ void answer_header_too_large(const restinio::request_handle_t &req) {
   req->create_response(
          restinio::http_status_line_t{restinio::http_status_code_t{431}, reason_phrase(431)})
       .append_header(restinio::http_field::content_type, "application/problem+json")
+      .append_header(k_request_id_header, request_id_of(req))
       .connection_close()
       .set_body(body.dump())
       .done();
@@ -149,6 +165,7 @@ HttpRequest to_value(const restinio::request_handle_t &req,
                      const std::vector<std::string> &names, const std::string &route) {
   HttpRequest value;
   value.route = route;
+  value.request_id = request_id_of(req);
   value.method = std::string(req->header().method().c_str());
   value.path = std::string(req->header().path());
   for (const auto &field : req->header()) {
@@ -175,12 +192,13 @@ HttpRequest to_value(const restinio::request_handle_t &req,
   return value;
 }
 
-Responder::Send sender(restinio::request_handle_t req) {
-  return [req = std::move(req)](Response response) {
+Responder::Send sender(restinio::request_handle_t req, std::string request_id) {
+  return [req = std::move(req), request_id = std::move(request_id)](Response response) {
     auto builder = req->create_response(restinio::http_status_line_t{
         restinio::http_status_code_t{static_cast<std::uint16_t>(response.status)},
         reason_phrase(response.status)});
     builder.append_header(restinio::http_field::content_type, std::move(response.content_type));
+    builder.append_header(k_request_id_header, request_id);
     for (auto &[name, value] : response.headers) builder.append_header(name, std::move(value));
     builder.set_body(std::move(response.body));
     builder.done();
@@ -196,7 +214,9 @@ restinio::request_handling_status_t serve(Api &api, Api::Handler handler,
     answer_header_too_large(req);
     return restinio::request_accepted();
   }
-  api.handle(handler, to_value(req, params, names, route), sender(req));
+  HttpRequest value = to_value(req, params, names, route);
+  auto send = sender(req, value.request_id);
+  api.handle(handler, std::move(value), std::move(send));
   return restinio::request_accepted();
 }
 

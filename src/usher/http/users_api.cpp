@@ -53,7 +53,8 @@ void Api::create_user(const Request &req) {
                      if (!parsed) return reply_error(req, parsed.error());
                      submission.idempotency_key = std::move(*parsed);
                    }
-                   m_intake.submit(std::move(submission), {principal.token_id, principal.actor()},
+                   m_intake.submit(std::move(submission),
+                                   {principal.token_id, principal.actor(), req->request_id},
                                    [this, req](intake::Outcome outcome) {
                                      if (outcome.kind == intake::OutcomeKind::refused) {
                                        return reply_error(req, outcome.error);

@@ -96,7 +96,7 @@ void Api::receive_webhook(const Request &req) {
   // The redelivery of one event carries the same buyer: its fingerprint.
   nlohmann::json fingerprinted = purchase.user.to_json();
   intake::Submission submission{std::move(purchase.user), std::move(fingerprinted), key};
-  const provisioning::Creator caller{0, "webhook:" + std::string(name)};
+  const provisioning::Creator caller{0, "webhook:" + std::string(name), req->request_id};
   m_intake.submit(std::move(submission), caller,
                   [this, req, name, event_id = purchase.event_id](intake::Outcome outcome) {
                     Response response = webhook_answer(std::move(outcome));

@@ -62,7 +62,7 @@ struct Summary {
 
 struct Options {
   std::optional<std::string> product; // for rows whose product is empty
-  provisioning::Creator caller{0, "import"};
+  provisioning::Creator caller{0, "import", ""};
   std::size_t max_in_flight = 256;                 // rows handed to the intake, not yet answered
   std::chrono::milliseconds answer_timeout{60000}; // longest wait for one answer
   bool keep_tokens = false;

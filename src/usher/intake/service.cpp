@@ -140,7 +140,8 @@ void Service::write(const std::shared_ptr<Pending> &pending) {
 
 void Service::after_commit(const std::shared_ptr<Pending> &pending, const Result<void> &written) {
   if (!written) return finish(pending, refused(written.error()));
-  if (pending->fallback_job != 0) record_fallback(pending->fallback_job, pending->fallback_reason);
+  if (pending->fallback_job != 0)
+    record_fallback(pending->fallback_job, pending->fallback_reason, pending->caller.request_id);
   if (pending->queued_job == 0) return finish(pending, std::move(pending->outcome));
   // The row is committed: now the queue may take it. If it cannot, the job
   // is provisioned inline (created, with fallback).
@@ -175,7 +176,7 @@ void Service::provision_fallback(const std::shared_ptr<Pending> &pending, const 
       // queued answer is true.
       return finish(pending, std::move(pending->outcome));
     }
-    record_fallback(pending->queued_job, why);
+    record_fallback(pending->queued_job, why, pending->caller.request_id);
     Outcome outcome;
     outcome.kind = OutcomeKind::created;
     outcome.job_id = pending->queued_job;
@@ -197,9 +198,12 @@ void Service::finish(const std::shared_ptr<Pending> &pending, Outcome outcome) {
   if (done) done(std::move(outcome));
 }
 
-void Service::record_fallback(std::int64_t job_id, const std::string &why) {
+void Service::record_fallback(std::int64_t job_id, const std::string &why,
+                              const std::string &request_id) {
   if (m_settings.fallbacks != nullptr) m_settings.fallbacks->inc();
-  m_fallbacks.add({{"reason", why}, {"job_id", job_id}});
+  nlohmann::json metadata = {{"reason", why}, {"job_id", job_id}};
+  if (!request_id.empty()) metadata["request_id"] = request_id;
+  m_fallbacks.add(metadata);
 }
 
 } // namespace usher::intake

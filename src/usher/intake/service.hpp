@@ -93,7 +93,7 @@ private:
   void after_commit(const std::shared_ptr<Pending> &pending, const Result<void> &written);
   void provision_fallback(const std::shared_ptr<Pending> &pending, const std::string &why);
   void finish(const std::shared_ptr<Pending> &pending, Outcome outcome);
-  void record_fallback(std::int64_t job_id, const std::string &why);
+  void record_fallback(std::int64_t job_id, const std::string &why, const std::string &request_id);
 
   store::WriteBatcher &m_writer;
   system::ModeCache &m_mode;

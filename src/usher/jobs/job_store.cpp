@@ -12,8 +12,9 @@ namespace {
 
 constexpr const char *k_insert_queued =
     "INSERT INTO jobs (email, email_normalized, payload, status, attempts, created_by_token_id, "
-    "run_after, created_at, updated_at, activation_token_hash, activation_expires_at) "
-    "VALUES (:email, :norm, :payload, 'queued', 0, :token_id, :now, :now2, :now3, :hash, :exp) "
+    "run_after, created_at, updated_at, activation_token_hash, activation_expires_at, request_id) "
+    "VALUES (:email, :norm, :payload, 'queued', 0, :token_id, :now, :now2, :now3, :hash, :exp, "
+    ":request_id) "
     "ON CONFLICT DO NOTHING RETURNING id";
 
 // The claim's rows: the oldest runnable jobs. {SKIP_LOCKED} (PostgreSQL)
@@ -25,14 +26,14 @@ constexpr const char *k_claim =
     "WHERE id IN (SELECT id FROM jobs WHERE status = 'queued' AND run_after <= :now2 "
     "ORDER BY run_after LIMIT :max{SKIP_LOCKED}) "
     "RETURNING id, attempts, payload, created_by_token_id, activation_token_hash, "
-    "activation_expires_at, created_at";
+    "activation_expires_at, created_at, request_id";
 
 constexpr const char *k_claim_id =
     "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_owner = :owner, "
     "lease_expires_at = :lease, updated_at = :now "
     "WHERE id = :id AND status = 'queued' AND run_after <= :now2 "
     "RETURNING id, attempts, payload, created_by_token_id, activation_token_hash, "
-    "activation_expires_at, created_at";
+    "activation_expires_at, created_at, request_id";
 
 constexpr const char *k_extend =
     "UPDATE jobs SET lease_expires_at = :lease WHERE id = :id AND status = 'running' "
@@ -44,7 +45,7 @@ constexpr const char *k_fail =
     "deaths = deaths + CASE WHEN attempts >= :max2 THEN 1 ELSE 0 END, "
     "last_error = :error, run_after = :retry_at, lease_owner = NULL, lease_expires_at = NULL, "
     "updated_at = :now WHERE id = :id AND status = 'running' AND lease_owner = :owner "
-    "RETURNING status, email, attempts, deaths";
+    "RETURNING status, email, attempts, deaths, request_id";
 
 constexpr const char *k_recover =
     "UPDATE jobs SET status = CASE WHEN attempts >= :max THEN 'dead' ELSE 'queued' END, "
@@ -53,7 +54,7 @@ constexpr const char *k_recover =
     "lease_owner = NULL, lease_expires_at = NULL, updated_at = :now2 "
     "WHERE id IN (SELECT id FROM jobs WHERE status = 'running' AND lease_expires_at < :now3"
     "{SKIP_LOCKED}) "
-    "RETURNING id, status, email, attempts, deaths";
+    "RETURNING id, status, email, attempts, deaths, request_id";
 
 constexpr const char *k_release =
     "UPDATE jobs SET status = 'queued', attempts = attempts - 1, lease_owner = NULL, "
@@ -61,7 +62,7 @@ constexpr const char *k_release =
 
 constexpr const char *k_select_job =
     "SELECT id, email, status, attempts, last_error, user_id, created_by_token_id, created_at, "
-    "updated_at FROM jobs ";
+    "updated_at, request_id FROM jobs ";
 
 constexpr const char *k_retry =
     "UPDATE jobs SET status = 'queued', attempts = 0, run_after = :now, last_error = NULL, "
@@ -69,25 +70,33 @@ constexpr const char *k_retry =
     "SELECT 1 FROM jobs other WHERE other.email_normalized = jobs.email_normalized "
     "AND other.status IN ('queued', 'running', 'succeeded'))";
 
+// The request id a job row holds (NULL when its request had none).
+std::string request_id_of(soci::indicator indicator, const std::string &value) {
+  return indicator == soci::i_ok ? value : std::string();
+}
+
 void record_dead(soci::session &sql, long long id, const std::string &email, int attempts,
-                 int deaths, const std::string &error, const std::string &instance,
-                 const alerts::AlertPolicy *alerts, const webhooks::OutboundTargets *outbound,
-                 const std::string &now) {
+                 int deaths, const std::string &error, const std::string &request_id,
+                 const std::string &instance, const alerts::AlertPolicy *alerts,
+                 const webhooks::OutboundTargets *outbound, const std::string &now) {
+  nlohmann::json metadata = {
+      {"job_id", id}, {"email", email}, {"attempts", attempts}, {"last_error", error}};
+  if (!request_id.empty()) metadata["request_id"] = request_id;
   webhooks::enqueue_job_dead(sql, outbound, {id, email, attempts, error, deaths}, now);
   health::record(sql, health::EventType::error,
                  fmt::format("job {} for {} is dead after {} attempts: the customer has no account",
                              id, email, attempts),
-                 {{"job_id", id}, {"email", email}, {"attempts", attempts}, {"last_error", error}},
-                 instance, {alerts, "job_dead"});
+                 metadata, instance, {alerts, "job_dead"});
 }
 
 // Reads the rows of a prepared k_select_job statement.
 struct JobRow {
   long long id = 0;
-  std::string email, status, last_error, created_at, updated_at;
+  std::string email, status, last_error, created_at, updated_at, request_id;
   int attempts = 0;
   long long user_id = 0, token_id = 0;
-  soci::indicator i_error = soci::i_null, i_user = soci::i_null, i_token = soci::i_null;
+  soci::indicator i_error = soci::i_null, i_user = soci::i_null, i_token = soci::i_null,
+                  i_request = soci::i_null;
 
   template <typename Statement>
   void bind(Statement &st) {
@@ -100,6 +109,7 @@ struct JobRow {
     st.exchange(soci::into(token_id, i_token));
     st.exchange(soci::into(created_at));
     st.exchange(soci::into(updated_at));
+    st.exchange(soci::into(request_id, i_request));
   }
 
   Job job() const {
@@ -113,6 +123,7 @@ struct JobRow {
     if (i_token == soci::i_ok) j.created_by_token_id = token_id;
     j.created_at = created_at;
     j.updated_at = updated_at;
+    if (i_request == soci::i_ok) j.request_id = request_id;
     return j;
   }
 };
@@ -160,14 +171,15 @@ nlohmann::json Job::to_json() const {
           {"last_error", last_error ? nlohmann::json(*last_error) : nlohmann::json(nullptr)},
           {"user_id", user_id ? nlohmann::json(*user_id) : nlohmann::json(nullptr)},
           {"created_at", created_at},
-          {"updated_at", updated_at}};
+          {"updated_at", updated_at},
+          {"request_id", request_id ? nlohmann::json(*request_id) : nlohmann::json(nullptr)}};
 }
 
 IntakeStatements::IntakeStatements(soci::session &sql)
     : m_insert((sql.prepare << k_insert_queued, soci::use(m_email), soci::use(m_email),
                 soci::use(m_payload), soci::use(m_token_id), soci::use(m_now), soci::use(m_now),
                 soci::use(m_now), soci::use(m_activation_hash), soci::use(m_activation_expires_at),
-                soci::into(m_job_id))) {}
+                soci::use(m_request_id, m_request_id_indicator), soci::into(m_job_id))) {}
 
 Result<QueuedJob> IntakeStatements::enqueue(const provisioning::NewUser &user,
                                             const provisioning::Creator &creator,
@@ -179,6 +191,8 @@ Result<QueuedJob> IntakeStatements::enqueue(const provisioning::NewUser &user,
   payload["created_by"] = creator.actor;
   m_payload = payload.dump();
   m_token_id = creator.token_id;
+  m_request_id = creator.request_id;
+  m_request_id_indicator = creator.request_id.empty() ? soci::i_null : soci::i_ok;
   auto secret = auth::issue_activation_token();
   m_activation_hash = std::move(secret.hash);
   m_activation_expires_at = clock::iso8601(now + activation_ttl);
@@ -194,7 +208,8 @@ namespace {
 ClaimedJob claimed_job(long long id, int attempts, const std::string &payload, long long token_id,
                        soci::indicator i_token, const std::string &hash, soci::indicator i_hash,
                        const std::string &expires, soci::indicator i_expires,
-                       const std::string &created_at) {
+                       const std::string &created_at, const std::string &request_id,
+                       soci::indicator i_request) {
   ClaimedJob job;
   job.id = id;
   job.created_at = created_at;
@@ -210,6 +225,7 @@ ClaimedJob claimed_job(long long id, int attempts, const std::string &payload, l
   if (i_token == soci::i_ok) job.creator.token_id = token_id;
   if (i_hash == soci::i_ok) job.activation_hash = hash;
   if (i_expires == soci::i_ok) job.activation_expires_at = expires;
+  job.creator.request_id = request_id_of(i_request, request_id);
   return job;
 }
 } // namespace
@@ -219,20 +235,21 @@ std::vector<ClaimedJob> claim_ids(soci::session &sql, const std::vector<std::int
   const std::string now = clock::now_iso8601();
   long long wanted = 0, id = 0, token_id = 0;
   int attempts = 0;
-  std::string payload, hash, expires, created_at;
-  soci::indicator i_token = soci::i_null, i_hash = soci::i_null, i_expires = soci::i_null;
+  std::string payload, hash, expires, created_at, request_id;
+  soci::indicator i_token = soci::i_null, i_hash = soci::i_null, i_expires = soci::i_null,
+                  i_request = soci::i_null;
   soci::statement st =
       (sql.prepare << k_claim_id, soci::use(owner), soci::use(lease_until), soci::use(now),
        soci::use(wanted), soci::use(now), soci::into(id), soci::into(attempts), soci::into(payload),
        soci::into(token_id, i_token), soci::into(hash, i_hash), soci::into(expires, i_expires),
-       soci::into(created_at));
+       soci::into(created_at), soci::into(request_id, i_request));
   std::vector<ClaimedJob> claimed;
   for (const auto job_id : ids) {
     // NOLINTNEXTLINE(clang-analyzer-deadcode.DeadStores): read by soci::use at execute
     wanted = job_id;
     if (!st.execute(true)) continue;
     claimed.push_back(claimed_job(id, attempts, payload, token_id, i_token, hash, i_hash, expires,
-                                  i_expires, created_at));
+                                  i_expires, created_at, request_id, i_request));
     st.fetch(); // finishes the statement (SQLite keeps a RETURNING statement open otherwise)
   }
   return claimed;
@@ -268,18 +285,20 @@ std::vector<ClaimedJob> claim(soci::session &sql, const std::string &owner, int 
   const std::string now = clock::now_iso8601();
   long long id = 0, token_id = 0;
   int attempts = 0;
-  std::string payload, hash, expires, created_at;
-  soci::indicator i_token = soci::i_null, i_hash = soci::i_null, i_expires = soci::i_null;
+  std::string payload, hash, expires, created_at, request_id;
+  soci::indicator i_token = soci::i_null, i_hash = soci::i_null, i_expires = soci::i_null,
+                  i_request = soci::i_null;
   soci::statement st =
       (sql.prepare << store::with_skip_locked(sql, k_claim), soci::use(owner),
        soci::use(lease_until), soci::use(now), soci::use(now), soci::use(max), soci::into(id),
        soci::into(attempts), soci::into(payload), soci::into(token_id, i_token),
-       soci::into(hash, i_hash), soci::into(expires, i_expires), soci::into(created_at));
+       soci::into(hash, i_hash), soci::into(expires, i_expires), soci::into(created_at),
+       soci::into(request_id, i_request));
   st.execute();
   std::vector<ClaimedJob> claimed;
   while (st.fetch()) {
     claimed.push_back(claimed_job(id, attempts, payload, token_id, i_token, hash, i_hash, expires,
-                                  i_expires, created_at));
+                                  i_expires, created_at, request_id, i_request));
   }
   return claimed;
 }
@@ -301,15 +320,19 @@ tl::expected<JobStatus, TransitionError> fail_attempt(
     const alerts::AlertPolicy *alerts, const webhooks::OutboundTargets *outbound) {
   const long long id = job_id;
   const std::string now = clock::now_iso8601();
-  std::string status, email;
+  std::string status, email, request_id;
   int attempts = 0, deaths = 0;
+  soci::indicator i_request = soci::i_null;
   sql << k_fail, soci::use(max_attempts), soci::use(max_attempts), soci::use(error),
       soci::use(retry_at), soci::use(now), soci::use(id), soci::use(owner), soci::into(status),
-      soci::into(email), soci::into(attempts), soci::into(deaths);
+      soci::into(email), soci::into(attempts), soci::into(deaths),
+      soci::into(request_id, i_request);
   if (!sql.got_data()) return tl::unexpected(TransitionError::lease_lost);
   const auto result = parse_status(status).value_or(JobStatus::queued);
-  if (result == JobStatus::dead)
-    record_dead(sql, id, email, attempts, deaths, error, instance, alerts, outbound, now);
+  if (result == JobStatus::dead) {
+    record_dead(sql, id, email, attempts, deaths, error, request_id_of(i_request, request_id),
+                instance, alerts, outbound, now);
+  }
   return result;
 }
 
@@ -320,25 +343,28 @@ std::vector<std::int64_t> recover_expired_leases(soci::session &sql, int max_att
                                                  const webhooks::OutboundTargets *outbound) {
   const std::string now = clock::now_iso8601();
   long long id = 0;
-  std::string status, email;
+  std::string status, email, request_id;
   int attempts = 0, deaths = 0;
+  soci::indicator i_request = soci::i_null;
   soci::statement st =
       (sql.prepare << store::with_skip_locked(sql, k_recover), soci::use(max_attempts),
        soci::use(max_attempts), soci::use(now), soci::use(now), soci::use(now), soci::into(id),
-       soci::into(status), soci::into(email), soci::into(attempts), soci::into(deaths));
+       soci::into(status), soci::into(email), soci::into(attempts), soci::into(deaths),
+       soci::into(request_id, i_request));
   st.execute();
   std::vector<std::int64_t> requeued;
-  std::vector<std::tuple<long long, std::string, int, int>> dead;
+  std::vector<std::tuple<long long, std::string, int, int, std::string>> dead;
   while (st.fetch()) {
     if (status == "dead") {
-      dead.emplace_back(id, email, attempts, deaths);
+      dead.emplace_back(id, email, attempts, deaths, request_id_of(i_request, request_id));
     } else {
       requeued.push_back(id);
     }
   }
-  for (const auto &[dead_id, dead_email, dead_attempts, dead_deaths] : dead) {
+  for (const auto &[dead_id, dead_email, dead_attempts, dead_deaths, dead_request] : dead) {
     record_dead(sql, dead_id, dead_email, dead_attempts, dead_deaths,
-                "the worker holding the lease stopped or crashed", instance, alerts, outbound, now);
+                "the worker holding the lease stopped or crashed", dead_request, instance, alerts,
+                outbound, now);
   }
   if (died != nullptr) *died = dead.size();
   return requeued;

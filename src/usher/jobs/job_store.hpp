@@ -52,6 +52,7 @@ struct Job {
   std::optional<std::int64_t> created_by_token_id;
   std::string created_at;
   std::string updated_at;
+  std::optional<std::string> request_id; // the request that made it (X-Request-Id)
 
   nlohmann::json to_json() const;
 };
@@ -89,6 +90,8 @@ private:
   std::string m_now;
   std::string m_activation_hash;
   std::string m_activation_expires_at;
+  std::string m_request_id;
+  soci::indicator m_request_id_indicator = soci::i_null;
   long long m_job_id = 0;
   soci::statement m_insert;
 };

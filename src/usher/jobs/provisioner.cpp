@@ -12,9 +12,10 @@ namespace {
 // job for the email is active.
 constexpr const char *k_insert_inline_job =
     "INSERT INTO jobs (email, email_normalized, payload, status, attempts, "
-    "created_by_token_id, lease_owner, lease_expires_at, run_after, created_at, updated_at) "
+    "created_by_token_id, lease_owner, lease_expires_at, run_after, created_at, updated_at, "
+    "request_id) "
     "VALUES (:email, :norm, :payload, 'running', 1, :token_id, :owner, :lease, :now, :now2, "
-    ":now3) ON CONFLICT DO NOTHING RETURNING id";
+    ":now3, :request_id) ON CONFLICT DO NOTHING RETURNING id";
 
 constexpr const char *k_complete_job =
     "UPDATE jobs SET status = 'succeeded', user_id = :user_id, lease_owner = NULL, "
@@ -32,7 +33,8 @@ Provisioner::Provisioner(soci::session &sql)
       m_insert_inline_job((sql.prepare << k_insert_inline_job, soci::use(m_email),
                            soci::use(m_email), soci::use(m_payload), soci::use(m_token_id),
                            soci::use(m_owner), soci::use(m_now), soci::use(m_now), soci::use(m_now),
-                           soci::use(m_now), soci::into(m_job_id))),
+                           soci::use(m_now), soci::use(m_request_id, m_request_id_indicator),
+                           soci::into(m_job_id))),
       m_complete_job((sql.prepare << k_complete_job, soci::use(m_user_id), soci::use(m_now),
                       soci::use(m_job_id), soci::use(m_owner))) {}
 
@@ -74,6 +76,8 @@ Result<provisioning::CreatedUser> Provisioner::provision_inline(
   m_email = user.email;
   m_payload = user.to_json().dump();
   m_token_id = creator.token_id;
+  m_request_id = creator.request_id;
+  m_request_id_indicator = creator.request_id.empty() ? soci::i_null : soci::i_ok;
   m_owner = k_inline_owner;
   // A queued or running job for this email (async intake) means "exists".
   if (!m_insert_inline_job.execute(true)) return provisioning::user_exists(user.email);

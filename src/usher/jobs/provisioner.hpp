@@ -61,6 +61,8 @@ private:
   std::string m_email;
   std::string m_payload;
   long long m_token_id = 0;
+  std::string m_request_id;
+  soci::indicator m_request_id_indicator = soci::i_null;
   std::string m_now;
   std::string m_owner;
   long long m_user_id = 0;

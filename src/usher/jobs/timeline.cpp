@@ -175,7 +175,9 @@ std::optional<Timeline> timeline(soci::session &sql, std::int64_t job_id) {
        {"mode", inline_provisioned != 0 && !fallback ? "sync_direct" : "async_queue"},
        {"fallback", fallback},
        {"provisioned_inline", inline_provisioned != 0 || (fallback && attempts.empty())},
-       {"idempotency_key", idempotency_key_present(sql, job_id, job->created_by_token_id)}});
+       {"idempotency_key", idempotency_key_present(sql, job_id, job->created_by_token_id)},
+       {"request_id",
+        job->request_id ? nlohmann::json(*job->request_id) : nlohmann::json(nullptr)}});
 
   std::stable_sort(
       entries.begin(), entries.end(), [](const nlohmann::json &a, const nlohmann::json &b) {

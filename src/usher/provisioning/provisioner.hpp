@@ -22,6 +22,8 @@ namespace usher::provisioning {
 struct Creator {
   std::int64_t token_id = 0;
   std::string actor; // "NAME (token ID)"
+  // The request's id (util/request_id.hpp), kept with its job; empty: none.
+  std::string request_id;
 };
 
 struct CreatedUser {

@@ -202,6 +202,11 @@ CREATE UNIQUE INDEX webhook_outbox_event_url ON webhook_outbox (event_id, url);
 CREATE INDEX webhook_outbox_status_next ON webhook_outbox (status, next_attempt_at);
 ALTER TABLE jobs ADD COLUMN deaths INTEGER NOT NULL DEFAULT 0
 )SQL",
+    // 7: request ids (X-Request-Id, docs/api.md): the id of the request that
+    // made the job, so that its events, alerts and timeline name it.
+    R"SQL(
+ALTER TABLE jobs ADD COLUMN request_id TEXT
+)SQL",
 };
 
 std::string replace_all(std::string s, const std::string &from, const std::string &to) {

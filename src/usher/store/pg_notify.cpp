@@ -77,10 +77,9 @@ void PgListener::run() {
           auto stall = m_db.guard(*sql, m_db.request_stall_limit());
           for (const auto &channel : m_channels) *sql << "LISTEN " + channel;
         }
-        if (lost) {
-          spdlog::info("database notifications: listening again");
-          if (m_on_reconnect) m_on_reconnect();
-        }
+        spdlog::info(lost ? "database notifications: listening again"
+                          : "database notifications: listening");
+        if (m_on_reconnect) m_on_reconnect();
         lost = false;
         next_ping = std::chrono::steady_clock::now() + k_ping;
       }

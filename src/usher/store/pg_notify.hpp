@@ -46,9 +46,11 @@ private:
 };
 
 // A thread with its own session that LISTENs on `channels` and calls
-// `on_notify(channel)` for each notification, and `on_reconnect()` after a
-// lost connection came back (notifications sent meanwhile are lost: the
-// caller reloads what it caches). Reconnects every k_retry while the
+// `on_notify(channel)` for each notification, and `on_reconnect()` each
+// time it starts listening: the first time (what was announced between the
+// process's start and then was missed) and after a lost connection came
+// back (notifications sent meanwhile are lost): the caller reloads what it
+// caches and looks for work once. Reconnects every k_retry while the
 // database is away; pings every k_ping so that a server that vanished
 // silently is noticed (StallWatchdog bounds the ping).
 class PgListener {

@@ -15,6 +15,7 @@
 #include <usher/jobs/provisioner.hpp>
 #include <usher/util/clock.hpp>
 #include <usher/util/crypto.hpp>
+#include <usher/util/log_fields.hpp>
 
 namespace usher::worker {
 namespace {
@@ -27,6 +28,7 @@ struct JobOutcome {
   std::int64_t id = 0;
   int attempts = 0;
   std::string created_at; // the intake
+  std::string request_id; // the request that made the job (empty: none)
   Result<void> result;
   bool lease_lost = false; // another worker has the job: nothing to record
 };
@@ -189,6 +191,7 @@ void Worker::process(const std::string &owner, std::vector<jobs::ClaimedJob> bat
     shared->outcomes[i].id = batch[i].id;
     shared->outcomes[i].attempts = batch[i].attempts;
     shared->outcomes[i].created_at = batch[i].created_at;
+    shared->outcomes[i].request_id = batch[i].creator.request_id;
     auto job = std::make_shared<jobs::ClaimedJob>(std::move(batch[i]));
     auto lost = std::make_shared<bool>(false); // written by the apply, read by its done
     const auto &step = m_settings.checkpoint;
@@ -265,7 +268,10 @@ void Worker::process(const std::string &owner, std::vector<jobs::ClaimedJob> bat
     const int max_attempts = m_settings.max_attempts;
     const std::string instance = m_settings.instance;
     const auto *alerts = m_settings.alerts;
-    spdlog::warn("job {} attempt {} failed: {}", id, outcome.attempts, error);
+    log::with_fields(
+        spdlog::level::warn,
+        fmt::format("job {} attempt {} failed: {}", id, outcome.attempts, error),
+        {{"job_id", id}, {"attempt", outcome.attempts}, {"request_id", outcome.request_id}});
     auto status = std::make_shared<std::optional<jobs::JobStatus>>();
     const int number = outcome.attempts;
     const bool recorded = m_writer.submit_and_wait(
