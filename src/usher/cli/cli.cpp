@@ -51,6 +51,16 @@ int run(int argc, char **argv) {
       ->required()
       ->check(CLI::ExistingFile);
 
+  auto *migrate_data = app.add_subcommand(
+      "migrate-data",
+      "copy every table of an SQLite database into a new, empty PostgreSQL database and "
+      "compare the counts (usher stopped; docs/operations.md)");
+  std::string copy_from;
+  std::string copy_to;
+  migrate_data->add_option("--from", copy_from, "sqlite:PATH, the database to copy")->required();
+  migrate_data->add_option("--to", copy_to, "postgresql://user:pass@host:port/db, empty")
+      ->required();
+
   auto *token = app.add_subcommand("token", "API tokens");
   token->require_subcommand(1);
   auto *token_create = token->add_subcommand("create", "create a token; printed once, last line");
@@ -175,6 +185,7 @@ int run(int argc, char **argv) {
     if (migrate->parsed()) return cli::migrate(*config);
     if (backup->parsed()) return cli::backup(*config, backup_path);
     if (restore->parsed()) return cli::restore(*config, restore_path);
+    if (migrate_data->parsed()) return cli::migrate_data(*config, copy_from, copy_to);
     if (token_create->parsed()) {
       return create_token(*config, *auth::parse_role(role_text), token_name);
     }

@@ -4,6 +4,8 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <memory>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -21,10 +23,12 @@
 #include <usher/redis/channel.hpp>
 #include <usher/redis/connection.hpp>
 #include <usher/store/backup.hpp>
+#include <usher/store/copy.hpp>
 #include <usher/store/database.hpp>
 #include <usher/store/migrations.hpp>
 #include <usher/store/pg_notify.hpp>
 #include <usher/util/clock.hpp>
+#include <usher/util/postgres_url.hpp>
 
 namespace usher::cli {
 namespace {
@@ -108,6 +112,40 @@ int restore(const config::Config &config, const std::string &path) {
   if (!restored) throw std::runtime_error(restored.error().detail);
   fmt::print("restored {} into {} ({} bytes); start usher\n", path, *db.sqlite_path(),
              restored->bytes);
+  return 0;
+}
+
+int migrate_data(const config::Config &config, const std::string &from, const std::string &to) {
+  if (from.rfind("sqlite:", 0) != 0 || from.size() == 7) {
+    throw std::runtime_error("--from must be sqlite:PATH, the database to copy");
+  }
+  if (!std::filesystem::exists(from.substr(7))) {
+    throw std::runtime_error("--from: no database at " + from.substr(7));
+  }
+  if (to.rfind("postgresql://", 0) != 0) {
+    throw std::runtime_error("--to must be postgresql://user:pass@host:port/db");
+  }
+  const std::string shown = postgres_url::redacted(to);
+  std::unique_ptr<store::Database> target;
+  try {
+    target = std::make_unique<store::Database>(to, config.db_busy_timeout, true,
+                                               store::Database::k_default_wal_limit_bytes,
+                                               config.db_statement_timeout);
+  } catch (const std::exception &e) {
+    throw std::runtime_error(std::string("--to: ") + e.what());
+  }
+  const store::Database source(from, config.db_busy_timeout, config.sqlite_synchronous_full,
+                               config.sqlite_wal_limit_mib * 1024 * 1024,
+                               config.db_statement_timeout);
+  const auto copied =
+      store::copy_database(source, *target, [](const std::string &table, std::int64_t rows) {
+        fmt::print("  {:<20} {:>10} rows\n", table, rows);
+        std::fflush(stdout);
+      });
+  if (!copied) throw std::runtime_error(copied.error().detail);
+  fmt::print("copied {} rows in {} tables from {} to {}; the counts match. Point DATABASE_URL at "
+             "it and start usher.\n",
+             copied->rows(), copied->tables.size(), from, shown);
   return 0;
 }
 

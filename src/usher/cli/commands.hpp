@@ -19,6 +19,10 @@ int backup(const config::Config &config, const std::string &path);
 // `usher restore PATH`: the backup at PATH becomes the database of
 // DATABASE_URL, which must not exist (store::restore); usher is stopped.
 int restore(const config::Config &config, const std::string &path);
+// `usher migrate-data --from sqlite:PATH --to postgresql://...`: every table
+// copied into an empty PostgreSQL database and the counts compared
+// (store::copy_database); throws when the copy fails (nothing committed).
+int migrate_data(const config::Config &config, const std::string &from, const std::string &to);
 int create_token(const config::Config &config, auth::Role role, const std::string &name);
 // `usher users resend EMAIL`: a new activation token for an account not yet
 // activated (printed once, last line), the earlier ones revoked; throws
