@@ -15,11 +15,11 @@ namespace {
 // table not named here (a later migration's) is copied after these, and
 // must then be added here when it references another.
 const std::vector<std::string> &copy_order() {
-  static const std::vector<std::string> order = {
+  static const std::vector<std::string> k_order = {
       "accounts",      "tripwire_users",   "activation_tokens",  "sessions",     "api_tokens",
       "system_config", "idempotency_keys", "system_health_logs", "alert_outbox", "alert_conditions",
       "jobs",          "job_attempts",     "webhook_outbox"};
-  return order;
+  return k_order;
 }
 
 // Rows a fresh database's migrations write themselves (the initial mode):
