@@ -700,7 +700,7 @@ int serve(const config::Config &config) {
                                         config.auth_limiter_keys);
   auth::AttemptLimiter address_attempts({config.auth_address_attempts, config.auth_address_window},
                                         config.auth_limiter_keys);
-  http::Api api(std::move(deps), http::PasswordDeps{account_attempts, address_attempts});
+  http::Api api(deps, http::PasswordDeps{account_attempts, address_attempts});
   http::HttpServer server(api, config);
   const std::uint16_t port = server.start();
   // GET /metrics on a listener of its own when METRICS_LISTEN is set.

@@ -30,7 +30,7 @@ void Accounts::on_hashing(const store::Completion<T> &done, HashingPool::Task ta
 void Accounts::activate(std::string token_hash, std::string password,
                         store::Completion<std::int64_t> done) {
   auto hash_and_store = [this, token_hash, password = std::move(password),
-                         done](const Result<std::int64_t> &account) {
+                         done = std::move(done)](const Result<std::int64_t> &account) {
     if (!account) return done(tl::unexpected(account.error()));
     on_hashing(done, [this, token_hash, password, done] {
       std::string password_hash;
@@ -57,8 +57,8 @@ void Accounts::activate(std::string token_hash, std::string password,
 
 void Accounts::login(std::string email_normalized, std::string password,
                      store::Completion<Session> done) {
-  auto verify_and_start = [this, password = std::move(password),
-                           done](const Result<std::optional<LoginAccount>> &found) {
+  auto verify_and_start = [this, password = std::move(password), done = std::move(done)](
+                              const Result<std::optional<LoginAccount>> &found) {
     if (!found) return done(tl::unexpected(found.error()));
     on_hashing(done, [this, password, account = *found, done] {
       const bool known = account && account->password_hash;

@@ -57,7 +57,7 @@ std::string route_template(const std::string &pattern) {
 }
 
 Api::Api(ApiDeps deps, PasswordDeps passwords)
-    : m_deps(std::move(deps)), m_passwords(passwords),
+    : m_deps(deps), m_passwords(passwords),
       m_throttled(m_deps.writer, health::EventType::warning, k_throttled_message,
                   m_deps.config.instance, {}, k_throttled_fold_window) {
   if (m_deps.metrics != nullptr) {

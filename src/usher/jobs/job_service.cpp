@@ -38,9 +38,7 @@ void JobService::get(std::int64_t id, const auth::Principal &viewer, store::Comp
 void JobService::list(ListFilter filter, store::Completion<std::vector<Job>> done) {
   store::read_async<std::vector<Job>>(
       m_pool,
-      [filter = std::move(filter)](soci::session &sql) {
-        return Result<std::vector<Job>>(jobs::list(sql, filter));
-      },
+      [filter](soci::session &sql) { return Result<std::vector<Job>>(jobs::list(sql, filter)); },
       std::move(done));
 }
 
