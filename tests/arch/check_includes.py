@@ -2,10 +2,14 @@
 """Checks the folder-level dependencies of src/usher (ARCHITECTURE.md).
 
 Fails when two folders include each other, directly or through others (an
-include cycle between folders), and when a file other than http/server.*
+include cycle between folders); when a file other than http/server.*
 includes RESTinio (handlers take request values; the server alone knows the
-wire). Usage: check_includes.py [SRC_DIR] (default: src/usher beside this
-script's repository). Prints the folder graph with --graph.
+wire); when a file in http/ includes SOCI or names soci:: (handlers call
+domain services, which own the database sessions); and when a string literal
+in app/ or cli/ is an SQL statement (SQL lives in named constants next to the
+domain code that runs it). Usage: check_includes.py [SRC_DIR] (default:
+src/usher beside this script's repository). Prints the folder graph with
+--graph.
 """
 import re
 import sys
@@ -13,11 +17,24 @@ from pathlib import Path
 
 INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]([^">]+)[">]', re.MULTILINE)
 RESTINIO_ALLOWED = {"http/server.cpp", "http/server.hpp"}
+# Folders whose files may neither include SOCI nor name soci:: at all.
+NO_SOCI_FOLDERS = {"http"}
+SOCI_NAME = re.compile(r"\bsoci::")
+# Folders that compose (app/, cli/): they may pass sessions to domain
+# functions, but hold no SQL of their own (a literal that starts with an
+# upper-case SQL keyword).
+NO_SQL_FOLDERS = {"app", "cli"}
+SQL_LITERAL = re.compile(
+    r'"\s*(SELECT|INSERT|UPDATE|DELETE|CREATE|ALTER|DROP|PRAGMA|BEGIN|COMMIT|ROLLBACK|'
+    r'SAVEPOINT|VACUUM|WITH|LISTEN|NOTIFY|TRUNCATE)\s')
+COMMENT = re.compile(r"//[^\n]*|/\*.*?\*/", re.DOTALL)
 
 
 def folder_graph(src: Path):
     graph = {}
     restinio = []
+    soci = []
+    sql = []
     for path in sorted(src.rglob("*")):
         if path.suffix not in {".cpp", ".hpp"}:
             continue
@@ -25,9 +42,16 @@ def folder_graph(src: Path):
         folder = rel.split("/")[0] if "/" in rel else "."
         graph.setdefault(folder, {})
         text = path.read_text(encoding="utf-8", errors="replace")
+        code = COMMENT.sub("", text)
+        if folder in NO_SOCI_FOLDERS and SOCI_NAME.search(code):
+            soci.append(rel)
+        if folder in NO_SQL_FOLDERS and SQL_LITERAL.search(code):
+            sql.append(rel)
         for target in INCLUDE.findall(text):
             if target.startswith("restinio/") and rel not in RESTINIO_ALLOWED:
                 restinio.append(rel)
+            if target.startswith("soci/") and folder in NO_SOCI_FOLDERS:
+                soci.append(rel)
             if not target.startswith("usher/"):
                 continue
             parts = target.split("/")
@@ -36,7 +60,7 @@ def folder_graph(src: Path):
             other = parts[1]
             if other != folder:
                 graph[folder].setdefault(other, []).append(rel)
-    return graph, sorted(set(restinio))
+    return graph, sorted(set(restinio)), sorted(set(soci)), sorted(set(sql))
 
 
 def cycles(graph):
@@ -75,7 +99,7 @@ def cycles(graph):
 def main(argv):
     args = [a for a in argv[1:] if not a.startswith("--")]
     src = Path(args[0]) if args else Path(__file__).resolve().parents[2] / "src" / "usher"
-    graph, restinio = folder_graph(src)
+    graph, restinio, soci, sql = folder_graph(src)
     if "--graph" in argv:
         for folder in sorted(graph):
             print(f"{folder}: {' '.join(sorted(graph[folder]))}")
@@ -90,8 +114,15 @@ def main(argv):
     for rel in restinio:
         failed = True
         print(f"RESTinio included outside http/server.*: {rel}")
+    for rel in soci:
+        failed = True
+        print(f"SOCI included or soci:: named in {rel} (handlers call domain services)")
+    for rel in sql:
+        failed = True
+        print(f"an SQL statement in a string literal of {rel} (SQL belongs to a domain folder)")
     if not failed:
-        print(f"ok: {len(graph)} folders, no include cycles, RESTinio only in http/server.*")
+        print(f"ok: {len(graph)} folders, no include cycles, RESTinio only in http/server.*, "
+              "no SOCI in http/, no SQL in app/ or cli/")
     return 1 if failed else 0
 
 

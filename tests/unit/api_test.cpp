@@ -45,14 +45,13 @@ protected:
     EXPECT_TRUE(m_mode.prime());
     m_sales = auth::create_token(m_database.sql(), auth::Role::sales_manager, "sam").token;
     m_tokens.reload(m_database.sql());
-    m_api = std::make_unique<Api>(
-        ApiDeps{
-            m_config, m_pool, m_writer, m_tokens, m_mode, m_in_flight, m_queue, "", nullptr, {}},
-        PasswordDeps{m_hashing, m_accounts, m_addresses});
+    m_domain = std::make_unique<Domain>(*this);
+    m_api = std::make_unique<Api>(deps(nullptr), PasswordDeps{m_accounts, m_addresses});
   }
   ~ApiTest() override {
     m_api.reset();
     m_pool.stop();
+    m_hashing.stop();
     m_writer.stop();
   }
 
@@ -128,22 +127,53 @@ protected:
   auth::AttemptLimiter m_addresses;
   std::string m_sales;
   metrics::Registry m_registry; // outlives m_api
+
+  // The domain services the Api calls, built as app/serve.cpp builds them.
+  struct Domain {
+    explicit Domain(ApiTest &test)
+        : intake(test.m_writer, test.m_mode, test.m_queue, test.m_in_flight,
+                 intake::Settings{test.m_config.activation_ttl, test.m_config.job_lease,
+                                  test.m_config.instance, nullptr, nullptr, nullptr}),
+          users(test.m_pool), accounts(test.m_pool, test.m_writer, test.m_hashing,
+                                       {test.m_config.activation_ttl, test.m_config.session_ttl,
+                                        test.m_config.password_cost, ""}),
+          tokens(test.m_tokens, test.m_pool, test.m_writer, test.m_config.instance),
+          jobs(test.m_pool, test.m_writer, test.m_config.instance,
+               [&queue = test.m_queue](std::int64_t id) { queue.dispatch(id, {}); }),
+          mode(test.m_pool, test.m_writer, test.m_mode, {test.m_config.instance, nullptr, {}}),
+          health_log(test.m_pool) {}
+    intake::Service intake;
+    provisioning::UserDirectory users;
+    auth::Accounts accounts;
+    auth::TokenAdmin tokens;
+    jobs::JobService jobs;
+    system::ModeSwitch mode;
+    health::LogReader health_log;
+  };
+  // Outlives m_api; its completions run until the pool and the writer stop.
+  std::unique_ptr<Domain> m_domain;
   std::unique_ptr<Api> m_api;
+
+  ApiDeps deps(metrics::Registry *registry) {
+    return ApiDeps{.config = m_config,
+                   .services = {.intake = m_domain->intake,
+                                .users = m_domain->users,
+                                .accounts = m_domain->accounts,
+                                .tokens = m_domain->tokens,
+                                .jobs = m_domain->jobs,
+                                .mode = m_domain->mode,
+                                .health_log = m_domain->health_log},
+                   .pool = m_pool,
+                   .writer = m_writer,
+                   .tokens = m_tokens,
+                   .mode = m_mode,
+                   .queue = m_queue,
+                   .metrics = registry};
+  }
 
   // Rebuilds the Api with m_registry: requests are counted and /metrics answers.
   void record_metrics() {
-    m_api = std::make_unique<Api>(ApiDeps{m_config,
-                                          m_pool,
-                                          m_writer,
-                                          m_tokens,
-                                          m_mode,
-                                          m_in_flight,
-                                          m_queue,
-                                          "",
-                                          nullptr,
-                                          {},
-                                          &m_registry},
-                                  PasswordDeps{m_hashing, m_accounts, m_addresses});
+    m_api = std::make_unique<Api>(deps(&m_registry), PasswordDeps{m_accounts, m_addresses});
   }
   double requests(const std::string &route, const std::string &method, const std::string &status) {
     return m_registry.counter("usher_http_requests_total", "", {"route", "method", "status"})

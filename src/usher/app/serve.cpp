@@ -26,18 +26,23 @@
 #include <usher/alerts/outbox.hpp>
 #include <usher/alerts/policy.hpp>
 #include <usher/alerts/sender.hpp>
+#include <usher/auth/accounts.hpp>
 #include <usher/auth/api_tokens.hpp>
 #include <usher/auth/attempt_limiter.hpp>
 #include <usher/auth/hashing_pool.hpp>
+#include <usher/auth/token_admin.hpp>
 #include <usher/health/health_log.hpp>
+#include <usher/health/log_reader.hpp>
 #include <usher/http/api.hpp>
 #include <usher/http/server.hpp>
 #include <usher/idempotency/idempotency.hpp>
 #include <usher/importer/import.hpp>
 #include <usher/intake/service.hpp>
+#include <usher/jobs/job_service.hpp>
 #include <usher/jobs/job_store.hpp>
 #include <usher/metrics/registry.hpp>
 #include <usher/provisioning/provisioner.hpp>
+#include <usher/provisioning/user_directory.hpp>
 #include <usher/queue/embedded_queue.hpp>
 #include <usher/queue/redis_queue.hpp>
 #include <usher/redis/channel.hpp>
@@ -48,6 +53,7 @@
 #include <usher/store/retention.hpp>
 #include <usher/store/write_batcher.hpp>
 #include <usher/system/mode_cache.hpp>
+#include <usher/system/mode_switch.hpp>
 #include <usher/util/clock.hpp>
 #include <usher/util/crypto.hpp>
 #include <usher/util/log_fields.hpp>
@@ -231,6 +237,27 @@ worker::WorkerSettings worker_settings(const config::Config &config,
   settings.max_attempts = static_cast<int>(config.job_max_attempts);
   settings.instance = config.instance;
   settings.checkpoint = worker::fault_injector(config.fault_after, config.fault_throws);
+  return settings;
+}
+
+// The intake's settings, for serve (the API and webhooks share one
+// intake::Service) and for import: fallbacks alert through `alert_policy`,
+// user.provisioned events go to `outbound`, fallbacks are counted into
+// `registry` when there is one.
+intake::Settings intake_settings(const config::Config &config,
+                                 const alerts::AlertPolicy &alert_policy,
+                                 const webhooks::OutboundTargets &outbound,
+                                 metrics::Registry *registry) {
+  intake::Settings settings{config.activation_ttl, config.job_lease, config.instance,
+                            &alert_policy,         nullptr,          &outbound};
+  if (registry != nullptr) {
+    settings.fallbacks =
+        &registry
+             ->counter("usher_queue_fallbacks_total",
+                       "Queued jobs provisioned inline because the queue could not take them "
+                       "(circuit open or dispatch failed).")
+             .with();
+  }
   return settings;
 }
 
@@ -516,8 +543,7 @@ int run_import(const config::Config &config, const ImportRequest &request) {
     // are written (and sent by the next serve or worker).
     const webhooks::OutboundTargets outbound{config.webhook_urls};
     intake::Service intake(writer, mode, *queue, in_flight,
-                           intake::Settings{config.activation_ttl, config.job_lease,
-                                            config.instance, &alert_policy, nullptr, &outbound});
+                           intake_settings(config, alert_policy, outbound, nullptr));
     try {
       summary = importer::run(reader, *columns, &intake, {}, options);
     } catch (...) {
@@ -636,25 +662,48 @@ int serve(const config::Config &config) {
     mode.invalidate();
     mode.get();
   });
+  // The domain services, one of each: the API's handlers call them.
   idempotency::InFlight in_flight;
-  http::ApiDeps deps{
-      config,        pool,
-      writer,        tokens,
-      mode,          in_flight,
-      *queue,        crypto::hash_password("usher-no-such-account", config.password_cost),
-      &alert_policy, {},
-      &registry,     &outbound};
+  intake::Service intake(writer, mode, *queue, in_flight,
+                         intake_settings(config, alert_policy, outbound, &registry));
+  provisioning::UserDirectory users(pool);
+  auth::HashingPool hashing(config.hash_threads, config.hash_queue_limit);
+  auth::Accounts accounts(
+      pool, writer, hashing,
+      {config.activation_ttl, config.session_ttl, config.password_cost,
+       // Verified for logins that name no account: they cost what a wrong password does.
+       crypto::hash_password("usher-no-such-account", config.password_cost)});
+  auth::TokenAdmin token_admin(tokens, pool, writer, config.instance);
+  jobs::JobService job_service(pool, writer, config.instance,
+                               [&queue](std::int64_t id) { queue->dispatch(id, {}); });
+  system::ModeSwitchSettings switch_settings{config.instance, &alert_policy, {}};
   if (mode_channel) {
-    deps.mode_changed = [&mode_channel](const system::ModeState &state) {
+    // With Redis: the other instances follow a change at once.
+    switch_settings.announce = [&mode_channel](const system::ModeState &state) {
       mode_channel->publish(redis::mode_message(state.version, system::to_string(state.mode)));
     };
   }
-  auth::HashingPool hashing(config.hash_threads, config.hash_queue_limit);
+  system::ModeSwitch mode_switch(pool, writer, mode, std::move(switch_settings));
+  health::LogReader health_log(pool);
+  http::ApiDeps deps{.config = config,
+                     .services = {.intake = intake,
+                                  .users = users,
+                                  .accounts = accounts,
+                                  .tokens = token_admin,
+                                  .jobs = job_service,
+                                  .mode = mode_switch,
+                                  .health_log = health_log},
+                     .pool = pool,
+                     .writer = writer,
+                     .tokens = tokens,
+                     .mode = mode,
+                     .queue = *queue,
+                     .metrics = &registry};
   auth::AttemptLimiter account_attempts({config.auth_account_attempts, config.auth_account_window},
                                         config.auth_limiter_keys);
   auth::AttemptLimiter address_attempts({config.auth_address_attempts, config.auth_address_window},
                                         config.auth_limiter_keys);
-  http::Api api(std::move(deps), http::PasswordDeps{hashing, account_attempts, address_attempts});
+  http::Api api(deps, http::PasswordDeps{account_attempts, address_attempts});
   http::HttpServer server(api, config);
   const std::uint16_t port = server.start();
   // GET /metrics on a listener of its own when METRICS_LISTEN is set.

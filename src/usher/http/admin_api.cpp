@@ -6,7 +6,6 @@
 #include <regex>
 
 #include <usher/health/health_log.hpp>
-#include <usher/store/pg_notify.hpp>
 
 namespace usher::http {
 namespace {
@@ -87,11 +86,10 @@ nlohmann::json Api::mode_json(const system::ModeState &state) {
 
 void Api::get_mode(const Request &req) {
   authenticate(req, k_admin, [this, req](const auth::Principal &) {
-    on_pool(req, [this, req](soci::session &sql) {
-      const auto state = system::load_mode(sql);
-      m_deps.mode.set(state);
-      reply(req, json_response(200, mode_json(state)));
-    });
+    m_deps.services.mode.current(
+        answer<system::ModeState>(req, [this](const system::ModeState &state) {
+          return json_response(200, mode_json(state));
+        }));
   });
 }
 
@@ -100,27 +98,14 @@ void Api::put_mode(const Request &req) {
     auto change = system::parse_mode_change(body);
     if (!change) return reply_error(req, change.error());
     change->actor = principal.actor();
-    change->instance = m_deps.config.instance;
-    change->alerts = m_deps.alerts;
-    auto result = std::make_shared<system::ModeChangeResult>();
-    on_writer(
-        req,
-        [result, change = std::move(*change)](soci::session &sql) {
-          *result = system::set_mode(sql, change);
-          // PostgreSQL: the other instances hear it on commit (PgListener).
-          if (result->changed) store::notify(sql, store::k_mode_channel);
-        },
-        [this, req, result](const Result<void> &written) {
-          if (!written) return reply_error(req, written.error());
-          // Takes effect at once on this instance.
-          m_deps.mode.set(result->state);
-          // With Redis: the other instances follow at once.
-          if (result->changed && m_deps.mode_changed) m_deps.mode_changed(result->state);
-          if (result->changed && m_mode_switches != nullptr) m_mode_switches->inc();
-          auto answer = mode_json(result->state);
-          answer["changed"] = result->changed;
-          reply(req, json_response(200, answer));
-        });
+    m_deps.services.mode.change(
+        std::move(*change),
+        answer<system::ModeChangeResult>(req, [this](const system::ModeChangeResult &result) {
+          if (result.changed && m_mode_switches != nullptr) m_mode_switches->inc();
+          auto answered = mode_json(result.state);
+          answered["changed"] = result.changed;
+          return json_response(200, answered);
+        }));
   };
   with_json_body(req, k_admin, std::move(on_body));
 }
@@ -129,16 +114,17 @@ void Api::health_logs(const Request &req) {
   authenticate(req, k_admin, [this, req](const auth::Principal &) {
     auto filter = parse_log_filter(req->query);
     if (!filter) return reply_error(req, filter.error());
-    on_pool(req, [this, req, filter = *filter](soci::session &sql) {
-      const auto events = health::list(sql, filter);
-      nlohmann::json items = nlohmann::json::array();
-      for (const auto &e : events) items.push_back(health::to_json(e));
-      nlohmann::json next = nullptr;
-      if (static_cast<int>(events.size()) == filter.limit && !events.empty()) {
-        next = events.back().id;
-      }
-      reply(req, json_response(200, {{"events", items}, {"next_before_id", next}}));
-    });
+    m_deps.services.health_log.list(
+        *filter, answer<std::vector<health::Event>>(
+                     req, [limit = filter->limit](const std::vector<health::Event> &events) {
+                       nlohmann::json items = nlohmann::json::array();
+                       for (const auto &e : events) items.push_back(health::to_json(e));
+                       nlohmann::json next = nullptr;
+                       if (static_cast<int>(events.size()) == limit && !events.empty()) {
+                         next = events.back().id;
+                       }
+                       return json_response(200, {{"events", items}, {"next_before_id", next}});
+                     }));
   });
 }
 

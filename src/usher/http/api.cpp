@@ -18,26 +18,12 @@ constexpr const char *k_throttled_message =
 // Refusals less than this apart are one flood: one WARNING row with a count.
 constexpr auto k_throttled_fold_window = std::chrono::minutes(1);
 
-Error unavailable() {
-  return Error{ErrorKind::unavailable, "unavailable",
-               "usher cannot take this request right now; retry shortly", ""};
-}
-
 // The method as a label: the ones usher routes, else "other" (bounded).
 std::string method_label(const std::string &method) {
   for (const char *known : {"GET", "POST", "PUT", "DELETE", "HEAD"}) {
     if (method == known) return method;
   }
   return "other";
-}
-
-metrics::Counter *fallback_counter(metrics::Registry *registry) {
-  if (registry == nullptr) return nullptr;
-  return &registry
-              ->counter("usher_queue_fallbacks_total",
-                        "Queued jobs provisioned inline because the queue could not take them "
-                        "(circuit open or dispatch failed).")
-              .with();
 }
 
 bool is_json_media_type(std::string_view content_type) {
@@ -73,11 +59,7 @@ std::string route_template(const std::string &pattern) {
 }
 
 Api::Api(ApiDeps deps, PasswordDeps passwords)
-    : m_deps(std::move(deps)), m_passwords(passwords),
-      m_intake(m_deps.writer, m_deps.mode, m_deps.queue, m_deps.idempotency,
-               intake::Settings{m_deps.config.activation_ttl, m_deps.config.job_lease,
-                                m_deps.config.instance, m_deps.alerts,
-                                fallback_counter(m_deps.metrics), m_deps.outbound}),
+    : m_deps(deps), m_passwords(passwords),
       m_throttled(m_deps.writer, health::EventType::warning, k_throttled_message,
                   m_deps.config.instance, {}, k_throttled_fold_window) {
   if (m_deps.metrics != nullptr) {
@@ -214,12 +196,8 @@ void Api::authenticate(const Request &req, std::initializer_list<auth::Role> rol
   if (auto principal = m_deps.tokens.find(hash)) return check(principal);
   // Maybe a token created since the last load: one point lookup of this
   // digest on the pool (shared by concurrent requests with the same token).
-  m_deps.tokens.resolve(
-      hash,
-      [this](std::function<void(soci::session &)> lookup, std::function<void()> failed) {
-        return m_deps.pool.submit(std::move(lookup), std::move(failed));
-      },
-      [this, req, check](const Result<std::optional<auth::Principal>> &found) {
+  m_deps.services.tokens.resolve(
+      hash, [this, req, check](const Result<std::optional<auth::Principal>> &found) {
         if (!found) return reply_error(req, found.error());
         check(*found);
       });
@@ -246,17 +224,6 @@ void Api::with_json_body(const Request &req, std::initializer_list<auth::Role> r
   };
   if (roles.size() == 0) return parse(auth::Principal{});
   authenticate(req, roles, std::move(parse));
-}
-
-void Api::on_pool(const Request &req, store::BlockingPool::Task task) {
-  const bool queued =
-      m_deps.pool.submit(std::move(task), [this, req] { reply_error(req, unavailable()); });
-  if (!queued) reply_error(req, unavailable());
-}
-
-void Api::on_writer(const Request &req, store::WriteBatcher::Apply apply,
-                    store::WriteBatcher::Done done) {
-  if (!m_deps.writer.submit(std::move(apply), std::move(done))) reply_error(req, unavailable());
 }
 
 system::SystemMode Api::effective_mode(system::SystemMode configured) const {
@@ -289,21 +256,14 @@ void Api::metrics(const Request &req) {
 }
 
 void Api::readyz(const Request &req) {
-  const bool queued = m_deps.pool.submit(
-      [this, req](soci::session &sql) {
-        store::ping(sql);
-        reply(req, json_response(200, {{"status", "ready"},
-                                       {"database", {{"ok", true}}},
-                                       {"queue", m_deps.queue.health().to_json()}}));
-      },
-      [this, req] {
-        auto response = json_response(503, {{"status", "not_ready"},
-                                            {"database", {{"ok", false}}},
-                                            {"queue", m_deps.queue.health().to_json()}});
-        response.headers.emplace_back("Retry-After", "1");
-        reply(req, std::move(response));
-      });
-  if (!queued) reply_error(req, unavailable());
+  const bool queued = store::probe_database(m_deps.pool, [this, req](bool ready) {
+    auto response = json_response(ready ? 200 : 503, {{"status", ready ? "ready" : "not_ready"},
+                                                      {"database", {{"ok", ready}}},
+                                                      {"queue", m_deps.queue.health().to_json()}});
+    if (!ready) response.headers.emplace_back("Retry-After", "1");
+    reply(req, std::move(response));
+  });
+  if (!queued) reply_error(req, store::busy());
 }
 
 } // namespace usher::http

@@ -1,7 +1,9 @@
 // The HTTP API (SPEC §3): routes, authentication and the translation between
 // requests and the domain. Handlers run on the I/O thread only to parse and
-// validate; database work goes to the BlockingPool (reads, hashing) or the
-// WriteBatcher (writes), which answer the request when they are done.
+// validate, then call one domain service (built in app/serve.cpp), which
+// runs the database work on the BlockingPool or the WriteBatcher and
+// completes with a domain value; the handler serialises it. No handler
+// holds a database session.
 #pragma once
 
 #include <atomic>
@@ -14,26 +16,26 @@
 
 #include <nlohmann/json.hpp>
 
+#include <usher/auth/accounts.hpp>
 #include <usher/auth/api_tokens.hpp>
 #include <usher/auth/attempt_limiter.hpp>
-#include <usher/auth/hashing_pool.hpp>
+#include <usher/auth/token_admin.hpp>
 #include <usher/config/config.hpp>
 #include <usher/health/folded_event.hpp>
+#include <usher/health/log_reader.hpp>
 #include <usher/http/exchange.hpp>
-#include <usher/idempotency/idempotency.hpp>
 #include <usher/intake/service.hpp>
+#include <usher/jobs/job_service.hpp>
 #include <usher/metrics/process.hpp>
 #include <usher/metrics/registry.hpp>
+#include <usher/provisioning/user_directory.hpp>
 #include <usher/queue/job_queue.hpp>
+#include <usher/store/async.hpp>
 #include <usher/store/blocking_pool.hpp>
 #include <usher/store/write_batcher.hpp>
 #include <usher/system/mode_cache.hpp>
+#include <usher/system/mode_switch.hpp>
 #include <usher/util/error.hpp>
-#include <usher/webhooks/outbox.hpp>
-
-namespace usher::alerts {
-struct AlertPolicy;
-}
 
 namespace usher::http {
 
@@ -60,27 +62,34 @@ Response problem_response(const Error &error);
 
 inline constexpr std::size_t k_max_body = 64 * 1024;
 
+// The domain services the handlers call, built once in the composition
+// root (app/serve.cpp) and shared with its other callers (the intake with
+// imports, for one).
+struct Services {
+  intake::Service &intake; // POST /api/v1/users and webhooks
+  provisioning::UserDirectory &users;
+  auth::Accounts &accounts;
+  auth::TokenAdmin &tokens;
+  jobs::JobService &jobs;
+  system::ModeSwitch &mode;
+  health::LogReader &health_log;
+};
+
 // Everything the handlers need, built once in main and passed in.
 struct ApiDeps {
   const config::Config &config;
+  Services services;
+  // GET /readyz probes the database on it (store::probe_database).
   store::BlockingPool &pool;
+  // Throttled password attempts are written through it (one folded event).
   store::WriteBatcher &writer;
+  // Bearer tokens are checked from memory (a miss: services.tokens.resolve).
   auth::TokenRegistry &tokens;
   system::ModeCache &mode;
-  idempotency::InFlight &idempotency;
   queue::JobQueue &queue;
-  // A hash verified when a login names no account, so both cost the same.
-  std::string dummy_password_hash;
-  // Mode switches alert through it (null: logged only).
-  const alerts::AlertPolicy *alerts = nullptr;
-  // Told after this instance changed the mode (announces it to the others).
-  std::function<void(const system::ModeState &)> mode_changed;
   // Requests are counted and timed into it, and GET /metrics renders it
   // (null: nothing recorded, /metrics is 404).
   metrics::Registry *metrics = nullptr;
-  // Where the user.provisioned events of inline and fallback provisioning
-  // go (null: nowhere).
-  const webhooks::OutboundTargets *outbound = nullptr;
 };
 
 // The template of an express-style route pattern, its parameters' regular
@@ -91,10 +100,9 @@ std::string route_template(const std::string &pattern);
 // METRICS_LISTEN's).
 inline constexpr const char *k_metrics_path = "/metrics";
 
-// Password attempts (login, activation): argon2id on its own bounded pool,
-// attempts limited per account and per client address (docs/api.md).
+// Password attempts (login, activation) are limited per account and per
+// client address before auth::Accounts sees them (docs/api.md).
 struct PasswordDeps {
-  auth::HashingPool &hashing;
   auth::AttemptLimiter &accounts;
   auth::AttemptLimiter &addresses;
 };
@@ -141,11 +149,15 @@ private:
   // then the media type (415), then the JSON (400).
   void with_json_body(const Request &req, std::initializer_list<auth::Role> roles, WithBody next);
 
-  // Runs `task` on the pool; 503 when the pool is full or the database fails.
-  void on_pool(const Request &req, store::BlockingPool::Task task);
-  // Queues a write; `done` answers. 503 when the write queue is full.
-  void on_writer(const Request &req, store::WriteBatcher::Apply apply,
-                 store::WriteBatcher::Done done);
+  // The completion of a domain call that answers `req`: the error's problem,
+  // or `serialise(value)` (a Response).
+  template <typename T, typename Serialise>
+  store::Completion<T> answer(const Request &req, Serialise serialise) {
+    return [this, req, serialise = std::move(serialise)](Result<T> result) {
+      if (!result) return reply_error(req, result.error());
+      reply(req, serialise(*result));
+    };
+  }
 
   nlohmann::json mode_json(const system::ModeState &state);
   // The mode requests really get: async_queue only while the queue is healthy.
@@ -163,8 +175,10 @@ private:
   // Counts a password attempt for the client's address and `account_key`;
   // answers 429 with Retry-After itself and returns false when refused.
   bool admit_password_attempt(const Request &req, const std::string &account_key);
-  // Runs argon2id work on the hashing pool; 503 when its queue is full.
-  void on_hashing(const Request &req, auth::HashingPool::Task task);
+  // answer(), except that a full hashing queue (auth::k_hashing_busy) is
+  // also a throttled password attempt; it answers 503 "unavailable".
+  template <typename T, typename Serialise>
+  store::Completion<T> answer_password_attempt(const Request &req, Serialise serialise);
   void activate(const Request &req);
   void login(const Request &req);
   void get_mode(const Request &req);
@@ -186,8 +200,6 @@ private:
 
   ApiDeps m_deps;
   PasswordDeps m_passwords;
-  // POST /api/v1/users: everything after parsing (intake/service.hpp).
-  intake::Service m_intake;
   // One WARNING row for a sustained run of refused password attempts.
   health::FoldedEvent m_throttled;
   // Shared with the Responders, which may outlive a request's handler.

@@ -4,16 +4,13 @@
 
 #include <charconv>
 
+#include <usher/jobs/job_service.hpp>
 #include <usher/jobs/job_store.hpp>
 
 namespace usher::http {
 namespace {
 
 constexpr std::initializer_list<auth::Role> k_admin = {auth::Role::admin};
-
-Error job_not_found() {
-  return Error{ErrorKind::not_found, "job_not_found", "no job with that id", ""};
-}
 
 std::int64_t id_param(const std::string &text) {
   std::int64_t id = 0;
@@ -51,23 +48,15 @@ Result<jobs::ListFilter> parse_job_filter(const std::optional<NameValues> &query
   return filter;
 }
 
+Response job_response(const jobs::Job &job) { return json_response(200, job.to_json()); }
+
 } // namespace
 
 void Api::get_job(const Request &req) {
   const auto id = id_param(req->param("id"));
   authenticate(req, {auth::Role::sales_manager, auth::Role::admin},
                [this, req, id](const auth::Principal &principal) {
-                 on_pool(req, [this, req, id, principal](soci::session &sql) {
-                   const auto job = jobs::find(sql, id);
-                   if (!job) return reply_error(req, job_not_found());
-                   if (principal.role != auth::Role::admin &&
-                       job->created_by_token_id != principal.token_id) {
-                     return reply_error(req,
-                                        Error{ErrorKind::forbidden, "forbidden",
-                                              "only the job's creator or an admin may see it", ""});
-                   }
-                   reply(req, json_response(200, job->to_json()));
-                 });
+                 m_deps.services.jobs.get(id, principal, answer<jobs::Job>(req, job_response));
                });
 }
 
@@ -75,43 +64,33 @@ void Api::list_jobs(const Request &req) {
   authenticate(req, k_admin, [this, req](const auth::Principal &) {
     auto filter = parse_job_filter(req->query);
     if (!filter) return reply_error(req, filter.error());
-    on_pool(req, [this, req, filter = *filter](soci::session &sql) {
-      const auto found = jobs::list(sql, filter);
-      nlohmann::json items = nlohmann::json::array();
-      for (const auto &job : found) items.push_back(job.to_json());
-      nlohmann::json next = nullptr;
-      if (static_cast<int>(found.size()) == filter.limit && !found.empty()) next = found.back().id;
-      reply(req, json_response(200, {{"jobs", items}, {"next_before_id", next}}));
-    });
+    m_deps.services.jobs.list(
+        *filter, answer<std::vector<jobs::Job>>(
+                     req, [limit = filter->limit](const std::vector<jobs::Job> &found) {
+                       nlohmann::json items = nlohmann::json::array();
+                       for (const auto &job : found) items.push_back(job.to_json());
+                       nlohmann::json next = nullptr;
+                       if (static_cast<int>(found.size()) == limit && !found.empty())
+                         next = found.back().id;
+                       return json_response(200, {{"jobs", items}, {"next_before_id", next}});
+                     }));
   });
 }
 
 void Api::retry_job(const Request &req) {
   const auto id = id_param(req->param("id"));
   authenticate(req, k_admin, [this, req, id](const auth::Principal &principal) {
-    auto outcome = std::make_shared<Result<jobs::Job>>();
-    on_writer(
-        req,
-        [this, outcome, id, actor = principal.actor()](store::WriteContext &context) {
-          *outcome = jobs::retry_dead(context.sql(), id, actor, m_deps.config.instance);
-          if (!*outcome) throw store::AbortWrite(outcome->error());
-        },
-        [this, req, outcome, id](const Result<void> &written) {
-          if (!written) return reply_error(req, written.error());
-          // A failed dispatch leaves the job to the queue's sweeper.
-          m_deps.queue.dispatch(id, {});
-          reply(req, json_response(200, (*outcome)->to_json()));
-        });
+    m_deps.services.jobs.retry(id, principal.actor(), answer<jobs::Job>(req, job_response));
   });
 }
 
 void Api::queue_overview(const Request &req) {
   authenticate(req, k_admin, [this, req](const auth::Principal &) {
-    on_pool(req, [this, req](soci::session &sql) {
-      auto body = jobs::stats(sql).to_json();
+    m_deps.services.jobs.stats(answer<jobs::QueueStats>(req, [this](const jobs::QueueStats &stats) {
+      auto body = stats.to_json();
       body["queue"] = m_deps.queue.health().to_json();
-      reply(req, json_response(200, body));
-    });
+      return json_response(200, body);
+    }));
   });
 }
 

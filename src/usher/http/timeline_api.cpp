@@ -5,14 +5,15 @@
 
 #include <charconv>
 
+#include <usher/jobs/job_service.hpp>
 #include <usher/jobs/timeline.hpp>
 #include <usher/provisioning/new_user.hpp>
 
 namespace usher::http {
 namespace {
 
-Error job_not_found(const std::string &detail) {
-  return Error{ErrorKind::not_found, "job_not_found", detail, ""};
+Response timeline_response(const jobs::Timeline &timeline) {
+  return json_response(200, timeline.to_json());
 }
 
 } // namespace
@@ -23,17 +24,8 @@ void Api::job_timeline(const Request &req) {
   std::from_chars(text.data(), text.data() + text.size(), id);
   authenticate(req, {auth::Role::sales_manager, auth::Role::admin},
                [this, req, id](const auth::Principal &principal) {
-                 on_pool(req, [this, req, id, principal](soci::session &sql) {
-                   auto found = jobs::timeline(sql, id);
-                   if (!found) return reply_error(req, job_not_found("no job with that id"));
-                   if (principal.role != auth::Role::admin &&
-                       found->job.created_by_token_id != principal.token_id) {
-                     return reply_error(req,
-                                        Error{ErrorKind::forbidden, "forbidden",
-                                              "only the job's creator or an admin may see it", ""});
-                   }
-                   reply(req, json_response(200, found->to_json()));
-                 });
+                 m_deps.services.jobs.timeline(id, principal,
+                                               answer<jobs::Timeline>(req, timeline_response));
                });
 }
 
@@ -46,12 +38,8 @@ void Api::timeline_by_email(const Request &req) {
     }
     auto email = provisioning::normalise_email(*email_param);
     if (!email) return reply_error(req, email.error());
-    on_pool(req, [this, req, email = std::move(*email)](soci::session &sql) {
-      const auto id = jobs::newest_job_for_email(sql, email);
-      auto found = id ? jobs::timeline(sql, *id) : std::nullopt;
-      if (!found) return reply_error(req, job_not_found("no request for that email"));
-      reply(req, json_response(200, found->to_json()));
-    });
+    m_deps.services.jobs.timeline_for_email(std::move(*email),
+                                            answer<jobs::Timeline>(req, timeline_response));
   });
 }
 

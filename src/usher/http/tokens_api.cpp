@@ -5,6 +5,8 @@
 
 #include <charconv>
 
+#include <usher/auth/token_admin.hpp>
+
 namespace usher::http {
 namespace {
 
@@ -14,11 +16,12 @@ constexpr std::initializer_list<auth::Role> k_admin = {auth::Role::admin};
 
 void Api::list_tokens(const Request &req) {
   authenticate(req, k_admin, [this, req](const auth::Principal &) {
-    on_pool(req, [this, req](soci::session &sql) {
-      nlohmann::json items = nlohmann::json::array();
-      for (const auto &token : auth::list_tokens(sql)) items.push_back(auth::to_json(token));
-      reply(req, json_response(200, {{"tokens", items}}));
-    });
+    m_deps.services.tokens.list(
+        answer<std::vector<auth::TokenInfo>>(req, [](const std::vector<auth::TokenInfo> &tokens) {
+          nlohmann::json items = nlohmann::json::array();
+          for (const auto &token : tokens) items.push_back(auth::to_json(token));
+          return json_response(200, {{"tokens", items}});
+        }));
   });
 }
 
@@ -27,19 +30,12 @@ void Api::revoke_token(const Request &req) {
   std::int64_t id = 0;
   std::from_chars(text.data(), text.data() + text.size(), id);
   authenticate(req, k_admin, [this, req, id](const auth::Principal &principal) {
-    auto revoked = std::make_shared<Result<auth::Revocation>>();
-    on_writer(
-        req,
-        [revoked, id, actor = principal.actor(), instance = m_deps.config.instance](
-            soci::session &sql) { *revoked = auth::revoke_token(sql, id, actor, instance); },
-        [this, req, revoked, id](const Result<void> &written) {
-          if (!written) return reply_error(req, written.error());
-          if (!*revoked) return reply_error(req, revoked->error());
-          m_deps.tokens.forget(id);
-          auto answer = auth::to_json((*revoked)->token);
-          answer["changed"] = (*revoked)->changed;
-          reply(req, json_response(200, answer));
-        });
+    m_deps.services.tokens.revoke(
+        id, principal.actor(), answer<auth::Revocation>(req, [](const auth::Revocation &revoked) {
+          auto body = auth::to_json(revoked.token);
+          body["changed"] = revoked.changed;
+          return json_response(200, body);
+        }));
   });
 }
 

@@ -5,8 +5,10 @@
 #include <charconv>
 
 #include <usher/auth/activation.hpp>
+#include <usher/idempotency/idempotency.hpp>
 #include <usher/intake/service.hpp>
 #include <usher/provisioning/provisioner.hpp>
+#include <usher/provisioning/user_directory.hpp>
 
 namespace usher::http {
 namespace {
@@ -25,8 +27,8 @@ Response with_location(Response response) {
   return response;
 }
 
-Error user_not_found() {
-  return Error{ErrorKind::not_found, "user_not_found", "no account with that email or id", ""};
+Response user_response(const provisioning::UserRecord &user) {
+  return json_response(200, user.to_json());
 }
 
 // The answer to an intake outcome that was not refused.
@@ -43,25 +45,25 @@ Response outcome_response(intake::Outcome outcome) {
 
 // Parse, hand to the intake service, answer its outcome.
 void Api::create_user(const Request &req) {
-  with_json_body(req, k_user_roles,
-                 [this, req](const auth::Principal &principal, const nlohmann::json &body) {
-                   auto user = provisioning::parse_new_user(body);
-                   if (!user) return reply_error(req, user.error());
-                   intake::Submission submission{std::move(*user), body, std::nullopt};
-                   if (auto header = req->header("Idempotency-Key")) {
-                     auto parsed = idempotency::parse_key(*header);
-                     if (!parsed) return reply_error(req, parsed.error());
-                     submission.idempotency_key = std::move(*parsed);
-                   }
-                   m_intake.submit(std::move(submission),
-                                   {principal.token_id, principal.actor(), req->request_id},
-                                   [this, req](intake::Outcome outcome) {
-                                     if (outcome.kind == intake::OutcomeKind::refused) {
-                                       return reply_error(req, outcome.error);
-                                     }
-                                     reply(req, outcome_response(std::move(outcome)));
-                                   });
-                 });
+  with_json_body(
+      req, k_user_roles, [this, req](const auth::Principal &principal, const nlohmann::json &body) {
+        auto user = provisioning::parse_new_user(body);
+        if (!user) return reply_error(req, user.error());
+        intake::Submission submission{std::move(*user), body, std::nullopt};
+        if (auto header = req->header("Idempotency-Key")) {
+          auto parsed = idempotency::parse_key(*header);
+          if (!parsed) return reply_error(req, parsed.error());
+          submission.idempotency_key = std::move(*parsed);
+        }
+        m_deps.services.intake.submit(std::move(submission),
+                                      {principal.token_id, principal.actor(), req->request_id},
+                                      [this, req](intake::Outcome outcome) {
+                                        if (outcome.kind == intake::OutcomeKind::refused) {
+                                          return reply_error(req, outcome.error);
+                                        }
+                                        reply(req, outcome_response(std::move(outcome)));
+                                      });
+      });
 }
 
 void Api::find_user_by_email(const Request &req) {
@@ -73,11 +75,8 @@ void Api::find_user_by_email(const Request &req) {
     }
     auto email = provisioning::normalise_email(*email_param);
     if (!email) return reply_error(req, email.error());
-    on_pool(req, [this, req, email = std::move(*email)](soci::session &sql) {
-      auto user = provisioning::find_user_by_email(sql, email);
-      if (!user) return reply_error(req, user_not_found());
-      reply(req, json_response(200, user->to_json()));
-    });
+    m_deps.services.users.find_by_email(std::move(*email),
+                                        answer<provisioning::UserRecord>(req, user_response));
   });
 }
 
@@ -87,23 +86,14 @@ void Api::resend_activation(const Request &req) {
   authenticate(req, k_user_roles, [this, req, id_text = req->param("id")](const auth::Principal &) {
     std::int64_t id = 0;
     std::from_chars(id_text.data(), id_text.data() + id_text.size(), id);
-    auto outcome = std::make_shared<Result<auth::ReissuedActivation>>();
-    on_writer(
-        req,
-        [this, outcome, id](store::WriteContext &context) {
-          *outcome = auth::reissue_activation(context.sql(), id, std::chrono::system_clock::now(),
-                                              m_deps.config.activation_ttl);
-          if (!*outcome) throw store::AbortWrite(outcome->error());
-        },
-        [this, req, outcome](const Result<void> &written) {
-          if (!written) return reply_error(req, written.error());
-          const auto &reissued = **outcome;
-          reply(req, json_response(200, {{"user_id", reissued.account_id},
-                                         {"email", reissued.email},
-                                         {"invitation", "invited"},
-                                         {"activation_token", reissued.token},
-                                         {"activation_expires_at", reissued.expires_at}}));
-        });
+    m_deps.services.accounts.reissue_activation(
+        id, answer<auth::ReissuedActivation>(req, [](const auth::ReissuedActivation &reissued) {
+          return json_response(200, {{"user_id", reissued.account_id},
+                                     {"email", reissued.email},
+                                     {"invitation", "invited"},
+                                     {"activation_token", reissued.token},
+                                     {"activation_expires_at", reissued.expires_at}});
+        }));
   });
 }
 
@@ -111,11 +101,7 @@ void Api::get_user(const Request &req) {
   authenticate(req, k_user_roles, [this, req, id_text = req->param("id")](const auth::Principal &) {
     std::int64_t id = 0;
     std::from_chars(id_text.data(), id_text.data() + id_text.size(), id);
-    on_pool(req, [this, req, id](soci::session &sql) {
-      auto user = provisioning::find_user_by_id(sql, id);
-      if (!user) return reply_error(req, user_not_found());
-      reply(req, json_response(200, user->to_json()));
-    });
+    m_deps.services.users.find_by_id(id, answer<provisioning::UserRecord>(req, user_response));
   });
 }
 

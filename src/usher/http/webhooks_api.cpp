@@ -97,12 +97,13 @@ void Api::receive_webhook(const Request &req) {
   nlohmann::json fingerprinted = purchase.user.to_json();
   intake::Submission submission{std::move(purchase.user), std::move(fingerprinted), key};
   const provisioning::Creator caller{0, "webhook:" + std::string(name), req->request_id};
-  m_intake.submit(std::move(submission), caller,
-                  [this, req, name, event_id = purchase.event_id](intake::Outcome outcome) {
-                    Response response = webhook_answer(std::move(outcome));
-                    spdlog::info("webhook {} event {}: {}", name, event_id, response.status);
-                    reply(req, std::move(response));
-                  });
+  m_deps.services.intake.submit(
+      std::move(submission), caller,
+      [this, req, name, event_id = purchase.event_id](intake::Outcome outcome) {
+        Response response = webhook_answer(std::move(outcome));
+        spdlog::info("webhook {} event {}: {}", name, event_id, response.status);
+        reply(req, std::move(response));
+      });
 }
 
 } // namespace usher::http
