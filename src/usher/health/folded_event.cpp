@@ -41,7 +41,9 @@ void FoldedEvent::submit_locked() {
         std::optional<std::int64_t> row;
         {
           std::lock_guard lock(m_mutex);
-          *taken = std::exchange(m_pending, 0);
+          // +=: a run again after a rollback (WriteBatcher) records what the
+          // undone run had taken too.
+          *taken += std::exchange(m_pending, 0);
           metadata = m_metadata;
           row = m_row;
         }

@@ -48,14 +48,17 @@ StallWatchdog::Guard StallWatchdog::arm(soci::session &sql, std::chrono::millise
   if (base == nullptr || base->get_backend_name() != "postgresql") return {};
   auto *backend = static_cast<soci::postgresql_session_backend *>(base);
   if (backend->conn_ == nullptr) return {};
-  const int fd = PQsocket(backend->conn_);
+  return arm_socket(PQsocket(backend->conn_), limit);
+}
+
+StallWatchdog::Guard StallWatchdog::arm_socket(int fd, std::chrono::milliseconds limit) {
   if (fd < 0) return {};
   std::uint64_t id = 0;
   {
     std::lock_guard lock(m_mutex);
     if (!m_thread.joinable()) m_thread = std::thread([this] { run(); });
     id = m_next_id++;
-    m_armed.emplace(id, Entry{fd, std::chrono::steady_clock::now() + limit});
+    m_armed.emplace(id, Entry{fd, m_clock.now() + limit});
   }
   m_wake.notify_one();
   return Guard(this, id);
@@ -70,24 +73,40 @@ bool StallWatchdog::release(std::uint64_t id) {
   return fired;
 }
 
+std::size_t StallWatchdog::fire_expired() {
+  std::lock_guard lock(m_mutex);
+  auto next = m_clock.now();
+  return fire_expired_locked(next);
+}
+
+std::size_t StallWatchdog::fire_expired_locked(std::chrono::steady_clock::time_point &next) {
+  const auto now = m_clock.now();
+  next = now + std::chrono::seconds(60);
+  std::size_t fired = 0;
+  for (auto &[id, entry] : m_armed) {
+    if (entry.fired) continue;
+    if (entry.deadline <= now) {
+      // The fd stays open (its session owns it) until the guard is
+      // released, which waits for this lock: no other file is hit.
+      ::shutdown(entry.fd, SHUT_RDWR);
+      entry.fired = true;
+      ++fired;
+      spdlog::error("the database did not answer in time: connection closed (it reconnects)");
+    } else {
+      next = std::min(next, entry.deadline);
+    }
+  }
+  return fired;
+}
+
 void StallWatchdog::run() {
   std::unique_lock lock(m_mutex);
   while (!m_stopping) {
-    const auto now = std::chrono::steady_clock::now();
-    auto next = now + std::chrono::seconds(60);
-    for (auto &[id, entry] : m_armed) {
-      if (entry.fired) continue;
-      if (entry.deadline <= now) {
-        // The fd stays open (its session owns it) until the guard is
-        // released, which waits for this lock: no other file is hit.
-        ::shutdown(entry.fd, SHUT_RDWR);
-        entry.fired = true;
-        spdlog::error("the database did not answer in time: connection closed (it reconnects)");
-      } else {
-        next = std::min(next, entry.deadline);
-      }
-    }
-    m_wake.wait_until(lock, next);
+    auto next = m_clock.now();
+    fire_expired_locked(next);
+    // The clock's time may not be the system's (a test's): wait for as long
+    // as it says, in real time, then look again.
+    m_wake.wait_for(lock, next - m_clock.now());
   }
 }
 

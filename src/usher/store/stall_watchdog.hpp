@@ -5,10 +5,13 @@
 // armed, the watchdog thread shuts the session's socket down once the limit
 // passes, so the blocked call fails with a connection error that the owner
 // handles like any other (503, drop the session, reconnect next time).
+// Deadlines are read from an injectable clock::Clock, so the unit tests
+// (tests/unit/stall_watchdog_test.cpp) move time instead of waiting for it.
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -16,11 +19,14 @@
 
 #include <soci/soci.h>
 
+#include <usher/util/clock.hpp>
+
 namespace usher::store {
 
 class StallWatchdog {
 public:
-  StallWatchdog() = default;
+  // `clock` must outlive the watchdog.
+  explicit StallWatchdog(const clock::Clock &clock = clock::system_clock()) : m_clock(clock) {}
   ~StallWatchdog();
   StallWatchdog(const StallWatchdog &) = delete;
   StallWatchdog &operator=(const StallWatchdog &) = delete;
@@ -46,6 +52,14 @@ public:
   };
 
   Guard arm(soci::session &sql, std::chrono::milliseconds limit);
+  // The same on a socket: shut down once `limit` has passed on the clock
+  // (arm() uses the session's socket; tests use a socketpair).
+  Guard arm_socket(int fd, std::chrono::milliseconds limit);
+
+  // One pass of the watchdog thread, now: shuts down the socket of every
+  // armed guard whose limit has passed; returns how many it cut. The thread
+  // does this by itself; tests call it after moving their clock.
+  std::size_t fire_expired();
 
 private:
   struct Entry {
@@ -55,6 +69,10 @@ private:
   };
   void run();
   bool release(std::uint64_t id);
+  // Under m_mutex: fire_expired(), and when the next deadline falls.
+  std::size_t fire_expired_locked(std::chrono::steady_clock::time_point &next);
+
+  const clock::Clock &m_clock;
 
   std::mutex m_mutex;
   std::condition_variable m_wake;

@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <future>
+#include <iterator>
 #include <memory>
 #include <system_error>
 
@@ -60,6 +61,14 @@ bool is_database_failure(const soci::soci_error &e) {
   // Otherwise only a broken connection is the database's failure.
   return e.get_error_category() == soci::soci_error::connection_error ||
          e.get_error_category() == soci::soci_error::system_error;
+}
+
+// PostgreSQL aborted this statement to break a deadlock (40P01): the
+// transaction holds on once rolled back to the write's savepoint, which
+// also releases what the write had locked, so the other side goes on.
+bool is_deadlock_victim(const soci::soci_error &e) {
+  const auto *pg = dynamic_cast<const soci::postgresql_soci_error *>(&e);
+  return pg != nullptr && pg->sqlstate() == "40P01";
 }
 
 } // namespace
@@ -220,6 +229,10 @@ void WriteBatcher::bound_wal() {
 
 void WriteBatcher::run_batch(std::deque<Item> &batch) {
   std::vector<Result<void>> outcomes(batch.size());
+  // Writes rolled back as a deadlock's victim: they run again in the next
+  // batch (once this one committed, the other side's wait is over) instead
+  // of failing, nor failing the batch with them.
+  std::vector<bool> again(batch.size(), false);
   // Set when the database cannot be reached or stopped answering: then the
   // writes queued behind this batch fail at once too, rather than each
   // waiting out another connect or stall timeout (503 within SPEC's 10 s).
@@ -250,6 +263,20 @@ void WriteBatcher::run_batch(std::deque<Item> &batch) {
         savepoint.release.execute(true);
         outcomes[i] = tl::unexpected(e.error);
       } catch (const soci::soci_error &e) {
+        if (is_deadlock_victim(e)) {
+          savepoint.rollback.execute(true);
+          savepoint.release.execute(true);
+          if (++batch[i].deadlocks <= k_deadlock_retries) {
+            again[i] = true;
+            spdlog::warn("a write was a deadlock's victim: rolled back alone, it runs again in "
+                         "the next batch");
+          } else {
+            spdlog::error("a write was a deadlock's victim {} times: it fails", k_deadlock_retries);
+            outcomes[i] = fail(ErrorKind::unavailable, "database_unavailable",
+                               "the database did not accept the write; retry shortly");
+          }
+          continue;
+        }
         // The database itself failed (locked, gone, full): the whole batch
         // fails with 503 rather than every write waiting out its own timeout.
         // Anything else (a constraint a bug violated) is this write's alone.
@@ -285,6 +312,7 @@ void WriteBatcher::run_batch(std::deque<Item> &batch) {
     }
     m_context.reset();
     m_sql.reset();
+    again.assign(again.size(), false); // nothing committed: every write fails
     for (auto &outcome : outcomes) {
       outcome = fail(ErrorKind::unavailable, "database_unavailable",
                      "the database did not accept the write; retry shortly");
@@ -300,12 +328,23 @@ void WriteBatcher::run_batch(std::deque<Item> &batch) {
       if (queued > 0) spdlog::error("{} queued writes failed with it", queued);
     }
   }
+  std::deque<Item> retry;
   for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (i < again.size() && again[i]) {
+      retry.push_back(std::move(batch[i]));
+      continue;
+    }
     try {
       batch[i].done(outcomes[i]);
     } catch (const std::exception &e) {
       spdlog::error("write completion threw: {}", e.what());
     }
+  }
+  if (!retry.empty()) {
+    // First in the next batch (they were admitted already: no queue limit).
+    std::lock_guard lock(m_mutex);
+    m_queue.insert(m_queue.begin(), std::make_move_iterator(retry.begin()),
+                   std::make_move_iterator(retry.end()));
   }
 }
 

@@ -73,10 +73,19 @@ struct WalStats {
 
 // Writes committed in one transaction at most (the default).
 inline constexpr std::size_t k_max_batch = 512;
+// Times one write runs again after PostgreSQL picked it as a deadlock's
+// victim; then it fails alone with 503 (database_unavailable).
+inline constexpr int k_deadlock_retries = 3;
 
 class WriteBatcher {
 public:
   // Runs inside the batch transaction; throw to roll back this write only.
+  // On PostgreSQL a write that the server picked as a deadlock's victim (two
+  // processes' batches waiting on each other's rows, e.g. the same new email
+  // on two instances at once) is rolled back alone and runs again in the next
+  // batch, up to k_deadlock_retries times: it must give the same result when
+  // run again after its changes were undone (assign captured results, do not
+  // accumulate into them).
   using Apply = std::function<void(WriteContext &)>;
   // Called on the writer thread once the batch committed (an empty result)
   // or failed (the error); never called twice.
@@ -108,6 +117,7 @@ private:
   struct Item {
     Apply apply;
     Done done;
+    int deadlocks = 0; // times this write was a deadlock's victim
   };
   void run();
   void run_batch(std::deque<Item> &batch);
