@@ -3,15 +3,17 @@ parser (Debian's python3-prometheus-client), counters that move by exactly
 what the test did, route labels that are templates, no email anywhere, and
 METRICS_LISTEN serving /metrics on a listener of its own."""
 
+import os
 import re
 import secrets
+import subprocess
 import unittest
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from fake_telegram import FakeTelegram, ok, server_error
 from redis_harness import RedisServer, redis_env, unique_prefix
-from usher_harness import (ServerPerTestCase, ServerTestCase, UsherServer, http_request,
+from usher_harness import (USHER_BIN, ServerPerTestCase, ServerTestCase, UsherServer, http_request,
                            unique_email, wait_until)
 
 REQUESTS = "usher_http_requests_total"
@@ -142,6 +144,9 @@ class JobMetricsTest(MetricsScrape, ServerTestCase):
 
     server_name = "metrics-jobs"
     server_mode = "async_queue"
+    # A CLI switch reaches the cached mode within half a second (SQLite has
+    # no notification; the default lifetime is a minute).
+    server_env = {"CONFIG_CACHE_TTL_MS": "500"}
 
     def test_a_queued_job_is_counted_once_when_it_succeeds(self):
         _, _, before = self.scrape()
@@ -179,6 +184,28 @@ class JobMetricsTest(MetricsScrape, ServerTestCase):
         self.assertEqual(after[key("usher_mode", mode="async_queue")], 0)
         self.assertEqual(after[key("usher_mode_switches_total")]
                          - before[key("usher_mode_switches_total")], 1)
+        self.assertEqual(after[key("usher_mode_version")] - before[key("usher_mode_version")], 1)
+
+    def test_a_switch_made_elsewhere_moves_the_mode_version(self):
+        _, _, before = self.scrape()
+        current = self.server.get("/api/v1/admin/system/mode", token="admin").json["mode"]
+        other = "sync_direct" if current == "async_queue" else "async_queue"
+        self.server.cli_checked(["mode", "set", other, "--reason", "metrics test, CLI"])
+        self.addCleanup(self.server.cli_checked, ["mode", "set", current, "--reason", "back"])
+
+        # The gauges show the mode this instance holds, which it reloads when a
+        # request needs it once CONFIG_CACHE_TTL_MS has passed (or at once on
+        # a notification): a new user each round makes it look.
+        def seen():
+            self.assertIn(self.server.create_user(email=unique_email("metrics-cli")).status,
+                          (201, 202))
+            samples = self.scrape()[2]
+            return samples if samples[key("usher_mode", mode=other)] == 1 else None
+        after = wait_until(seen, what="the CLI's switch to reach the cached mode", interval=0.5)
+        self.assertEqual(after[key("usher_mode_version")] - before[key("usher_mode_version")], 1)
+        # Not made through this instance's API: the API's counter stays.
+        self.assertEqual(after[key("usher_mode_switches_total")],
+                         before[key("usher_mode_switches_total")])
 
 
 class QueueDepthMetricsTest(MetricsScrape, ServerTestCase):
@@ -300,6 +327,53 @@ class MetricsListenTest(MetricsScrape, ServerTestCase):
         self.assertEqual(after[key(REQUESTS, route="/healthz", method="GET", status="200")]
                          - before.get(key(REQUESTS, route="/healthz", method="GET",
                                           status="200"), 0), 1)
+
+
+class WorkerMetricsTest(MetricsScrape, ServerPerTestCase):
+    """`usher worker` with METRICS_LISTEN serves its own /metrics: the jobs it
+    ran, its process, the build."""
+
+    def test_the_worker_process_counts_the_jobs_it_ran(self):
+        server = self.new_server("metrics-worker", mode="async_queue",
+                                 env={"START_WORKER": "false", "QUEUE_POLL_MS": "50"})
+        env = {**server.env, "METRICS_LISTEN": "127.0.0.1:0"}
+        stdout_path = os.path.join(server.dir, "worker.stdout.log")
+        with open(stdout_path, "wb") as out, \
+                open(os.path.join(server.dir, "worker.stderr.log"), "wb") as err:
+            worker = subprocess.Popen([USHER_BIN, "worker"], env=env, cwd=server.dir, stdout=out,
+                                      stderr=err, stdin=subprocess.DEVNULL)
+        self.addCleanup(lambda: worker.poll() is None and worker.kill())
+
+        def announced():
+            with open(stdout_path, encoding="utf-8") as f:
+                match = re.search(r"usher metrics on http://127\.0\.0\.1:(\d+)/metrics\n",
+                                  f.read())
+            return int(match.group(1)) if match else None
+        port = wait_until(announced, what="the worker's metrics address on stdout")
+        _, _, before = self.scrape(port)
+        self.assertEqual([value for (name, _), value in before.items()
+                          if name == "usher_build_info"], [1])
+        self.assertGreater(before[key("process_resident_memory_bytes")], 0)
+        self.assertEqual(before[key("usher_queue_circuit_state", state="closed")], 1)
+        self.assertEqual(before.get(key("usher_jobs_total", outcome="succeeded"), 0), 0)
+
+        for _ in range(3):
+            self.assertEqual(server.create_user(email=unique_email("metrics-w")).status, 202)
+
+        def counted():
+            samples = self.scrape(port)[2]
+            return samples if samples.get(key("usher_jobs_total", outcome="succeeded")) == 3 \
+                else None
+        after = wait_until(counted, what="the worker to count 3 succeeded jobs")
+        self.assertEqual(after[key("usher_job_attempts_total")], 3)
+        self.assertEqual(after[key("usher_job_intake_to_success_seconds_count")], 3)
+        # Only /metrics, and no request of serve's API counts here.
+        other = http_request(port, "GET", "/healthz")
+        self.assertEqual(other.status, 404)
+        self.assertRegex(other.headers.get("x-request-id", ""), r"^[0-9a-f]{32}$")
+        self.assertNotIn(key(REQUESTS, route="/api/v1/users", method="POST", status="202"), after)
+        worker.terminate()
+        self.assertEqual(worker.wait(timeout=15), 0)
 
 
 if __name__ == "__main__":

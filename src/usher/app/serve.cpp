@@ -40,6 +40,7 @@
 #include <usher/intake/service.hpp>
 #include <usher/jobs/job_service.hpp>
 #include <usher/jobs/job_store.hpp>
+#include <usher/metrics/process.hpp>
 #include <usher/metrics/registry.hpp>
 #include <usher/provisioning/provisioner.hpp>
 #include <usher/provisioning/user_directory.hpp>
@@ -79,6 +80,12 @@ constexpr auto k_token_refresh_interval = std::chrono::milliseconds(500);
 constexpr std::size_t k_pool_queue_limit = 10000;
 
 // Retention's ages and pace from the settings (docs/operations.md, "Retention").
+void register_build_info(metrics::Registry &registry) {
+  registry.gauge("usher_build_info", "Always 1; the version of the running binary.", {"version"})
+      .with({USHER_VERSION})
+      .set(1);
+}
+
 store::RetentionSettings retention_settings(const config::Config &config) {
   store::RetentionSettings settings;
   settings.jobs = config.retention_jobs;
@@ -407,29 +414,82 @@ std::unique_ptr<store::PgListener> start_pg_listener(const store::Database &db,
   return listener;
 }
 
+// GET /metrics of `usher worker` on METRICS_LISTEN: what the worker process
+// records (its jobs, its writer, its alert sender) and the process itself.
+// In-memory state only, as the API's /metrics.
+class WorkerMetrics {
+public:
+  WorkerMetrics(const config::Config &config, metrics::Registry &registry,
+                const queue::JobQueue &queue)
+      : m_registry(registry), m_queue(queue), m_process(registry),
+        m_circuit(registry.gauge(
+            "usher_queue_circuit_state",
+            "The Redis queue's circuit breaker: 1 for the current state (closed, open, "
+            "half_open); the embedded queue is always closed.",
+            {"state"})),
+        m_server(config, [this] { return render(); }) {}
+
+  std::uint16_t start() { return m_server.start(); }
+  void stop() { m_server.stop(); }
+
+private:
+  // On the metrics server's one I/O thread.
+  std::string render() {
+    m_process.refresh();
+    const auto circuit = m_queue.health().circuit;
+    for (const char *state : {"closed", "open", "half_open"}) {
+      m_circuit.with({state}).set(circuit == state ? 1 : 0);
+    }
+    return m_registry.render();
+  }
+
+  metrics::Registry &m_registry;
+  const queue::JobQueue &m_queue;
+  metrics::ProcessMetrics m_process;
+  metrics::GaugeFamily &m_circuit;
+  http::MetricsServer m_server;
+};
+
 } // namespace
 
 int run_worker(const config::Config &config) {
   const sigset_t signals = block_stop_signals();
+  // Recorded into only when METRICS_LISTEN is set (docs/metrics.md).
+  metrics::Registry registry;
+  register_build_info(registry);
+  metrics::Registry *recorded = config.metrics_listen_host ? &registry : nullptr;
   store::Database db(config.database_url, config.db_busy_timeout, config.sqlite_synchronous_full,
                      config.sqlite_wal_limit_mib * 1024 * 1024, config.db_statement_timeout);
   migrate_at_start(db);
   const alerts::AlertPolicy alert_policy = alerts::policy_from(config);
   warn_when_alerts_are_off(db, config, alert_policy);
-  store::WriteBatcher writer(db, config.write_queue_limit);
+  store::WriteBatcher writer(db, config.write_queue_limit, store::k_max_batch, recorded);
   auto queue = make_queue(db, writer, config, alert_policy);
   const webhooks::OutboundTargets outbound{config.webhook_urls};
-  worker::Worker worker(*queue, writer, worker_settings(config, alert_policy, outbound, nullptr));
+  worker::Worker worker(*queue, writer, worker_settings(config, alert_policy, outbound, recorded));
   auto listener = start_pg_listener(db, config, *queue, {});
+  std::unique_ptr<WorkerMetrics> metrics_server;
+  std::uint16_t metrics_port = 0;
+  if (recorded != nullptr) {
+    metrics_server = std::make_unique<WorkerMetrics>(config, registry, *queue);
+    metrics_port = metrics_server->start();
+  }
   worker.start();
-  auto alert_sender = start_alert_sender(db, writer, config, alert_policy, nullptr);
+  auto alert_sender = start_alert_sender(db, writer, config, alert_policy, recorded);
   auto outbound_sender = start_outbound_sender(db, writer, config);
   std::printf("usher worker running (%u threads)\n", config.worker_concurrency);
+  if (metrics_server) {
+    const std::string metrics_url =
+        fmt::format("http://{}:{}/metrics", *config.metrics_listen_host, metrics_port);
+    std::printf("usher metrics on %s\n", metrics_url.c_str());
+    spdlog::info("metrics on {}", metrics_url);
+  }
   std::fflush(stdout);
   spdlog::info("usher {} worker running with {} threads", USHER_VERSION, config.worker_concurrency);
   notify_systemd("READY=1");
   wait_for_stop_signal(signals);
   notify_systemd("STOPPING=1");
+  if (metrics_server) metrics_server->stop();
   if (listener) listener->stop();
   worker.stop();
   queue->stop();
@@ -608,9 +668,7 @@ int serve(const config::Config &config) {
   // Every part that records metrics gets this one registry; it outlives them
   // all (GET /metrics, docs/metrics.md).
   metrics::Registry registry;
-  registry.gauge("usher_build_info", "Always 1; the version of the running binary.", {"version"})
-      .with({USHER_VERSION})
-      .set(1);
+  register_build_info(registry);
 
   store::Database db(config.database_url, config.db_busy_timeout, config.sqlite_synchronous_full,
                      config.sqlite_wal_limit_mib * 1024 * 1024, config.db_statement_timeout);

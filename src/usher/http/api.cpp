@@ -79,6 +79,12 @@ Api::Api(ApiDeps deps, PasswordDeps passwords)
                            ->counter("usher_mode_switches_total",
                                      "Mode switches made through this instance's API.")
                            .with();
+    m_mode_version = &m_deps.metrics
+                          ->gauge("usher_mode_version",
+                                  "The version of the mode this instance holds: it grows by one "
+                                  "with every switch, wherever it was made (any instance's API, "
+                                  "usher mode set).")
+                          .with();
     m_circuit = &m_deps.metrics->gauge(
         "usher_queue_circuit_state",
         "The Redis queue's circuit breaker: 1 for the current state (closed, open, half_open); "
@@ -245,6 +251,7 @@ void Api::metrics(const Request &req) {
   m_process->refresh();
   // In-memory state only: a scrape does no database or Redis work.
   const auto mode = m_deps.mode.cached();
+  m_mode_version->set(static_cast<double>(m_deps.mode.version()));
   for (const auto each : {system::SystemMode::async_queue, system::SystemMode::sync_direct}) {
     m_mode->with({system::to_string(each)}).set(each == mode ? 1 : 0);
   }

@@ -211,6 +211,7 @@ private:
   metrics::GaugeFamily *m_mode = nullptr;
   metrics::GaugeFamily *m_circuit = nullptr;
   metrics::Counter *m_mode_switches = nullptr;
+  metrics::Gauge *m_mode_version = nullptr;
   std::unique_ptr<metrics::ProcessMetrics> m_process;
 };
 

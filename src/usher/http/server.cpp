@@ -323,6 +323,64 @@ std::uint16_t HttpServer::start() {
 
 void HttpServer::begin_drain() { m_tracker->begin_drain(); }
 
+struct MetricsServer::Running {
+  restinio::running_server_handle_t<Traits> handle;
+  bool stopped = false;
+};
+
+MetricsServer::MetricsServer(const config::Config &config, std::function<std::string()> render)
+    : m_config(config), m_render(std::move(render)) {}
+
+MetricsServer::~MetricsServer() {
+  stop();
+  m_running.reset();
+}
+
+std::uint16_t MetricsServer::start() {
+  auto bound_port = std::make_shared<std::atomic<std::uint16_t>>(0);
+  auto handler = [this](const restinio::request_handle_t &req) {
+    const bool is_metrics = req->header().method() == restinio::http_method_get() &&
+                            req->header().path() == k_metrics_path;
+    Response response;
+    if (is_metrics) {
+      response = Response{200, m_render(), metrics::k_content_type, {}};
+    } else {
+      response = problem_response(
+          Error{ErrorKind::not_found, "not_found", "no such resource or method", ""});
+    }
+    sender(req, request_id_of(req))(std::move(response));
+    return restinio::request_accepted();
+  };
+  auto settings =
+      restinio::server_settings_t<Traits>{}
+          .address(*m_config.metrics_listen_host)
+          .port(m_config.metrics_listen_port)
+          .request_handler(std::move(handler))
+          .connection_state_listener(std::make_shared<ConnectionTracker>())
+          .read_next_http_message_timelimit(m_config.http_read_timeout)
+          .write_http_response_timelimit(std::chrono::seconds(10))
+          .handle_request_timeout(std::chrono::seconds(30))
+          .incoming_http_msg_limits(restinio::incoming_http_msg_limits_t{}
+                                        .max_body_size(k_transport_body_limit)
+                                        .max_url_size(8 * 1024)
+                                        .max_field_name_size(1024)
+                                        .max_field_value_size(k_transport_field_value_limit)
+                                        .max_field_count(100))
+          .acceptor_post_bind_hook([bound_port](restinio::asio_ns::ip::tcp::acceptor &acceptor) {
+            bound_port->store(acceptor.local_endpoint().port());
+          });
+  m_running = std::make_unique<Running>(
+      Running{restinio::run_async<Traits>(restinio::own_io_context(), std::move(settings), 1U)});
+  return bound_port->load();
+}
+
+void MetricsServer::stop() {
+  if (!m_running || m_running->stopped) return;
+  m_running->handle->stop();
+  m_running->handle->wait();
+  m_running->stopped = true;
+}
+
 std::size_t HttpServer::reading() const { return m_tracker->reading(); }
 
 void HttpServer::stop() {

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <string>
 
 #include <usher/config/config.hpp>
 #include <usher/http/api.hpp>
@@ -46,6 +48,27 @@ private:
   const config::Config &m_config;
   Listener m_listener;
   std::shared_ptr<ConnectionTracker> m_tracker;
+  std::unique_ptr<Running> m_running;
+};
+
+// GET /metrics alone on METRICS_LISTEN, for a process without the API
+// (`usher worker`): `render` returns the exposition text (in-memory state
+// only, as the API's /metrics); anything else is 404.
+class MetricsServer {
+public:
+  MetricsServer(const config::Config &config, std::function<std::string()> render);
+  ~MetricsServer();
+  MetricsServer(const MetricsServer &) = delete;
+  MetricsServer &operator=(const MetricsServer &) = delete;
+
+  // Binds METRICS_LISTEN and starts its I/O thread; returns the bound port.
+  std::uint16_t start();
+  void stop();
+
+private:
+  struct Running;
+  const config::Config &m_config;
+  std::function<std::string()> m_render;
   std::unique_ptr<Running> m_running;
 };
 
