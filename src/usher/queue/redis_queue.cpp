@@ -412,6 +412,9 @@ Result<long long> RedisQueue::sweep_once() {
   const std::int64_t cursor = m_sweep_cursor.load();
   try {
     auto sql = m_db.connect();
+    // A PostgreSQL that stops answering fails the query instead of holding
+    // the sweeper (and with it the stream's maintenance) for ever.
+    auto stall = m_db.guard(*sql, m_db.background_stall_limit());
     refs = jobs::queued_since(*sql, cutoff, cursor, k_sweep_page);
   } catch (const std::exception &e) {
     return fail(ErrorKind::unavailable, "database_unavailable", e.what());

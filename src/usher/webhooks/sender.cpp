@@ -205,7 +205,12 @@ int OutboundSender::deliver_due(soci::session &read) {
   int attempted = 0;
   for (; attempted < m_settings.batch && !m_stopping.load(); ++attempted) {
     const std::string now = clock::iso8601(m_settings.clock->wall());
-    if (!has_due(read, now)) break;
+    {
+      // Only the read is bounded here (the POST has WEBHOOK_TIMEOUT_MS): a
+      // PostgreSQL that stops answering fails it instead of holding the sender.
+      auto stall = m_db.guard(read, m_db.background_stall_limit());
+      if (!has_due(read, now)) break;
+    }
     auto claimed = std::make_shared<std::optional<OutboundMessage>>();
     const std::string lease_until = clock::iso8601(m_settings.clock->wall() + m_lease);
     if (!write([claimed, now, lease_until](store::WriteContext &context) {
