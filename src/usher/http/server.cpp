@@ -256,6 +256,30 @@ std::unique_ptr<Router> make_router(Api &api, Listener listener, const config::C
   return router;
 }
 
+// What every listener has: its address, the transport's limits and
+// timeouts, TCP_NODELAY, and the port it really bound (USHER_LISTEN=:0).
+restinio::server_settings_t<Traits> listener_settings(
+    const config::Config &config, const std::string &host, std::uint16_t port,
+    const std::shared_ptr<std::atomic<std::uint16_t>> &bound_port) {
+  return restinio::server_settings_t<Traits>{}
+      .address(host)
+      .port(port)
+      .read_next_http_message_timelimit(config.http_read_timeout)
+      .write_http_response_timelimit(std::chrono::seconds(10))
+      .handle_request_timeout(std::chrono::seconds(30))
+      .incoming_http_msg_limits(restinio::incoming_http_msg_limits_t{}
+                                    .max_body_size(k_transport_body_limit)
+                                    .max_url_size(8 * 1024)
+                                    .max_field_name_size(1024)
+                                    .max_field_value_size(k_transport_field_value_limit)
+                                    .max_field_count(100))
+      .socket_options_setter(
+          [](auto &options) { options.set_option(restinio::asio_ns::ip::tcp::no_delay{true}); })
+      .acceptor_post_bind_hook([bound_port](restinio::asio_ns::ip::tcp::acceptor &acceptor) {
+        bound_port->store(acceptor.local_endpoint().port());
+      });
+}
+
 } // namespace
 
 struct HttpServer::Running {
@@ -293,28 +317,12 @@ std::uint16_t HttpServer::start() {
     }
     return route(req);
   };
-  auto settings =
-      restinio::server_settings_t<Traits>{}
-          .address(m_listener == Listener::metrics ? *m_config.metrics_listen_host
-                                                   : m_config.listen_host)
-          .port(m_listener == Listener::metrics ? m_config.metrics_listen_port
-                                                : m_config.listen_port)
-          .request_handler(std::move(handler))
-          .connection_state_listener(m_tracker)
-          .read_next_http_message_timelimit(m_config.http_read_timeout)
-          .write_http_response_timelimit(std::chrono::seconds(10))
-          .handle_request_timeout(std::chrono::seconds(30))
-          .incoming_http_msg_limits(restinio::incoming_http_msg_limits_t{}
-                                        .max_body_size(k_transport_body_limit)
-                                        .max_url_size(8 * 1024)
-                                        .max_field_name_size(1024)
-                                        .max_field_value_size(k_transport_field_value_limit)
-                                        .max_field_count(100))
-          .socket_options_setter(
-              [](auto &options) { options.set_option(restinio::asio_ns::ip::tcp::no_delay{true}); })
-          .acceptor_post_bind_hook([bound_port](restinio::asio_ns::ip::tcp::acceptor &acceptor) {
-            bound_port->store(acceptor.local_endpoint().port());
-          });
+  auto settings = listener_settings(
+      m_config,
+      m_listener == Listener::metrics ? *m_config.metrics_listen_host : m_config.listen_host,
+      m_listener == Listener::metrics ? m_config.metrics_listen_port : m_config.listen_port,
+      bound_port);
+  settings.request_handler(std::move(handler)).connection_state_listener(m_tracker);
   m_running = std::make_unique<Running>(Running{
       restinio::run_async<Traits>(restinio::own_io_context(), std::move(settings),
                                   m_listener == Listener::metrics ? 1U : m_config.http_threads)});
@@ -351,24 +359,10 @@ std::uint16_t MetricsServer::start() {
     sender(req, request_id_of(req))(std::move(response));
     return restinio::request_accepted();
   };
-  auto settings =
-      restinio::server_settings_t<Traits>{}
-          .address(*m_config.metrics_listen_host)
-          .port(m_config.metrics_listen_port)
-          .request_handler(std::move(handler))
-          .connection_state_listener(std::make_shared<ConnectionTracker>())
-          .read_next_http_message_timelimit(m_config.http_read_timeout)
-          .write_http_response_timelimit(std::chrono::seconds(10))
-          .handle_request_timeout(std::chrono::seconds(30))
-          .incoming_http_msg_limits(restinio::incoming_http_msg_limits_t{}
-                                        .max_body_size(k_transport_body_limit)
-                                        .max_url_size(8 * 1024)
-                                        .max_field_name_size(1024)
-                                        .max_field_value_size(k_transport_field_value_limit)
-                                        .max_field_count(100))
-          .acceptor_post_bind_hook([bound_port](restinio::asio_ns::ip::tcp::acceptor &acceptor) {
-            bound_port->store(acceptor.local_endpoint().port());
-          });
+  auto settings = listener_settings(m_config, *m_config.metrics_listen_host,
+                                    m_config.metrics_listen_port, bound_port);
+  settings.request_handler(std::move(handler))
+      .connection_state_listener(std::make_shared<ConnectionTracker>());
   m_running = std::make_unique<Running>(
       Running{restinio::run_async<Traits>(restinio::own_io_context(), std::move(settings), 1U)});
   return bound_port->load();
