@@ -54,16 +54,12 @@ def require_netns():
                              "them as root; run `sudo ctest -R integration.test_partition`")
 
 
-class NetnsRedis:
-    """redis-server in namespace `usher-<tag>`, reached through veth `uh<tag>`
-    (host side, .1) and `un<tag>` (namespace side, .2) on 10.250.X.Y/30."""
+class _NetnsLink:
+    """Namespace `usher-<tag>` joined to this one by veth `uh<tag>` (host
+    side, .1) and `un<tag>` (namespace side, .2) on 10.250.X.Y/30; a
+    subclass's start() runs its server on the far side."""
 
-    PORT = 6379
-
-    def __init__(self, tag=None):
-        require_netns()
-        if not (os.path.isfile(REDIS_SERVER) and os.access(REDIS_SERVER, os.X_OK)):
-            raise AssertionError(f"{REDIS_SERVER} is missing: install redis-server")
+    def _setup(self, tag):
         pid = os.getpid()
         tag = tag or f"{pid % 100000}"
         self.netns = f"usher-{tag}"
@@ -74,20 +70,7 @@ class NetnsRedis:
         third, fourth = (pid >> 6) & 255, (pid & 63) * 4
         self.host_ip = f"10.250.{third}.{fourth + 1}"
         self.ns_ip = f"10.250.{third}.{fourth + 2}"
-        self.dir = tempfile.mkdtemp(prefix="usher-netns-")
-        self.log_path = os.path.join(self.dir, "redis.log")
-        self.proc = None
         self._made = False
-        try:
-            self._make()
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    @property
-    def url(self):
-        return f"redis://{self.ns_ip}:{self.PORT}/0"
 
     def _make(self):
         self._remove_leftovers()
@@ -106,6 +89,39 @@ class NetnsRedis:
         for cmd in ([IP, "netns", "del", self.netns], [IP, "link", "del", self.host_if]):
             subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            timeout=CMD_TIMEOUT, stdin=subprocess.DEVNULL)
+
+    def cut(self):
+        """The namespace's end goes down: packets to and from it vanish."""
+        _ip("link", "set", self.ns_if, "down", netns=self.netns)
+
+    def restore(self):
+        _ip("link", "set", self.ns_if, "up", netns=self.netns)
+
+
+class NetnsRedis(_NetnsLink):
+    """redis-server in namespace `usher-<tag>`, reached through veth `uh<tag>`
+    (host side, .1) and `un<tag>` (namespace side, .2) on 10.250.X.Y/30."""
+
+    PORT = 6379
+
+    def __init__(self, tag=None):
+        require_netns()
+        if not (os.path.isfile(REDIS_SERVER) and os.access(REDIS_SERVER, os.X_OK)):
+            raise AssertionError(f"{REDIS_SERVER} is missing: install redis-server")
+        self._setup(tag)
+        self.dir = tempfile.mkdtemp(prefix="usher-netns-")
+        self.log_path = os.path.join(self.dir, "redis.log")
+        self.proc = None
+        try:
+            self._make()
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def url(self):
+        return f"redis://{self.ns_ip}:{self.PORT}/0"
 
     def start(self, timeout=10.0):
         log = open(self.log_path, "ab")
@@ -132,13 +148,6 @@ class NetnsRedis:
 
     def command(self, *args, timeout=5.0):
         return redis_command(self.PORT, *args, timeout=timeout, host=self.ns_ip)
-
-    def cut(self):
-        """The namespace's end goes down: packets to and from it vanish."""
-        _ip("link", "set", self.ns_if, "down", netns=self.netns)
-
-    def restore(self):
-        _ip("link", "set", self.ns_if, "up", netns=self.netns)
 
     def reachable(self):
         try:
@@ -167,6 +176,43 @@ class NetnsRedis:
             if self._made:
                 self._remove_leftovers()  # deleting the namespace deletes the pair
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class NetnsPostgres(_NetnsLink):
+    """A throw-away PostgreSQL cluster (pg_harness.PostgresCluster) listening
+    only on the namespace's address: usher reaches it across the veth pair,
+    and cut() is a true partition between them. `cluster` is the
+    PostgresCluster (url(), connect(), create_database() on the far-side
+    address)."""
+
+    def __init__(self, tag=None, settings=None):
+        require_netns()
+        from pg_harness import PostgresCluster  # noqa: PLC0415 (needs psycopg2)
+        self._setup(tag)
+        self.cluster = None
+        try:
+            self._make()
+            self.cluster = PostgresCluster("pg-netns", settings, host=self.ns_ip,
+                                           netns=self.netns)
+        except BaseException:
+            self.close()
+            raise
+
+    def reachable(self, timeout=1):
+        """A TCP connection to postgres's port within `timeout` seconds."""
+        try:
+            with socket.create_connection((self.ns_ip, self.cluster.port), timeout=timeout):
+                return True
+        except OSError:
+            return False
+
+    def close(self):
+        try:
+            if self.cluster is not None:
+                self.cluster.close()
+        finally:
+            if self._made:
+                self._remove_leftovers()
 
 
 class FaultProxy:
@@ -300,4 +346,4 @@ class FaultProxy:
                 return
 
 
-__all__ = ["NetnsRedis", "FaultProxy", "require_netns", "WaitTimeout"]
+__all__ = ["NetnsRedis", "NetnsPostgres", "FaultProxy", "require_netns", "WaitTimeout"]

@@ -61,11 +61,16 @@ def _free_port():
 class PostgresCluster:
     """initdb + postgres on 127.0.0.1:<free port>; stop() or process exit ends it."""
 
-    def __init__(self, name="pg", settings=None):
+    def __init__(self, name="pg", settings=None, host="127.0.0.1", netns=None):
         """`settings`: more `-c name=value` for postgres (they win over the
         defaults), e.g. {"synchronous_commit": "on"} for a cluster stopped
-        with stop("immediate") that must not lose acknowledged commits."""
+        with stop("immediate") that must not lose acknowledged commits.
+        `host`, `netns`: postgres listens on `host` only, run inside the
+        network namespace `netns` (`ip netns exec`, as root; net_faults.py's
+        NetnsPostgres puts it on the far side of a veth pair)."""
         self.settings = dict(settings or {})
+        self.host = host
+        self.netns = netns
         self.psycopg2 = _psycopg2()
         self.bindir = _bindir()
         # As root the cluster runs as `postgres`, who must reach the directory:
@@ -101,24 +106,40 @@ class PostgresCluster:
         os.unlink(pwfile)
         if result.returncode != 0:
             raise AssertionError(f"initdb failed ({result.returncode}): {result.stderr[-2000:]}")
+        if host != "127.0.0.1":
+            # initdb admits loopback only; on another address, the clients of
+            # the subnet it is on (NetnsPostgres: the veth pair's /30).
+            with open(os.path.join(self.data, "pg_hba.conf"), "a") as f:
+                f.write("host all all samenet scram-sha-256\n")
         self.start()
 
     def url(self, database, password=None, port=None, user="postgres"):
         pw = self.password if password is None else password
-        return f"postgresql://{user}:{pw}@127.0.0.1:{port or self.port}/{database}?sslmode=disable"
+        return f"postgresql://{user}:{pw}@{self.host}:{port or self.port}/{database}?sslmode=disable"
 
     def start(self, timeout=PG_START_TIMEOUT):
         assert self.proc is None or self.proc.poll() is not None, "postgres already running"
         log = open(self.log_path, "ab")
+        prefix, run_as = [], self._run_as
+        if self.netns is not None:
+            # `ip netns exec` needs root; postgres refuses it: setpriv drops to
+            # `postgres` inside the namespace (each execs, so the pid is the
+            # postmaster's).
+            prefix = ["/usr/sbin/ip", "netns", "exec", self.netns]
+            if run_as:
+                prefix += ["setpriv", f"--reuid={run_as['user']}",
+                           f"--regid={run_as['group']}", "--clear-groups"]
+                run_as = {}
         try:
             self.proc = subprocess.Popen(
-                [os.path.join(self.bindir, "postgres"), "-D", self.data, "-p", str(self.port),
-                 "-k", self.dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
+                [*prefix, os.path.join(self.bindir, "postgres"), "-D", self.data,
+                 "-p", str(self.port), "-k", self.dir, "-c", f"listen_addresses={self.host}",
+                 "-c", "fsync=off",
                  "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
                  "-c", "max_connections=300", "-c", "shared_buffers=32MB",
                  *[arg for k, v in self.settings.items() for arg in ("-c", f"{k}={v}")]],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.dir,
-                **self._run_as)
+                **run_as)
         finally:
             log.close()
         with _live_lock:
@@ -144,7 +165,7 @@ class PostgresCluster:
         return self
 
     def connect(self, database):
-        conn = self.psycopg2.connect(host="127.0.0.1", port=self.port, user="postgres",
+        conn = self.psycopg2.connect(host=self.host, port=self.port, user="postgres",
                                      password=self.password, dbname=database,
                                      connect_timeout=PG_CONNECT_TIMEOUT, sslmode="disable")
         conn.autocommit = True
