@@ -263,6 +263,10 @@ void WriteBatcher::run_batch(std::deque<Item> &batch) {
         savepoint.release.execute(true);
         outcomes[i] = tl::unexpected(e.error);
       } catch (const soci::soci_error &e) {
+        if (!is_database_failure(e) || is_deadlock_victim(e)) {
+          // The session stays: the statement that threw must not run again.
+          m_context->forget_prepared_except<Savepoint>();
+        }
         if (is_deadlock_victim(e)) {
           savepoint.rollback.execute(true);
           savepoint.release.execute(true);

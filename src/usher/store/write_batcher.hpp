@@ -50,6 +50,20 @@ public:
     return *static_cast<T *>(slot.get());
   }
 
+  // Drops every prepared object but `Keep`'s; they are built again when next
+  // asked for. After a statement threw: SOCI 4.0's PostgreSQL backend frees
+  // a statement's parameter buffers only when an execution completes or the
+  // statement is destroyed, so executing a statement again after it threw
+  // leaks them (LeakSanitizer found it in a deadlock's retry).
+  template <typename Keep>
+  void forget_prepared_except() {
+    const auto key = std::type_index(typeid(Keep));
+    std::shared_ptr<void> kept;
+    if (const auto it = m_prepared.find(key); it != m_prepared.end()) kept = it->second;
+    m_prepared.clear();
+    if (kept) m_prepared.emplace(key, std::move(kept));
+  }
+
 private:
   soci::session &m_sql;
   std::unordered_map<std::type_index, std::shared_ptr<void>> m_prepared;
