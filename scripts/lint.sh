@@ -21,21 +21,33 @@ fi
 
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
-# A g++ build's precompiled header (.gch) is not one clang can read: with such
-# a database, clang-tidy gets a copy without the forced include and parses the
-# headers itself (slower; build-asan/, a clang build, needs no copy).
-if grep -q 'cmake_pch.hxx' "${build_dir}/compile_commands.json" &&
-   ! grep -q 'clang++' "${build_dir}/compile_commands.json"; then
-  mkdir -p "$out/db"
-  python3 - "${build_dir}/compile_commands.json" "$out/db/compile_commands.json" <<'PY'
+# The database clang-tidy reads is a copy, rewritten for two things:
+# - A unity build (USHER_UNITY) lists its batches (Unity/unity_N_cxx.cxx), not
+#   the files: each file gets the command of the batch that includes it, with
+#   the file in place of the batch. clang-tidy checks each file on its own.
+# - A g++ build's precompiled header (.gch) is not one clang can read: then
+#   the forced include is dropped and clang parses the headers itself (slower;
+#   build-asan/, a clang build, keeps its header).
+mkdir -p "$out/db"
+python3 - "${build_dir}/compile_commands.json" "$out/db/compile_commands.json" <<'PY'
 import json, re, sys
 entries = json.load(open(sys.argv[1]))
+gxx_pch = not any("clang++" in e["command"] for e in entries)
+result = []
 for e in entries:
-    e["command"] = re.sub(r" -Winvalid-pch| -include \S+cmake_pch\.hxx", "", e["command"])
-json.dump(entries, open(sys.argv[2], "w"))
+    if gxx_pch:
+        e["command"] = re.sub(r" -Winvalid-pch| -include \S+cmake_pch\.hxx", "", e["command"])
+    if re.search(r"/Unity/unity_[0-9]+_cxx\.cxx$", e["file"]):
+        with open(e["file"]) as batch:
+            for source in re.findall(r'^#include "([^"]+)"', batch.read(), re.M):
+                command = e["command"].replace(e["file"], source)
+                command = re.sub(r"-o \S+", "-o /dev/null", command)
+                result.append({"directory": e["directory"], "command": command, "file": source})
+    else:
+        result.append(e)
+json.dump(result, open(sys.argv[2], "w"))
 PY
-  build_dir="$out/db"
-fi
+build_dir="$out/db"
 # One clang-tidy per file, as many at once as there are cores; each writes
 # its own report so the output is not interleaved.
 export build_dir out

@@ -31,6 +31,11 @@ steps=("$@")
 if ((${#steps[@]} == 0)); then steps=("${default_steps[@]}"); fi
 if [[ "${steps[*]}" == "nets" ]]; then steps=("${net_steps[@]}"); fi
 jobs="$(nproc)"
+# ctest's slots for the release and ASan test runs: twice the cores. Most
+# integration tests wait on real time (a lease, a breaker, a restart) rather
+# than compute; the ones that load the CPU take 2 slots each (PROCESSORS in
+# tests/integration/CMakeLists.txt). USHER_TEST_SLOTS overrides it.
+test_slots="${USHER_TEST_SLOTS:-$((2 * jobs))}"
 
 # The unit tests that run under TSan: everything with threads, locks or
 # atomics in it (ctest regex over GoogleTest names). Add new suites here.
@@ -60,7 +65,7 @@ check_reports() { # DIR
 step_release() {
   scripts/build.sh build Release
   scripts/browser-deps.sh
-  ctest --test-dir build --output-on-failure --timeout 600 -j "$jobs"
+  ctest --test-dir build --output-on-failure --timeout 600 -j "$test_slots"
 }
 
 asan_build() {
@@ -77,7 +82,7 @@ asan_tests() {
   ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:check_initialization_order=1:strict_init_order=1:log_path=${reports}/report" \
   UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=${reports}/report" \
   LSAN_OPTIONS="suppressions=${root}/scripts/sanitizers/lsan.supp:print_suppressions=0" \
-    ctest --test-dir build-asan --output-on-failure --timeout 900 -j "$jobs" || status=1
+    ctest --test-dir build-asan --output-on-failure --timeout 900 -j "$test_slots" || status=1
   check_reports "$reports" || status=1
   return "$status"
 }

@@ -10,7 +10,6 @@
 namespace usher::http {
 namespace {
 
-constexpr std::initializer_list<auth::Role> k_admin = {auth::Role::admin};
 constexpr int k_default_log_limit = 50;
 constexpr int k_max_log_limit = 500;
 

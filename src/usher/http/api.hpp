@@ -39,6 +39,9 @@
 
 namespace usher::http {
 
+// The roles of the admin's endpoints (System Health, jobs, tokens).
+inline constexpr std::initializer_list<auth::Role> k_admin = {auth::Role::admin};
+
 // One request as a handler sees it: the request value (read through ->) and
 // the Responder that answers it exactly once (http/exchange.hpp). Copies
 // share both: a completion that captured one and is dropped or throws leaves

@@ -10,8 +10,6 @@
 namespace usher::http {
 namespace {
 
-constexpr std::initializer_list<auth::Role> k_admin = {auth::Role::admin};
-
 std::int64_t id_param(const std::string &text) {
   std::int64_t id = 0;
   std::from_chars(text.data(), text.data() + text.size(), id);

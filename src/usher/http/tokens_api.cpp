@@ -10,8 +10,6 @@
 namespace usher::http {
 namespace {
 
-constexpr std::initializer_list<auth::Role> k_admin = {auth::Role::admin};
-
 } // namespace
 
 void Api::list_tokens(const Request &req) {
