@@ -89,7 +89,11 @@ use_variant() {
   done
   [ -x "$BIN" ] || die "no usher binary at $BIN (scripts/build.sh build Release)"
 }
-for i in "${!variants[@]}"; do use_variant "$i"; done
+label_width=7
+for i in "${!variants[@]}"; do
+  use_variant "$i"
+  label_width=$((${#VLABEL} > label_width ? ${#VLABEL} : label_width))
+done
 
 read -r fsync_med fsync_p90 < <(fsync_ms "$WORK")
 use_variant 0
@@ -227,8 +231,8 @@ scenario() {
       ;;
   esac
   [ "${CHECK%% *}" = ok ] || failures=$((failures + 1))
-  printf '  %-10s %-14s %7s %-7s p50 %6s ms  p99 %6s ms  RSS peak %5.1f MiB  CPU %4s us/%s  %s%s\n' \
-    "$VLABEL" "$name" "$rps" "$([ "$name" = drain ] && echo users/s || echo req/s)" "$p50" "$p99" \
+  printf '  %-*s %-14s %7s %-7s p50 %6s ms  p99 %6s ms  RSS peak %5.1f MiB  CPU %4s us/%s  %s%s\n' \
+    "$label_width" "$VLABEL" "$name" "$rps" "$([ "$name" = drain ] && echo users/s || echo req/s)" "$p50" "$p99" \
     "$(echo "$RSS_PEAK" | awk '{print $1 / 1024}')" "$CPU_US" "$([ "$name" = drain ] && echo user || echo req)" \
     "$CHECK" "${note:+; $note}"
   echo "$round $VLABEL $name $rps $p50 $p99 $RSS_PEAK $CPU_US $idle" >>"$results"
@@ -293,15 +297,20 @@ for v in labels:
         print(f"\nidle RSS of serve (before the /healthz run): {med(idle) / 1024:.1f} MiB")
 if len(labels) > 1:
     base = labels[0]
-    print(f"\nvariants against {base} (rate ratio, median of the per-round ratios; per round):\n")
+    print(f"\nvariants against {base} (rate, and usher's CPU per request, as ratios: medians of the"
+          " per-round ratios, per round in parentheses; p99 as a difference):\n")
+    w = max(len(v) for v in labels[1:]) + len(base) + 3
     for v in labels[1:]:
         for s in order:
             a, b = rows.get((v, s), {}), rows.get((base, s), {})
             per = [a[r][0] / b[r][0] for r in a if r in b]
             if per:
+                cpu = [a[r][4] / b[r][4] for r in a if r in b and b[r][4] > 0]
                 p99 = [a[r][2] - b[r][2] for r in a if r in b and a[r][2] is not None and b[r][2] is not None]
                 d99 = f", p99 {med(p99):+.2f} ms" if p99 else ""
-                print(f"  {v} / {base} {s:14} {med(per) * 100:6.1f} %  ({', '.join(f'{p * 100:.1f}' for p in per)}){d99}")
+                dcpu = f"; CPU {med(cpu) * 100:.1f} % ({', '.join(f'{p * 100:.1f}' for p in cpu)})" if cpu else ""
+                print(f"  {v + ' / ' + base:{w}} {s:14} rate {med(per) * 100:6.1f} %"
+                      f"  ({', '.join(f'{p * 100:.1f}' for p in per)}){d99}{dcpu}")
 PY
 echo
 echo "# ended $(date -u '+%H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg);" \
