@@ -28,43 +28,14 @@ configs=("embedded 1" "embedded 2" "redis 1" "redis 2")
 echo "$("$BIN" version | tail -n 1), $n jobs, $rounds rounds," \
   "redis-server $(redis-server --version | grep -o 'v=[0-9.]*'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
-# Polls the database until no job is queued or running (at most LIMIT
-# seconds); prints the time it saw that, as seconds since the epoch.
-wait_drained() {
-  "$PY" - "$DB" "$1" <<'EOF'
-import sqlite3, sys, time
-db, limit = sys.argv[1], float(sys.argv[2])
-deadline = time.time() + limit
-c = sqlite3.connect(db, timeout=30)
-while True:
-    left = c.execute("select count(*) from jobs where status in ('queued','running')").fetchone()[0]
-    if left == 0:
-        print(f"{time.time():.3f}")
-        break
-    if time.time() > deadline:
-        print(f"not drained within {limit:.0f} s: {left} jobs left", file=sys.stderr)
-        sys.exit(1)
-    time.sleep(0.02)
-EOF
-}
-
 # drain ROUND QUEUE(embedded|redis) PROCESSES
 drain() {
   local round="$1" queue="$2" procs="$3" dir="$WORK/r$1-$2-$3" extra=() prefix="bench:r$1p$3:"
   fresh_db "$dir" async_queue
   if [ "$queue" = redis ]; then extra+=("REDIS_URL=redis://127.0.0.1:$REDIS_PORT_NUM/0" "REDIS_PREFIX=$prefix"); fi
   start_serve "$dir" START_WORKER=false "${extra[@]}"
-  # Intake in wrk slices (wrk has no request count) sized from the last rate,
-  # so the overshoot stays under about a second of intake.
-  local queued=0 rate=2000 secs rps
-  while [ "$queued" -lt "$n" ]; do
-    secs=$(((n - queued) / rate))
-    secs=$((secs < 1 ? 1 : secs > 5 ? 5 : secs))
-    run_wrk "$dir/intake.wrk" 32 "$secs" "$URL" bench/wrk/post_users.lua
-    rps=$(wrk_fields "$dir/intake.wrk" | cut -d' ' -f1)
-    rate=$((rps > 100 ? rps : 100))
-    queued=$(sql "select count(*) from jobs where status='queued'")
-  done
+  local queued
+  queued=$(fill_queue "$n" "$dir/intake.wrk")
   stop_pid "$SERVE_PID" # every 202 was sent to Redis before it was answered
   local jobs
   jobs=$(sql "select count(*) from jobs")

@@ -27,14 +27,6 @@ failures=0
 echo "$("$BIN" version | tail -n 1), wrk -t1 -c$connections -d${seconds}s, $rounds rounds," \
   "redis-server $(redis-server --version | grep -o 'v=[0-9.]*'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
-readyz() { curl -s --max-time 5 "$URL/readyz" || true; }
-
-post_one() { # prints the status code and the body
-  curl -s --max-time 10 -o "$1" -w '%{http_code}' -X POST "$URL/api/v1/users" \
-    -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
-    -d "{\"email\":\"warmup-$2@bench.example.com\",\"full_name\":\"Warm Up\"}" || true
-}
-
 # run ROUND sync|fallback
 run() {
   local round="$1" what="$2" dir="$WORK/r$1-$2" warm="" warmed=0
@@ -46,23 +38,9 @@ run() {
     fresh_db "$dir" async_queue
     start_serve "$dir" START_WORKER=false "REDIS_URL=redis://127.0.0.1:$REDIS_PORT_NUM/0" \
       "REDIS_PREFIX=bench:r$round:"
-    for _ in $(seq 50); do readyz | grep -q '"circuit":"closed","healthy":true' && break; sleep 0.1; done
-    readyz | grep -q '"circuit":"closed","healthy":true' || die "the Redis queue is not healthy: $(readyz)"
-    kill_redis
-    # Warm-up: the first requests fail on Redis and are provisioned inline;
-    # REDIS_BREAKER_FAILURES of them open the circuit.
-    local i code
-    for i in $(seq 20); do
-      code=$(post_one "$dir/warm.json" "$i")
-      warm="$warm $code"
-      warmed=$i
-      if [ "$code" != 201 ] || ! grep -q '"fallback":true' "$dir/warm.json"; then
-        die "warm-up $i answered $code: $(cat "$dir/warm.json")"
-      fi
-      readyz | grep -q '"circuit":"open"' && break
-    done
-    readyz | grep -q '"circuit":"open"' || die "the circuit did not open after 20 requests: $(readyz)"
-    warm=" (warm-up answers:$warm, then the circuit was open)"
+    open_circuit "$dir"
+    warmed=$WARMED
+    warm=" (warm-up answers:$WARM_CODES, then the circuit was open)"
   fi
   local cpu0 cpu
   cpu0=$(cpu_ms "$SERVE_PID")

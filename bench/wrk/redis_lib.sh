@@ -1,8 +1,10 @@
 # shellcheck shell=bash
-# Shared by bench/wrk/redis_intake.sh, redis_fallback.sh and redis_drain.sh;
-# sourced, not run. Starts redis-server and usher processes on free loopback
+# Shared by bench/report.sh and bench/wrk/redis_intake.sh, redis_fallback.sh,
+# redis_drain.sh and login_flood.sh; sourced, not run. Starts redis-server and usher processes on free loopback
 # ports with bounded waits, kills every one of them on exit (trap), runs wrk
-# with a bounded duration and parses its output, counts database rows.
+# with a bounded duration and parses its output, counts database rows, fills
+# and waits out a backlog, opens the Redis circuit, reads RSS and the disk's
+# fsync latency.
 # Expects: set -euo pipefail, the working directory at the repository root.
 # Env: USHER_BIN (default build/usher); any other usher setting is passed on
 # (SQLITE_SYNCHRONOUS, JOB_CLAIM_BATCH, ...) except REDIS_URL/HOST/PORT,
@@ -141,6 +143,98 @@ cpu_ms() {
   stat=${stat##*) } # fields after the command name
   read -r -a f <<<"$stat"
   echo $(((f[11] + f[12]) * 1000 / $(getconf CLK_TCK)))
+}
+
+# rss_kb PID: the process's resident set now and its peak, in KiB: "NOW PEAK".
+rss_kb() {
+  awk '/^VmRSS:/ {r = $2} /^VmHWM:/ {h = $2} END {print r + 0, h + 0}' "/proc/$1/status"
+}
+
+# fsync_ms DIR [N]: median and 90th percentile, in ms, of N (default 200)
+# 4 KiB writes with O_DSYNC to a file in DIR: the least one durable commit
+# costs on that disk. Prints "MEDIAN P90".
+fsync_ms() {
+  "$PY" - "$1" "${2:-200}" <<'PY'
+import os, sys, time
+path, n = os.path.join(sys.argv[1], "fsync-probe"), int(sys.argv[2])
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_DSYNC, 0o600)
+block, t = os.urandom(4096), []
+try:
+    for i in range(n):
+        s = time.perf_counter()
+        os.pwrite(fd, block, (i % 16) * 4096)
+        t.append((time.perf_counter() - s) * 1000)
+finally:
+    os.close(fd)
+    os.unlink(path)
+t.sort()
+print(f"{t[n // 2]:.3f} {t[int(0.9 * (n - 1))]:.3f}")
+PY
+}
+
+# wait_drained LIMIT: polls $DB until no job is queued or running (at most
+# LIMIT seconds); prints the time it saw that, as seconds since the epoch.
+wait_drained() {
+  "$PY" - "$DB" "$1" <<'PY'
+import sqlite3, sys, time
+db, limit = sys.argv[1], float(sys.argv[2])
+deadline = time.time() + limit
+c = sqlite3.connect(db, timeout=30)
+while True:
+    left = c.execute("select count(*) from jobs where status in ('queued','running')").fetchone()[0]
+    if left == 0:
+        print(f"{time.time():.3f}")
+        break
+    if time.time() > deadline:
+        print(f"not drained within {limit:.0f} s: {left} jobs left", file=sys.stderr)
+        sys.exit(1)
+    time.sleep(0.02)
+PY
+}
+
+# fill_queue N OUT: POSTs users to the serve at $URL (async_queue, no worker)
+# in wrk slices (wrk has no request count) sized from the last rate, so the
+# overshoot stays under about a second of intake, until at least N jobs are
+# queued in $DB. Prints the number queued.
+fill_queue() {
+  local n="$1" out="$2" queued=0 rate=2000 secs rps
+  while [ "$queued" -lt "$n" ]; do
+    secs=$(((n - queued) / rate))
+    secs=$((secs < 1 ? 1 : secs > 5 ? 5 : secs))
+    run_wrk "$out" 32 "$secs" "$URL" bench/wrk/post_users.lua
+    rps=$(wrk_fields "$out" | cut -d' ' -f1)
+    rate=$((rps > 100 ? rps : 100))
+    queued=$(sql "select count(*) from jobs where status='queued'")
+  done
+  echo "$queued"
+}
+
+readyz() { curl -s --max-time 5 "$URL/readyz" || true; }
+
+# open_circuit DIR: with serve at $URL in async_queue and connected to the
+# redis-server of start_redis, SIGKILLs that server, then POSTs warm-up users
+# one at a time (each must be provisioned inline: 201, "fallback": true)
+# until /readyz shows the circuit open (REDIS_BREAKER_FAILURES of them).
+# Sets WARMED (how many) and WARM_CODES (their status codes).
+open_circuit() {
+  local dir="$1" i code
+  for _ in $(seq 50); do readyz | grep -q '"circuit":"closed","healthy":true' && break; sleep 0.1; done
+  readyz | grep -q '"circuit":"closed","healthy":true' || die "the Redis queue is not healthy: $(readyz)"
+  kill_redis
+  # shellcheck disable=SC2034 # used by the scripts that source this file
+  WARMED=0 WARM_CODES=""
+  for i in $(seq 20); do
+    code=$(curl -s --max-time 10 -o "$dir/warm.json" -w '%{http_code}' -X POST "$URL/api/v1/users" \
+      -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+      -d "{\"email\":\"warmup-$i@bench.example.com\",\"full_name\":\"Warm Up\"}" || true)
+    # shellcheck disable=SC2034 # used by the scripts that source this file
+    WARM_CODES="$WARM_CODES $code" WARMED=$i
+    if [ "$code" != 201 ] || ! grep -q '"fallback":true' "$dir/warm.json"; then
+      die "warm-up $i answered $code: $(cat "$dir/warm.json")"
+    fi
+    readyz | grep -q '"circuit":"open"' && return 0
+  done
+  die "the circuit did not open after 20 requests: $(readyz)"
 }
 
 # median of the numbers on stdin (one per line)

@@ -14,13 +14,22 @@ constexpr const char *k_select_attempts =
 
 } // namespace
 
+AttemptRecorder::AttemptRecorder(soci::session &sql)
+    : m_insert((sql.prepare << k_insert_attempt, soci::use(m_job_id), soci::use(m_row.number),
+                soci::use(m_row.worker), soci::use(m_row.outcome),
+                soci::use(m_error, m_error_indicator), soci::use(m_row.started_at),
+                soci::use(m_row.finished_at), soci::use(m_row.duration_ms))) {}
+
+void AttemptRecorder::record(const Attempt &attempt) {
+  m_job_id = attempt.job_id;
+  m_row = attempt;
+  m_error = attempt.error.value_or("");
+  m_error_indicator = attempt.error ? soci::i_ok : soci::i_null;
+  m_insert.execute(true);
+}
+
 void record_attempt(soci::session &sql, const Attempt &attempt) {
-  const long long job_id = attempt.job_id;
-  std::string error = attempt.error.value_or("");
-  soci::indicator i_error = attempt.error ? soci::i_ok : soci::i_null;
-  sql << k_insert_attempt, soci::use(job_id), soci::use(attempt.number), soci::use(attempt.worker),
-      soci::use(attempt.outcome), soci::use(error, i_error), soci::use(attempt.started_at),
-      soci::use(attempt.finished_at), soci::use(attempt.duration_ms);
+  AttemptRecorder(sql).record(attempt);
 }
 
 std::vector<Attempt> attempts_of(soci::session &sql, std::int64_t job_id) {

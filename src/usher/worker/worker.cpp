@@ -204,8 +204,8 @@ void Worker::process(const std::string &owner, std::vector<jobs::ClaimedJob> bat
             *lost = provisioned.error() == jobs::TransitionError::lease_lost;
             throw store::AbortWrite(jobs::to_error(provisioned.error()));
           }
-          jobs::record_attempt(context.sql(), attempt_record(job->id, job->attempts, owner, started,
-                                                             "succeeded", std::nullopt));
+          context.prepared<jobs::AttemptRecorder>().record(
+              attempt_record(job->id, job->attempts, owner, started, "succeeded", std::nullopt));
         },
         [finish, i, lost](const Result<void> &written) { finish(i, written, !written && *lost); });
     if (!queued) {
@@ -281,8 +281,7 @@ void Worker::process(const std::string &owner, std::vector<jobs::ClaimedJob> bat
           if (auto failed = jobs::fail_attempt(context.sql(), id, owner, error, retry_at,
                                                max_attempts, instance, alerts, outbound)) {
             *status = *failed;
-            jobs::record_attempt(
-                context.sql(),
+            context.prepared<jobs::AttemptRecorder>().record(
                 attempt_record(id, number, owner, started,
                                **status == jobs::JobStatus::dead ? "dead" : "failed", error));
           }
