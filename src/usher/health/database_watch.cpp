@@ -26,6 +26,15 @@ long long seconds(Duration d) {
   return std::llround(std::chrono::duration<double>(d).count());
 }
 
+// "12 s", or "400 ms" under a second (a threshold set below one).
+template <typename Duration>
+std::string span(Duration d) {
+  if (d < std::chrono::seconds(1)) {
+    return fmt::format("{} ms", std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
+  }
+  return fmt::format("{} s", seconds(d));
+}
+
 } // namespace
 
 OutageTracker::OutageTracker(std::chrono::milliseconds threshold, const clock::Clock &clock)
@@ -145,8 +154,8 @@ void DatabaseWatch::on_due(const Outage &outage) {
     m_alert = "not sent: alerts are off or CRITICAL is not in ALERT_KINDS";
     m_delivered = 0;
     log::with_fields(spdlog::level::err,
-                     fmt::format("database watch: the database has not answered for {} s",
-                                 seconds(m_policy.clock->now() - outage.began)),
+                     fmt::format("database watch: the database has not answered for {}",
+                                 span(m_policy.clock->now() - outage.began)),
                      {{"condition", k_condition}, {"error", outage.error}});
     return;
   }
@@ -154,10 +163,9 @@ void DatabaseWatch::on_due(const Outage &outage) {
     const std::string holder = m_claims.holder ? m_claims.holder() : std::string();
     if (holder != m_left_to) {
       m_left_to = holder;
-      spdlog::warn("database watch: the database has not answered for {} s; another instance "
+      spdlog::warn("database watch: the database has not answered for {}; another instance "
                    "({}) sends the alert",
-                   seconds(m_policy.clock->now() - outage.began),
-                   holder.empty() ? "unknown" : holder);
+                   span(m_policy.clock->now() - outage.began), holder.empty() ? "unknown" : holder);
     }
     m_alert = "sent by another instance" + (holder.empty() ? "" : " (" + holder + ")");
     return;
@@ -165,11 +173,11 @@ void DatabaseWatch::on_due(const Outage &outage) {
   m_tracker.mark_alerted();
   m_left_to.clear();
   const auto now = m_policy.clock->wall();
-  const long long down_for = seconds(m_policy.clock->now() - outage.began);
+  const std::string down_for = span(m_policy.clock->now() - outage.began);
   alerts::EventAlert alert;
   alert.kind = alerts::AlertKind::critical;
   alert.message =
-      fmt::format("The {} database has not answered for {} s: requests that need it get 503. Sent "
+      fmt::format("The {} database has not answered for {}: requests that need it get 503. Sent "
                   "directly: the health log and the alert outbox are in that database.",
                   m_settings.database, down_for);
   alert.time = clock::iso8601(now);
@@ -182,21 +190,21 @@ void DatabaseWatch::on_due(const Outage &outage) {
                               [this](std::chrono::milliseconds d) { return pause(d); });
   m_alert = fmt::format("sent directly to {} of {} chat(s)", m_delivered, m_policy.chat_ids.size());
   log::with_fields(spdlog::level::err,
-                   fmt::format("database watch: the database has not answered for {} s; CRITICAL "
+                   fmt::format("database watch: the database has not answered for {}; CRITICAL "
                                "alert {}",
                                down_for, m_alert),
                    {{"condition", k_condition}, {"error", outage.error}});
 }
 
 void DatabaseWatch::on_resolved(const Outage &outage) {
-  const long long down_for = seconds(outage.ended_at - outage.began_at);
+  const std::string down_for = span(outage.ended_at - outage.began_at);
   std::string resolved = "none";
   if (outage.alerted && alerts_kind(alerts::AlertKind::critical)) {
     if (m_claims.release) m_claims.release();
     if (alerts_kind(alerts::AlertKind::resolved)) {
       alerts::ResolvedNotice notice;
       notice.message =
-          fmt::format("The {} database answers again after {} s.", m_settings.database, down_for);
+          fmt::format("The {} database answers again after {}.", m_settings.database, down_for);
       notice.time = clock::iso8601(outage.ended_at);
       notice.instance = m_settings.instance;
       notice.critical_since = clock::iso8601(outage.began_at);
@@ -212,7 +220,7 @@ void DatabaseWatch::on_resolved(const Outage &outage) {
           fmt::format("sent directly to {} of {} chat(s)", delivered, m_policy.chat_ids.size());
     }
   }
-  spdlog::info("database watch: the database answers again after {} s of outage; RESOLVED {}",
+  spdlog::info("database watch: the database answers again after {} of outage; RESOLVED {}",
                down_for, resolved);
   if (m_pending.size() >= k_pending_limit) {
     spdlog::warn("database watch: the events of an outage that began at {} were not written",
@@ -229,19 +237,19 @@ void DatabaseWatch::write_pending() {
   while (!m_pending.empty() && !m_stopping.load()) {
     PendingRecord &pending = m_pending.front();
     const Outage outage = pending.outage;
-    const long long down_for = seconds(outage.ended_at - outage.began_at);
+    const std::string down_for = span(outage.ended_at - outage.began_at);
     const nlohmann::json metadata = {{"condition", k_condition},
                                      {"outage_started_at", clock::iso8601(outage.began_at)},
                                      {"outage_ended_at", clock::iso8601(outage.ended_at)},
-                                     {"down_for_s", down_for},
+                                     {"down_for_s", seconds(outage.ended_at - outage.began_at)},
                                      {"failed_probes", outage.failed_probes},
                                      {"last_error", outage.error},
                                      {"alert", pending.alert}};
     const std::string critical = fmt::format(
-        "the {} database did not answer from {} to {} ({} s); alert {}", m_settings.database,
+        "the {} database did not answer from {} to {} ({}); alert {}", m_settings.database,
         clock::iso8601(outage.began_at), clock::iso8601(outage.ended_at), down_for, pending.alert);
     const std::string info =
-        fmt::format("the {} database answers again after {} s of outage (since {})",
+        fmt::format("the {} database answers again after {} of outage (since {})",
                     m_settings.database, down_for, clock::iso8601(outage.began_at));
     const std::string instance = m_settings.instance;
     // Logged only (no alerting policy): the messages were sent directly.
