@@ -8,7 +8,8 @@ event, with its start and end) to the health log (docs/alerts.md, "Database
 outage").
 
 - One `usher serve`, PostgreSQL shut down for longer than the threshold:
-  exactly one CRITICAL per chat (not before the threshold), then after the
+  exactly one CRITICAL per chat (not before the threshold; the Bot API's
+  first answer is a 429, whose retry_after is waited), then after the
   restart exactly one RESOLVED per chat, and the two events in the database.
 - Two `usher serve` on one PostgreSQL and one Redis: the claim in Redis lets
   one of them alert: one CRITICAL and one RESOLVED per chat in all, naming
@@ -28,7 +29,7 @@ import secrets
 import time
 import unittest
 
-from fake_telegram import FakeTelegram
+from fake_telegram import FakeTelegram, too_many
 from pg_harness import PostgresCluster
 from redis_harness import RedisServer, redis_env, sibling, unique_prefix
 from usher_harness import ServerPerTestCase, UsherServer, wait_until
@@ -119,7 +120,14 @@ class DatabaseOutageAlertTest(ServerPerTestCase):
 
     def test_postgresql_stopped_past_the_threshold_alerts_once_and_resolves_once(self):
         (server,) = self.start_servers(["dbwatch"])
+        self.fake.push(too_many(retry_after=1))  # the first request: flood control
         down_at, critical, resolved = self.outage([server])
+
+        # The 429 was obeyed: its chat's delivery came retry_after later.
+        limited = [r for r in self.fake.snapshot() if r.status == 429]
+        self.assertEqual(len(limited), 1, self.fake.snapshot())
+        (retried,) = [m for m in critical if m.chat_id == limited[0].chat_id]
+        self.assertGreaterEqual(retried.received_at - limited[0].received_at, 0.95)
 
         self.assertEqual(per_chat(critical), {chat: 1 for chat in CHATS}, critical)
         self.assertEqual(per_chat(resolved), {chat: 1 for chat in CHATS}, resolved)
