@@ -152,7 +152,6 @@ void DatabaseWatch::on_due(const Outage &outage) {
   if (!alerts_kind(alerts::AlertKind::critical)) {
     m_tracker.mark_alerted();
     m_alert = "not sent: alerts are off or CRITICAL is not in ALERT_KINDS";
-    m_delivered = 0;
     log::with_fields(spdlog::level::err,
                      fmt::format("database watch: the database has not answered for {}",
                                  span(m_policy.clock->now() - outage.began)),
@@ -186,9 +185,9 @@ void DatabaseWatch::on_due(const Outage &outage) {
                    {"failing_since", clock::iso8601(outage.began_at)},
                    {"failed_probes", outage.failed_probes},
                    {"error", outage.error}};
-  m_delivered = m_direct.send(alerts::format_event(alert), m_stopping,
-                              [this](std::chrono::milliseconds d) { return pause(d); });
-  m_alert = fmt::format("sent directly to {} of {} chat(s)", m_delivered, m_policy.chat_ids.size());
+  const int delivered = m_direct.send(alerts::format_event(alert), m_stopping,
+                                      [this](std::chrono::milliseconds d) { return pause(d); });
+  m_alert = fmt::format("sent directly to {} of {} chat(s)", delivered, m_policy.chat_ids.size());
   log::with_fields(spdlog::level::err,
                    fmt::format("database watch: the database has not answered for {}; CRITICAL "
                                "alert {}",
@@ -230,7 +229,6 @@ void DatabaseWatch::on_resolved(const Outage &outage) {
   m_pending.push_back({outage, m_alert, 0});
   m_alert.clear();
   m_left_to.clear();
-  m_delivered = 0;
 }
 
 void DatabaseWatch::write_pending() {

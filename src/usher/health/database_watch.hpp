@@ -146,7 +146,6 @@ private:
   std::unique_ptr<soci::session> m_sql;
   std::string m_alert;   // what became of the current outage's CRITICAL
   std::string m_left_to; // the holder another instance's claim named, last logged
-  int m_delivered = 0;   // chats that got the current outage's CRITICAL
   std::deque<PendingRecord> m_pending;
   std::atomic<long long> m_recorded{0};
   std::atomic<bool> m_stopping{false};
