@@ -36,11 +36,10 @@ FAILS, never skips.
 
 import os
 import re
+import secrets
 import threading
 import time
 import unittest
-
-import secrets
 
 from fake_telegram import FakeTelegram
 from net_faults import NetnsPostgres
