@@ -39,7 +39,7 @@ test_slots="${USHER_TEST_SLOTS:-$((2 * jobs))}"
 
 # The unit tests that run under TSan: everything with threads, locks or
 # atomics in it (ctest regex over GoogleTest names). Add new suites here.
-tsan_tests='^(ModeCache|WriteBatcher|StoreAsync|ProvisionerTest|ProvisionQueuedTest|IntakeTest|JobStoreTest|ApiTest|ResponderTest|InFlight|BlockingPool|EmbeddedQueue|JobQueue|Worker|TokenRegistry|HashingPool|StallWatchdog)[A-Za-z]*\.'
+tsan_tests='^(ModeCache|WriteBatcher|StoreAsync|ProvisionerTest|ProvisionQueuedTest|IntakeTest|JobStoreTest|ApiTest|ResponderTest|InFlight|BlockingPool|EmbeddedQueue|JobQueue|Worker|TokenRegistry|HashingPool|StallWatchdog|DatabaseWatch)[A-Za-z]*\.'
 
 # Sanitizer builds use clang (Debian's clang 14): a second compiler's
 # warnings on every file, and the same runtime as the fuzzers. build-asan/ is

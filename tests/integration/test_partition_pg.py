@@ -20,12 +20,15 @@ database is unreachable) within 10 s, never a transport error or a hang;
 throughout; usher recovers without a restart; every 2xx email is exactly one
 account with one succeeded job, and an account exists only for an email that
 was answered 2xx or 503 (a write whose COMMIT was cut may be committed,
-docs/operations.md). What usher records for the outage: no health event (the
-database it would be written to is the one that is gone), the ERROR log line
+docs/operations.md). What usher records for the outage: the ERROR log line
 "the database did not answer in time: connection closed (it reconnects)"
 from the watchdog, and "database connection failed: ..." for the
 connections tried during the cut (both asserted; the writer's "database
-write batch of N failed" is counted too).
+write batch of N failed" is counted too). And what the admin hears: the
+database watch (DB_OUTAGE_ALERT_MS, here 5 s) sends one CRITICAL per chat
+directly to the fake Bot API (on the near side of the partition) during
+the cut and one RESOLVED after it, then writes the outage to the health log
+as one CRITICAL and one INFO event (the only CRITICAL or ERROR events).
 
 Needs root, iproute2 and PostgreSQL (CI has all three): without them the test
 FAILS, never skips.
@@ -33,10 +36,12 @@ FAILS, never skips.
 
 import os
 import re
+import secrets
 import threading
 import time
 import unittest
 
+from fake_telegram import FakeTelegram
 from net_faults import NetnsPostgres
 from usher_harness import ServerPerTestCase, http_request, unique_email, wait_until
 
@@ -52,6 +57,21 @@ AFTER = 20
 WATCHDOG_LINE = r"the database did not answer in time: connection closed \(it reconnects\)"
 LOG_LINES = {"watchdog": WATCHDOG_LINE, "connect": r"database connection failed: ",
              "batch failed": r"database write batch of \d+ failed: "}
+TOKEN = f"7{secrets.randbelow(10**9):09d}:AAE{secrets.token_urlsafe(26)}"
+CHATS = ("1001", "-1002")
+OUTAGE_ALERT_MS = 5000
+CRITICAL = "\U0001F6A8 CRITICAL"
+RESOLVED = "\u2705 RESOLVED"
+
+
+def outage_messages(requests, head):
+    """Delivered messages that open with `head` and are about the database."""
+    return [r for r in requests if r.status == 200 and r.visible
+            and r.visible.startswith(head) and "database" in r.visible]
+
+
+def chats_of(messages):
+    return sorted(str(m.chat_id) for m in messages)
 
 
 class Load:
@@ -123,8 +143,16 @@ class PostgresPartitionTest(ServerPerTestCase):
         cluster = far.cluster
         database = cluster.create_database("partition")
         url = f"{cluster.url(database)}&connect_timeout={CONNECT_TIMEOUT_S}"
-        server = self.new_server("pgpartition", mode="async_queue",
+        fake = FakeTelegram(TOKEN)
+        self.addCleanup(fake.close)
+        # Alerts on from start() (the set-up's CLI commands run without them).
+        server = self.new_server("pgpartition", start=False, mode="async_queue",
                                  env={**ENV, "DATABASE_URL": url}, pg=(cluster, database))
+        server.env.update({"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_ADMIN_CHAT_ID": ",".join(CHATS),
+                           "TELEGRAM_API_URL": fake.url, "TELEGRAM_TIMEOUT_MS": "2000",
+                           "TELEGRAM_CONNECT_TIMEOUT_MS": "1000", "ALERT_BACKOFF_MS": "200",
+                           "DB_OUTAGE_ALERT_MS": str(OUTAGE_ALERT_MS)})
+        server.start()
         self.assertEqual(server.get("/readyz").status, 200)
         load = Load(server)
         self.addCleanup(load.stop)
@@ -151,6 +179,9 @@ class PostgresPartitionTest(ServerPerTestCase):
         # Still unreachable at the end of the cut: answers are still 503s, none 2xx.
         self.assertEqual(load.count("cut", 201) + load.count("cut", 202), 0,
                          "a 2xx while the database was unreachable")
+        # The database watch alerted during the cut, directly.
+        fake.wait_for(lambda s: chats_of(outage_messages(s, CRITICAL)) == sorted(CHATS),
+                      timeout=5.0, what=f"one CRITICAL per chat during the {CUT_S} s cut")
 
         far.restore()
         restored_at = time.monotonic()
@@ -210,10 +241,26 @@ class PostgresPartitionTest(ServerPerTestCase):
         lines = {what: len(re.findall(pattern, log)) for what, pattern in LOG_LINES.items()}
         print(f"log lines since the cut: {lines}")
         self.assertGreater(lines["connect"], 0, "no failed connection logged during the cut")
-        events = server.query("SELECT event_type, message FROM system_health_logs "
-                              "WHERE event_type IN ('CRITICAL', 'ERROR')")
-        self.assertEqual(events, [], "a health event for the database outage (none is "
-                         "recorded today: docs/operations.md; update both if that changes)")
+        # What the admin hears: one CRITICAL (during the cut) and one RESOLVED
+        # (after it) per chat, sent directly; then the outage in the health log.
+        snap = fake.wait_for(lambda s: chats_of(outage_messages(s, RESOLVED)) == sorted(CHATS),
+                             timeout=30, what="the RESOLVED in every chat")
+        self.assertEqual(chats_of(outage_messages(snap, CRITICAL)), sorted(CHATS),
+                         "exactly one CRITICAL per chat")
+        self.assertEqual(chats_of(outage_messages(snap, RESOLVED)), sorted(CHATS),
+                         "exactly one RESOLVED per chat")
+        self.assertTrue(all(r.received_at >= restored_at
+                            for r in outage_messages(snap, RESOLVED)), "RESOLVED during the cut")
+        events = wait_until(
+            lambda: server.query("SELECT event_type, message FROM system_health_logs "
+                                 "WHERE event_type IN ('CRITICAL', 'ERROR', 'INFO') AND message "
+                                 "LIKE 'the PostgreSQL database%' ORDER BY id"),
+            30, "the outage's events in the health log", until=lambda rows: len(rows) >= 2)
+        self.assertEqual([e[0] for e in events], ["CRITICAL", "INFO"], events)
+        others = server.query("SELECT event_type, message FROM system_health_logs WHERE "
+                              "event_type IN ('CRITICAL', 'ERROR') AND message NOT LIKE "
+                              "'the PostgreSQL database%'")
+        self.assertEqual(others, [], "a CRITICAL or ERROR event other than the outage's")
         server.assert_no_secrets_in_logs()
 
 

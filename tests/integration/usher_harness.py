@@ -54,6 +54,8 @@ SETTING_NAMES = [
     "REDIS_PREFIX", "REDIS_COMMAND_TIMEOUT_MS", "REDIS_CONNECT_TIMEOUT_MS",
     "REDIS_BREAKER_FAILURES", "REDIS_BREAKER_OPEN_MS", "REDIS_SWEEP_INTERVAL_MS",
     "REDIS_SWEEP_GRACE_MS",
+    # the database outage watch (docs/alerts.md)
+    "DB_OUTAGE_ALERT_MS",
 ]
 
 # Tables whose row counts prove that a rejected request wrote nothing.

@@ -81,6 +81,7 @@ TEST(Config, DefaultsFollowTheSpec) {
   EXPECT_TRUE(config->telegram_admin_chat_ids.empty());
   EXPECT_EQ(config->telegram_api_url, "https://api.telegram.org");
   EXPECT_EQ(config->alert_throttle, 60000ms);
+  EXPECT_EQ(config->db_outage_alert, 10000ms);
   EXPECT_FALSE(config->instance.empty()) << "defaults to the host name";
   EXPECT_EQ(config->log_format, LogFormat::text);
 }
@@ -104,6 +105,7 @@ TEST(Config, ReadsEveryKindOfValueFromTheEnvironment) {
                                  {"TELEGRAM_ADMIN_CHAT_ID", "42"},
                                  {"TELEGRAM_API_URL", "http://127.0.0.1:9999//"},
                                  {"ALERT_THROTTLE_MS", "0"},
+                                 {"DB_OUTAGE_ALERT_MS", "0"},
                                  {"USHER_INSTANCE", "usher-a"},
                                  {"LOG_FORMAT", "json"}});
   ASSERT_TRUE(config) << config.error().detail;
@@ -120,6 +122,7 @@ TEST(Config, ReadsEveryKindOfValueFromTheEnvironment) {
   EXPECT_EQ(config->telegram_admin_chat_ids, std::vector<std::string>{"42"});
   EXPECT_EQ(config->telegram_api_url, "http://127.0.0.1:9999");
   EXPECT_EQ(config->alert_throttle, 0ms);
+  EXPECT_EQ(config->db_outage_alert, 0ms);
   EXPECT_EQ(config->instance, "usher-a");
   EXPECT_EQ(config->log_format, LogFormat::json);
 }

@@ -23,6 +23,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <usher/alerts/direct.hpp>
 #include <usher/alerts/outbox.hpp>
 #include <usher/alerts/policy.hpp>
 #include <usher/alerts/sender.hpp>
@@ -31,6 +32,7 @@
 #include <usher/auth/attempt_limiter.hpp>
 #include <usher/auth/hashing_pool.hpp>
 #include <usher/auth/token_admin.hpp>
+#include <usher/health/database_watch.hpp>
 #include <usher/health/health_log.hpp>
 #include <usher/health/log_reader.hpp>
 #include <usher/http/api.hpp>
@@ -46,6 +48,7 @@
 #include <usher/provisioning/user_directory.hpp>
 #include <usher/queue/embedded_queue.hpp>
 #include <usher/queue/redis_queue.hpp>
+#include <usher/redis/alert_claim.hpp>
 #include <usher/redis/channel.hpp>
 #include <usher/store/blocking_pool.hpp>
 #include <usher/store/database.hpp>
@@ -337,6 +340,78 @@ std::unique_ptr<alerts::AlertSender> start_alert_sender(const store::Database &d
   return sender;
 }
 
+// With Redis, the instances on one database agree through a claim in Redis
+// on which of them alerts about its outage (redis/alert_claim.hpp); without
+// it each alerts on its own. A claim that Redis cannot answer alerts.
+health::OutageClaims outage_claims(const config::Config &config,
+                                   const health::DatabaseWatchSettings &settings) {
+  if (!config.redis) return {};
+  auto claim = std::make_shared<redis::AlertClaim>(
+      *config.redis, redis::Timeouts{config.redis_connect_timeout, config.redis_command_timeout},
+      redis::database_outage_key(config.redis_prefix),
+      fmt::format("{} (pid {})", config.instance, ::getpid()));
+  // The holder renews its claim on every probe; one that stopped loses it
+  // after this and another instance alerts.
+  const auto ttl =
+      std::max<std::chrono::milliseconds>(15 * settings.interval, std::chrono::seconds(15));
+  // After the RESOLVED, the instances that see the database back a little
+  // later do not open an outage of their own.
+  const auto grace =
+      std::max<std::chrono::milliseconds>(settings.threshold, 10 * settings.interval);
+  health::OutageClaims claims;
+  claims.take = [claim, ttl] {
+    const auto taken = claim->take(ttl);
+    if (taken) return *taken;
+    spdlog::warn("database watch: Redis cannot say whether another instance alerts ({}); this "
+                 "one does",
+                 taken.error().detail);
+    return true;
+  };
+  claims.keep = [claim, ttl] {
+    if (const auto kept = claim->keep(ttl); !kept) {
+      spdlog::warn("database watch: could not renew the alert claim in Redis: {}",
+                   kept.error().detail);
+    }
+  };
+  claims.release = [claim, grace] {
+    if (const auto released = claim->release(grace); !released) {
+      spdlog::warn("database watch: could not release the alert claim in Redis: {}",
+                   released.error().detail);
+    }
+  };
+  claims.holder = [claim] {
+    const auto holder = claim->holder();
+    return holder ? *holder : std::string();
+  };
+  return claims;
+}
+
+// The database outage watch unless DB_OUTAGE_ALERT_MS is 0; it runs until
+// stopped (before the writer).
+std::unique_ptr<health::DatabaseWatch> start_database_watch(const store::Database &db,
+                                                            store::WriteBatcher &writer,
+                                                            const config::Config &config,
+                                                            const alerts::AlertPolicy &policy) {
+  if (config.db_outage_alert.count() == 0) return nullptr;
+  health::DatabaseWatchSettings settings;
+  settings.threshold = config.db_outage_alert;
+  settings.interval =
+      std::min<std::chrono::milliseconds>(std::chrono::seconds(1), config.db_outage_alert);
+  // A probe cut by the watchdog counts as one failure; within the
+  // threshold there is room for a few.
+  settings.probe_limit = std::clamp<std::chrono::milliseconds>(
+      config.db_outage_alert / 2, std::chrono::seconds(1), std::chrono::seconds(5));
+  settings.instance = config.instance;
+  settings.database = db.dialect() == store::Dialect::sqlite ? "SQLite" : "PostgreSQL";
+  alerts::DirectSettings direct;
+  direct.telegram = alerts::sender_settings(config).telegram;
+  direct.retry.backoff = config.alert_backoff;
+  auto watch = std::make_unique<health::DatabaseWatch>(db, writer, policy, direct,
+                                                       outage_claims(config, settings), settings);
+  watch->start();
+  return watch;
+}
+
 // Health events of the queue: the circuit opening is CRITICAL (alerted,
 // and folded with the per-request fallbacks of the same condition); a probe
 // closing it resolves the condition (INFO and a RESOLVED notice).
@@ -477,6 +552,7 @@ int run_worker(const config::Config &config) {
   worker.start();
   auto alert_sender = start_alert_sender(db, writer, config, alert_policy, recorded);
   auto outbound_sender = start_outbound_sender(db, writer, config);
+  auto database_watch = start_database_watch(db, writer, config, alert_policy);
   std::printf("usher worker running (%u threads)\n", config.worker_concurrency);
   if (metrics_server) {
     const std::string metrics_url =
@@ -495,6 +571,7 @@ int run_worker(const config::Config &config) {
   queue->stop();
   if (alert_sender) alert_sender->stop();
   if (outbound_sender) outbound_sender->stop();
+  if (database_watch) database_watch->stop();
   writer.stop();
   spdlog::info("usher worker stopped after {} jobs", worker.succeeded());
   return 0;
@@ -775,6 +852,7 @@ int serve(const config::Config &config) {
   if (config.start_worker) worker.start();
   auto alert_sender = start_alert_sender(db, writer, config, alert_policy, &registry);
   auto outbound_sender = start_outbound_sender(db, writer, config);
+  auto database_watch = start_database_watch(db, writer, config, alert_policy);
 
   const std::string url = fmt::format("http://{}:{}", config.listen_host, port);
   std::printf("usher listening on %s\n", url.c_str());
@@ -820,6 +898,7 @@ int serve(const config::Config &config) {
   if (listener) listener->stop();
   if (alert_sender) alert_sender->stop();
   if (outbound_sender) outbound_sender->stop();
+  if (database_watch) database_watch->stop();
   maintenance.stop();
   hashing.stop();
   pool.stop();

@@ -383,6 +383,10 @@ std::vector<Setting> make_settings() {
       number("DB_STATEMENT_TIMEOUT_MS",
              "PostgreSQL: longest run of one statement (statement_timeout)", 100, 3600000,
              &Config::db_statement_timeout),
+      number("DB_OUTAGE_ALERT_MS",
+             "how long the database fails every probe before a CRITICAL alert is sent directly "
+             "(0: no probe)",
+             0, k_day_ms, &Config::db_outage_alert),
       {"SQLITE_SYNCHRONOUS", "full (a commit survives power loss) or normal (survives a crash)",
        [](Config &c, const std::string &v) -> std::optional<std::string> {
          if (v != "full" && v != "normal")

@@ -86,6 +86,9 @@ struct Config {
   // PostgreSQL's statement_timeout on every connection (lock_timeout is
   // db_busy_timeout).
   std::chrono::milliseconds db_statement_timeout{30000};
+  // The database has failed every probe this long: a CRITICAL alert is sent
+  // directly to Telegram (health/database_watch.hpp); 0 turns the probe off.
+  std::chrono::milliseconds db_outage_alert{10000};
   bool sqlite_synchronous_full = true; // SQLITE_SYNCHRONOUS=full|normal
   // SQLITE_WAL_LIMIT_MIB: past this size the writer truncates the WAL with a
   // blocking checkpoint, and the file is trimmed back to it after a reset.
