@@ -130,7 +130,10 @@ def hang(seconds=30.0):
 
 
 class FakeTelegram:
-    def __init__(self, token):
+    def __init__(self, token, host="127.0.0.1", within=None):
+        """Listens on `host`:<free port>. `within(make)`, if given, creates the
+        listener (net_faults' link.within: in a network namespace, with `host`
+        the address of its end of the link)."""
         self.token = token
         self.requests = []
         self._lock = threading.Condition()
@@ -149,10 +152,12 @@ class FakeTelegram:
             def do_POST(self):
                 fake._handle(self)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        def make():
+            return ThreadingHTTPServer((host, 0), Handler)
+        self.server = within(make) if within else make()
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
 

@@ -8,6 +8,11 @@ and calls hang until their timeout, nothing is refused) and restore() sets it
 up again. It needs root and `ip`: without them the test FAILS, never skips
 (CI runs as root; the network-fault tests must run there).
 
+A link's within(make) runs `make` on a thread that joined the namespace
+(setns), so the sockets it creates listen on the far side: the fake Telegram
+Bot API goes there too (FakeTelegram(..., within=link.within)), and a cut
+takes it away with the server behind it.
+
 FaultProxy is a small TCP proxy between usher and a redis-server on loopback
 that adds latency, drops a share of the forwarded chunks (bytes vanish from
 the stream, as on a lossy link that the transport cannot repair) and stalls
@@ -18,6 +23,7 @@ Every process started here is registered with usher_harness's atexit
 leftover-killer; every wait has a bound.
 """
 
+import ctypes
 import os
 import random
 import shutil
@@ -32,6 +38,8 @@ from usher_harness import WaitTimeout, _live_lock, _live_processes, wait_until
 
 IP = "/usr/sbin/ip"
 CMD_TIMEOUT = 10.0
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def _ip(*args, netns=None):
@@ -89,6 +97,30 @@ class _NetnsLink:
         for cmd in ([IP, "netns", "del", self.netns], [IP, "link", "del", self.host_if]):
             subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            timeout=CMD_TIMEOUT, stdin=subprocess.DEVNULL)
+
+    def within(self, make):
+        """make() on a thread of its own that joined the namespace; returns its
+        result. A socket it creates belongs to the namespace (a listener there
+        binds the far end's address, self.ns_ip) and works from any thread."""
+        result, failure = [], []
+
+        def run():
+            try:
+                with open(f"/run/netns/{self.netns}") as ns:
+                    if _libc.setns(ns.fileno(), CLONE_NEWNET) != 0:
+                        raise OSError(ctypes.get_errno(), f"setns into {self.netns} failed")
+                result.append(make())
+            except BaseException as e:  # noqa: BLE001 - raised again by the caller
+                failure.append(e)
+        # The thread ends inside the namespace: only it ever joined it.
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        thread.join(CMD_TIMEOUT)
+        if failure:
+            raise failure[0]
+        if not result:
+            raise AssertionError(f"make() inside {self.netns} did not return in {CMD_TIMEOUT} s")
+        return result[0]
 
     def cut(self):
         """The namespace's end goes down: packets to and from it vanish."""

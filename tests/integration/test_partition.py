@@ -1,6 +1,8 @@
 """Real network faults between usher and Redis, under load (issue 15, item 4).
 
-PartitionTest: redis-server runs in a network namespace behind a veth pair; while
+PartitionTest: redis-server and the fake Telegram Bot API run in a network
+namespace behind a veth pair (the alerts of the outage wait in the durable
+outbox until the link is back); while
 16 clients POST, the link is cut (`ip link set ... down` on the namespace side:
 packets vanish, calls hang until their timeout) for USHER_PARTITION_CUT_S
 seconds (default 12: the issue's 30 s proves nothing more about the breaker,
@@ -118,8 +120,12 @@ class Load:
 class FaultAssertions(ExactlyOnceAssertions):
     timeout_ms = COMMAND_TIMEOUT_MS
 
-    def start_server(self, redis_url, name, **extra):
-        self.fake = self.own(FakeTelegram(TOKEN))
+    def start_server(self, redis_url, name, telegram_behind=None, **extra):
+        """`telegram_behind`: a net_faults link whose far side the fake Bot API
+        listens on (cut with it); loopback otherwise."""
+        link = telegram_behind
+        self.fake = self.own(FakeTelegram(TOKEN, host=link.ns_ip, within=link.within)
+                             if link else FakeTelegram(TOKEN))
         env = {"REDIS_URL": redis_url, "REDIS_PREFIX": unique_prefix(name), **FAST_REDIS,
                "REDIS_COMMAND_TIMEOUT_MS": self.timeout_ms,
                "REDIS_CONNECT_TIMEOUT_MS": self.timeout_ms,
@@ -236,7 +242,9 @@ class FaultAssertions(ExactlyOnceAssertions):
 class PartitionTest(FaultAssertions, ServerPerTestCase):
     def test_link_cut_under_load(self):
         redis = self.own(NetnsRedis())
-        server = self.start_server(redis.url, "partition")
+        # The Bot API sits behind the same link: the cut takes it away too, so
+        # the CRITICAL waits in the outbox and arrives once the link is back.
+        server = self.start_server(redis.url, "partition", telegram_behind=redis)
         load = Load(server)
         self.run_until(load, "before", lambda: load.count("before", 202) >= QUEUED_BEFORE, 30.0,
                        f"{QUEUED_BEFORE} jobs queued before the cut")
@@ -245,7 +253,12 @@ class PartitionTest(FaultAssertions, ServerPerTestCase):
         def cut():
             redis.cut()
             self.assertFalse(redis.reachable(), "Redis still answers across the cut link")
-        self.outage(load, cut, redis.restore, "partition", CUT_S)
+
+        def restore():
+            # Nothing crossed the cut link: the CRITICAL is still in the outbox.
+            self.assertEqual(self.fake.snapshot(), [], "a message crossed the cut link")
+            redis.restore()
+        self.outage(load, cut, restore, "partition", CUT_S)
         self.assertTrue(load.stop(), "a client thread hung")
         accepted = self.check_load(load)
         self.check_exactly_once(server, accepted)

@@ -322,5 +322,50 @@ TEST_F(AlertsOutbox, ClaimIsALeaseAndEveryOutcomeIsRecorded) {
   EXPECT_FALSE(has_due(*m_sql, clock::iso8601(now + 1h)));
 }
 
+TEST_F(AlertsOutbox, EachChatGetsItsMessagesInTheOrderTheyWereWritten) {
+  m_policy.chat_ids = {"111", "222"};
+  record(EventType::critical, "queue down", "q");
+  const auto now = m_clock.wall();
+  const std::string now_text = clock::iso8601(now);
+  // The CRITICAL to 111 fails and waits 10 s for its retry; 222's is sent.
+  auto first = claim_next(*m_sql, now_text, clock::iso8601(now + 30s));
+  ASSERT_TRUE(first);
+  ASSERT_EQ(first->chat_id, "111");
+  schedule_retry(*m_sql, first->id, clock::iso8601(now + 10s), "timed out");
+  auto other = claim_next(*m_sql, now_text, clock::iso8601(now + 30s));
+  ASSERT_TRUE(other);
+  ASSERT_EQ(other->chat_id, "222");
+  mark_sent(*m_sql, other->id, "222", now_text);
+
+  // The queue recovers at once: the RESOLVED to 222 goes, 111's waits behind
+  // its CRITICAL.
+  ASSERT_TRUE(health::record_resolved(*m_sql, "queue back", {}, "unit", {&m_policy, "q"}));
+  auto resolved = claim_next(*m_sql, now_text, clock::iso8601(now + 30s));
+  ASSERT_TRUE(resolved);
+  EXPECT_EQ(resolved->chat_id, "222");
+  EXPECT_EQ(resolved->kind, "RESOLVED");
+  mark_sent(*m_sql, resolved->id, "222", now_text);
+  EXPECT_FALSE(has_due(*m_sql, now_text)) << "111's RESOLVED is not due before its CRITICAL";
+  EXPECT_FALSE(claim_next(*m_sql, now_text, clock::iso8601(now + 30s)));
+
+  // At the retry: the CRITICAL first, then (while it is leased, and after it)
+  // the RESOLVED.
+  const std::string retry_text = clock::iso8601(now + 10s);
+  auto again = claim_next(*m_sql, retry_text, clock::iso8601(now + 40s));
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->id, first->id);
+  EXPECT_FALSE(claim_next(*m_sql, retry_text, clock::iso8601(now + 40s)))
+      << "the RESOLVED went while its CRITICAL was being sent";
+  mark_sent(*m_sql, again->id, "111", retry_text);
+  auto last = claim_next(*m_sql, retry_text, clock::iso8601(now + 40s));
+  ASSERT_TRUE(last);
+  EXPECT_EQ(last->chat_id, "111");
+  EXPECT_EQ(last->kind, "RESOLVED");
+  // A message that failed for good does not hold the chat up.
+  mark_failed(*m_sql, last->id, "HTTP 400: message is too long");
+  record(EventType::error, "a job died", "jobs");
+  EXPECT_TRUE(has_due(*m_sql, clock::iso8601(m_clock.wall())));
+}
+
 } // namespace
 } // namespace usher::alerts

@@ -11,18 +11,31 @@ constexpr const char *k_insert =
     "next_attempt_at, created_at) VALUES (:health_log_id, :chat_id, :kind, :text, 'pending', 0, "
     ":next_attempt_at, :created_at)";
 
+// Messages to one chat go in the order they were written: a message is due
+// only when no earlier message to its chat is still pending (waiting for a
+// retry, or leased by a sender). Without it a RESOLVED could reach the chat
+// before the CRITICAL it resolves, when the CRITICAL's first attempts failed
+// (the Bot API unreachable) and it was still in its backoff when the
+// RESOLVED was written.
+#define USHER_OUTBOX_HEAD_OF_CHAT                                                                  \
+  "o.status = 'pending' AND NOT EXISTS (SELECT 1 FROM alert_outbox e WHERE e.chat_id = "           \
+  "o.chat_id AND e.status = 'pending' AND e.id < o.id)"
+
 constexpr const char *k_has_due =
-    "SELECT COUNT(*) FROM (SELECT id FROM alert_outbox WHERE status = 'pending' "
-    "AND next_attempt_at <= :now LIMIT 1) due";
+    "SELECT COUNT(*) FROM (SELECT o.id FROM alert_outbox o WHERE " USHER_OUTBOX_HEAD_OF_CHAT
+    " AND o.next_attempt_at <= :now LIMIT 1) due";
 
 // The outer conditions repeat the inner ones so that, on PostgreSQL, a row
 // another sender claimed meanwhile is not claimed twice; {SKIP_LOCKED} lets
-// that other sender take the next row instead of waiting for this one.
+// that other sender take the next row instead of waiting for this one (the
+// next row of another chat: one of the same chat waits behind the first).
 constexpr const char *k_claim =
     "UPDATE alert_outbox SET next_attempt_at = :lease_until "
-    "WHERE id = (SELECT id FROM alert_outbox WHERE status = 'pending' AND next_attempt_at <= :now "
-    "ORDER BY id LIMIT 1{SKIP_LOCKED}) AND status = 'pending' AND next_attempt_at <= :now2 "
-    "RETURNING id, chat_id, kind, text, attempts, created_at";
+    "WHERE id = (SELECT o.id FROM alert_outbox o WHERE " USHER_OUTBOX_HEAD_OF_CHAT
+    " AND o.next_attempt_at <= :now ORDER BY o.id LIMIT 1{SKIP_LOCKED}) AND status = 'pending' "
+    "AND next_attempt_at <= :now2 RETURNING id, chat_id, kind, text, attempts, created_at";
+
+#undef USHER_OUTBOX_HEAD_OF_CHAT
 
 constexpr const char *k_sent =
     "UPDATE alert_outbox SET status = 'sent', attempts = attempts + 1, sent_at = :now, "

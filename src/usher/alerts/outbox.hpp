@@ -31,7 +31,9 @@ struct OutboxMessage {
   std::string created_at;
 };
 
-// True when a pending message is due at `now` (a read; no lock taken).
+// True when a pending message is due at `now` (a read; no lock taken). A
+// message is due once its time has come and no earlier message to its chat is
+// still pending: each chat gets its messages in the order they were written.
 bool has_due(soci::session &sql, const std::string &now);
 
 // Leases the oldest pending message due at `now` until `lease_until`;

@@ -8,9 +8,7 @@
 #include <usher/auth/token_admin.hpp>
 
 namespace usher::http {
-namespace {
-
-} // namespace
+namespace {} // namespace
 
 void Api::list_tokens(const Request &req) {
   authenticate(req, k_admin, [this, req](const auth::Principal &) {
