@@ -1,13 +1,17 @@
 // Fuzzes the request headers usher reads itself: Idempotency-Key
-// (idempotency::parse_key) and Authorization (auth::bearer_token, then the
-// SHA-256 the token registry is keyed by, as http/api.cpp does).
+// (idempotency::parse_key), Authorization (auth::bearer_token, then the
+// SHA-256 the token registry is keyed by, as http/api.cpp does) and
+// X-Request-Id (request_id::accept: what is accepted is echoed in a response
+// header and written to logs and alerts, so it must stay within its set).
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include <usher/auth/api_tokens.hpp>
 #include <usher/idempotency/idempotency.hpp>
 #include <usher/util/crypto.hpp>
+#include <usher/util/request_id.hpp>
 
 #include "fuzz_common.hpp"
 
@@ -25,5 +29,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
     }
     if (crypto::sha256_hex(*token).size() != 64) __builtin_trap();
   }
+  if (const auto id = request_id::accept(header)) {
+    if (id->empty() || id->size() > request_id::k_max_length || *id != header) __builtin_trap();
+    for (const char c : *id) {
+      const bool allowed = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                           (c >= '0' && c <= '9') ||
+                           std::string_view("-_.:/+=@").find(c) != std::string_view::npos;
+      if (!allowed) __builtin_trap();
+    }
+  }
+  if (request_id::accept_or_generate(header).empty()) __builtin_trap();
   return 0;
 }
