@@ -46,6 +46,7 @@
 #include <usher/metrics/registry.hpp>
 #include <usher/provisioning/provisioner.hpp>
 #include <usher/provisioning/user_directory.hpp>
+#include <usher/queue/circuit_gauge.hpp>
 #include <usher/queue/embedded_queue.hpp>
 #include <usher/queue/redis_queue.hpp>
 #include <usher/redis/alert_claim.hpp>
@@ -496,12 +497,7 @@ class WorkerMetrics {
 public:
   WorkerMetrics(const config::Config &config, metrics::Registry &registry,
                 const queue::JobQueue &queue)
-      : m_registry(registry), m_queue(queue), m_process(registry),
-        m_circuit(registry.gauge(
-            "usher_queue_circuit_state",
-            "The Redis queue's circuit breaker: 1 for the current state (closed, open, "
-            "half_open); the embedded queue is always closed.",
-            {"state"})),
+      : m_registry(registry), m_queue(queue), m_process(registry), m_circuit(registry),
         m_server(config, [this] { return render(); }) {}
 
   std::uint16_t start() { return m_server.start(); }
@@ -511,17 +507,14 @@ private:
   // On the metrics server's one I/O thread.
   std::string render() {
     m_process.refresh();
-    const auto circuit = m_queue.health().circuit;
-    for (const char *state : {"closed", "open", "half_open"}) {
-      m_circuit.with({state}).set(circuit == state ? 1 : 0);
-    }
+    m_circuit.refresh(m_queue);
     return m_registry.render();
   }
 
   metrics::Registry &m_registry;
   const queue::JobQueue &m_queue;
   metrics::ProcessMetrics m_process;
-  metrics::GaugeFamily &m_circuit;
+  queue::CircuitGauge m_circuit;
   http::MetricsServer m_server;
 };
 

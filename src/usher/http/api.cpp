@@ -85,11 +85,7 @@ Api::Api(ApiDeps deps, PasswordDeps passwords)
                                   "with every switch, wherever it was made (any instance's API, "
                                   "usher mode set).")
                           .with();
-    m_circuit = &m_deps.metrics->gauge(
-        "usher_queue_circuit_state",
-        "The Redis queue's circuit breaker: 1 for the current state (closed, open, half_open); "
-        "the embedded queue is always closed.",
-        {"state"});
+    m_circuit = std::make_unique<queue::CircuitGauge>(*m_deps.metrics);
   }
 }
 
@@ -255,10 +251,7 @@ void Api::metrics(const Request &req) {
   for (const auto each : {system::SystemMode::async_queue, system::SystemMode::sync_direct}) {
     m_mode->with({system::to_string(each)}).set(each == mode ? 1 : 0);
   }
-  const auto circuit = m_deps.queue.health().circuit;
-  for (const char *state : {"closed", "open", "half_open"}) {
-    m_circuit->with({state}).set(circuit == state ? 1 : 0);
-  }
+  m_circuit->refresh(m_deps.queue);
   reply(req, Response{200, m_deps.metrics->render(), metrics::k_content_type, {}});
 }
 

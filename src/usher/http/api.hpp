@@ -29,6 +29,7 @@
 #include <usher/metrics/process.hpp>
 #include <usher/metrics/registry.hpp>
 #include <usher/provisioning/user_directory.hpp>
+#include <usher/queue/circuit_gauge.hpp>
 #include <usher/queue/job_queue.hpp>
 #include <usher/store/async.hpp>
 #include <usher/store/blocking_pool.hpp>
@@ -212,7 +213,7 @@ private:
   metrics::CounterFamily *m_requests = nullptr;
   metrics::HistogramFamily *m_request_seconds = nullptr;
   metrics::GaugeFamily *m_mode = nullptr;
-  metrics::GaugeFamily *m_circuit = nullptr;
+  std::unique_ptr<queue::CircuitGauge> m_circuit;
   metrics::Counter *m_mode_switches = nullptr;
   metrics::Gauge *m_mode_version = nullptr;
   std::unique_ptr<metrics::ProcessMetrics> m_process;
