@@ -505,19 +505,38 @@ TEST(WriteBatcherPriority, ForegroundGoesFirstWhenBothAreQueued) {
   Gate gate;
   ASSERT_TRUE(batcher.submit(gate.blocking_write(), [](const Result<void> &) {}));
   ASSERT_TRUE(gate.wait_entered());
-  for (const char *name : {"b1", "b2", "b3"}) {
+  for (const char *name : {"b1", "b2", "b3", "b4", "b5"}) {
     ASSERT_TRUE(batcher.submit(log.apply(name), log.done(name), Priority::background));
   }
   for (const char *name : {"f1", "f2", "f3"}) {
     ASSERT_TRUE(batcher.submit(log.apply(name), log.done(name))); // foreground by default
   }
-  EXPECT_EQ(batcher.pending(Priority::background), 3u);
+  EXPECT_EQ(batcher.pending(Priority::background), 5u);
   EXPECT_EQ(batcher.pending(Priority::foreground), 3u);
   gate.open();
-  ASSERT_TRUE(log.wait_done("b3"));
+  ASSERT_TRUE(log.wait_done("b5"));
   // Foreground first, then background's share (one write for up to four
-  // foreground ones); the rest of background once foreground is empty.
-  const std::vector<std::vector<std::string>> expected{{"f1", "f2", "f3", "b1"}, {"b2", "b3"}};
+  // foreground ones); right after a batch with foreground, background alone
+  // gets its share of a batch (one of 5), then the whole batch.
+  const std::vector<std::vector<std::string>> expected{
+      {"f1", "f2", "f3", "b1"}, {"b2"}, {"b3", "b4", "b5"}};
+  EXPECT_EQ(log.batches(), expected);
+}
+
+TEST(WriteBatcherPriority, BackgroundAloneFillsTheBatch) {
+  TempDatabase temp;
+  BatchLog log;
+  WriteBatcher batcher(temp.db(), 100, 5);
+  Gate gate;
+  ASSERT_TRUE(batcher.submit(
+      gate.blocking_write(), [](const Result<void> &) {}, Priority::background));
+  ASSERT_TRUE(gate.wait_entered());
+  for (const char *name : {"b1", "b2", "b3", "b4", "b5", "b6"}) {
+    ASSERT_TRUE(batcher.submit(log.apply(name), log.done(name), Priority::background));
+  }
+  gate.open();
+  ASSERT_TRUE(log.wait_done("b6"));
+  const std::vector<std::vector<std::string>> expected{{"b1", "b2", "b3", "b4", "b5"}, {"b6"}};
   EXPECT_EQ(log.batches(), expected);
 }
 
@@ -535,7 +554,9 @@ TEST(WriteBatcherPriority, BackgroundKeepsItsShareWhileForegroundNeverStops) {
     const std::string name = "f" + std::to_string(next_foreground);
     if (batcher.submit(log.apply(name), log.done(name))) ++next_foreground;
   };
-  while (batcher.pending(Priority::foreground) < 100) submit_foreground();
+  // Enough foreground queued for every batch until background is done
+  // (15 batches of 8), whatever the pace of the feeder below.
+  while (batcher.pending(Priority::foreground) < 400) submit_foreground();
   for (std::size_t i = 0; i < k_background; ++i) {
     const std::string name = "b" + std::to_string(i);
     ASSERT_TRUE(batcher.submit(log.apply(name), log.done(name), Priority::background));
@@ -545,7 +566,7 @@ TEST(WriteBatcherPriority, BackgroundKeepsItsShareWhileForegroundNeverStops) {
   std::atomic<bool> stop_feeding{false};
   std::thread feeder([&] {
     while (!stop_feeding.load()) {
-      if (batcher.pending(Priority::foreground) < 100) {
+      if (batcher.pending(Priority::foreground) < 400) {
         submit_foreground();
       } else {
         std::this_thread::yield();
@@ -571,9 +592,9 @@ TEST(WriteBatcherPriority, BackgroundKeepsItsShareWhileForegroundNeverStops) {
     // Every batch until background is done has some of it (never starved),
     // and no more than its share while foreground waits.
     EXPECT_GE(background, 1u);
-    if (foreground > 0) {
-      EXPECT_LE(background, std::max<std::size_t>(1, foreground / k_background_ratio));
-    }
+    EXPECT_LE(background, foreground > 0 ? std::max<std::size_t>(1, foreground / k_background_ratio)
+                                         : k_batch / (k_background_ratio + 1))
+        << testing::PrintToString(batch);
     EXPECT_LE(batch.size(), k_batch);
     background_seen += background;
   }

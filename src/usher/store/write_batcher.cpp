@@ -160,7 +160,9 @@ void WriteBatcher::take_batch(std::deque<Item> &batch) {
   // While both classes wait, foreground may fill the batch but for the room
   // of background's share; background then gets one write per
   // k_background_ratio foreground ones, and at least one. With nothing in
-  // the foreground, background fills the batch.
+  // the foreground, background fills the batch, but only up to its share
+  // right after a batch that had foreground writes: requests are arriving,
+  // and the next one should not wait behind a whole batch of the worker's.
   std::size_t foreground = m_foreground.size();
   std::size_t background = m_background.size();
   if (m_max_batch == 1) {
@@ -170,17 +172,16 @@ void WriteBatcher::take_batch(std::deque<Item> &batch) {
     foreground = background_turn ? 0 : std::min<std::size_t>(foreground, 1);
     background = background_turn ? 1 : 0;
   } else {
-    if (background > 0) {
-      const std::size_t share = std::max<std::size_t>(1, m_max_batch / (k_background_ratio + 1));
-      foreground = std::min(foreground, m_max_batch - share);
-    } else {
-      foreground = std::min(foreground, m_max_batch);
-    }
+    const std::size_t share = std::max<std::size_t>(1, m_max_batch / (k_background_ratio + 1));
+    foreground = std::min(foreground, background > 0 ? m_max_batch - share : m_max_batch);
     if (foreground > 0) {
       background = std::min(background, std::max<std::size_t>(1, foreground / k_background_ratio));
+    } else if (m_foreground_recent) {
+      background = std::min(background, share);
     }
     background = std::min(background, m_max_batch - foreground);
   }
+  m_foreground_recent = foreground > 0;
   for (std::size_t i = 0; i < foreground; ++i) {
     batch.push_back(std::move(m_foreground.front()));
     m_foreground.pop_front();

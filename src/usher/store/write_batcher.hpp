@@ -8,7 +8,10 @@
 // lease upkeep, maintenance). While foreground writes wait, a batch holds at
 // most one background write for every k_background_ratio foreground ones, but
 // always at least one: intake goes first, the worker keeps a guaranteed share
-// (docs/benchmarks.md, "Intake before draining").
+// (docs/benchmarks.md, "Intake before draining"). Right after a batch with
+// foreground writes, a batch of background alone is capped at that share
+// (max_batch / (k_background_ratio + 1)), so that requests arriving then do
+// not wait behind a full batch of the worker's writes.
 #pragma once
 
 #include <atomic>
@@ -183,7 +186,8 @@ private:
   std::condition_variable m_wake;
   std::deque<Item> m_foreground;
   std::deque<Item> m_background;
-  bool m_background_turn = false; // max_batch 1: the classes alternate
+  bool m_background_turn = false;   // max_batch 1: the classes alternate
+  bool m_foreground_recent = false; // the last batch had foreground writes
   bool m_stopping = false;
   // The writer's connection and what was prepared on it; reset together
   // after a failure so the next batch reconnects.
