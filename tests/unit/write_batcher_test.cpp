@@ -447,6 +447,209 @@ TEST(WriteBatcher, PreparedObjectsStillWorkAfterAWriteWasRolledBack) {
   EXPECT_EQ(temp.count("SELECT COUNT(*) FROM items"), 2);
 }
 
+// The writer's two classes (foreground, background): what ran in which batch,
+// in order. Applies and Dones all run on the writer thread, so the log is
+// exact: a batch is a run of applies followed by its Dones.
+class BatchLog {
+public:
+  WriteBatcher::Apply apply(std::string name) {
+    return [this, name = std::move(name)](soci::session &) { add("a:" + name); };
+  }
+  WriteBatcher::Done done(std::string name) {
+    return [this, name = std::move(name)](const Result<void> &) { add("d:" + name); };
+  }
+
+  // Waits (at most k_max_wait) until `name`'s Done was called.
+  bool wait_done(const std::string &name) {
+    std::unique_lock lock(m_mutex);
+    return m_changed.wait_for(lock, k_max_wait, [&] {
+      return std::find(m_events.begin(), m_events.end(), "d:" + name) != m_events.end();
+    });
+  }
+
+  // The names applied in each batch, in order.
+  std::vector<std::vector<std::string>> batches() const {
+    std::lock_guard lock(m_mutex);
+    std::vector<std::vector<std::string>> out;
+    bool in_batch = false;
+    for (const auto &event : m_events) {
+      const bool is_apply = event.rfind("a:", 0) == 0;
+      if (is_apply && !in_batch) out.emplace_back();
+      if (is_apply) out.back().push_back(event.substr(2));
+      in_batch = is_apply;
+    }
+    return out;
+  }
+
+private:
+  void add(std::string event) {
+    std::lock_guard lock(m_mutex);
+    m_events.push_back(std::move(event));
+    m_changed.notify_all();
+  }
+  mutable std::mutex m_mutex;
+  std::condition_variable m_changed;
+  std::vector<std::string> m_events;
+};
+
+std::size_t count_prefix(const std::vector<std::string> &names, char prefix) {
+  return static_cast<std::size_t>(std::count_if(
+      names.begin(), names.end(), [&](const std::string &n) { return n.front() == prefix; }));
+}
+
+TEST(WriteBatcherPriority, ForegroundGoesFirstWhenBothAreQueued) {
+  TempDatabase temp;
+  BatchLog log;
+  // Batches of 5: while foreground waits, background keeps room for one.
+  WriteBatcher batcher(temp.db(), 100, 5);
+  Gate gate;
+  ASSERT_TRUE(batcher.submit(gate.blocking_write(), [](const Result<void> &) {}));
+  ASSERT_TRUE(gate.wait_entered());
+  for (const char *name : {"b1", "b2", "b3", "b4", "b5"}) {
+    ASSERT_TRUE(batcher.submit(log.apply(name), log.done(name), Priority::background));
+  }
+  for (const char *name : {"f1", "f2", "f3"}) {
+    ASSERT_TRUE(batcher.submit(log.apply(name), log.done(name))); // foreground by default
+  }
+  EXPECT_EQ(batcher.pending(Priority::background), 5u);
+  EXPECT_EQ(batcher.pending(Priority::foreground), 3u);
+  gate.open();
+  ASSERT_TRUE(log.wait_done("b5"));
+  // Foreground first, then background's share (one write for up to four
+  // foreground ones); right after a batch with foreground, background alone
+  // gets its share of a batch (one of 5), then the whole batch.
+  const std::vector<std::vector<std::string>> expected{
+      {"f1", "f2", "f3", "b1"}, {"b2"}, {"b3", "b4", "b5"}};
+  EXPECT_EQ(log.batches(), expected);
+}
+
+TEST(WriteBatcherPriority, BackgroundAloneFillsTheBatch) {
+  TempDatabase temp;
+  BatchLog log;
+  WriteBatcher batcher(temp.db(), 100, 5);
+  Gate gate;
+  ASSERT_TRUE(batcher.submit(
+      gate.blocking_write(), [](const Result<void> &) {}, Priority::background));
+  ASSERT_TRUE(gate.wait_entered());
+  for (const char *name : {"b1", "b2", "b3", "b4", "b5", "b6"}) {
+    ASSERT_TRUE(batcher.submit(log.apply(name), log.done(name), Priority::background));
+  }
+  gate.open();
+  ASSERT_TRUE(log.wait_done("b6"));
+  const std::vector<std::vector<std::string>> expected{{"b1", "b2", "b3", "b4", "b5"}, {"b6"}};
+  EXPECT_EQ(log.batches(), expected);
+}
+
+TEST(WriteBatcherPriority, BackgroundKeepsItsShareWhileForegroundNeverStops) {
+  TempDatabase temp;
+  BatchLog log;
+  constexpr std::size_t k_batch = 10; // foreground at most 8, background 2 while both wait
+  constexpr std::size_t k_background = 30;
+  WriteBatcher batcher(temp.db(), 1000, k_batch);
+  Gate gate;
+  ASSERT_TRUE(batcher.submit(gate.blocking_write(), [](const Result<void> &) {}));
+  ASSERT_TRUE(gate.wait_entered());
+  std::size_t next_foreground = 0;
+  auto submit_foreground = [&] {
+    const std::string name = "f" + std::to_string(next_foreground);
+    if (batcher.submit(log.apply(name), log.done(name))) ++next_foreground;
+  };
+  // Enough foreground queued for every batch until background is done
+  // (15 batches of 8), whatever the pace of the feeder below.
+  while (batcher.pending(Priority::foreground) < 400) submit_foreground();
+  for (std::size_t i = 0; i < k_background; ++i) {
+    const std::string name = "b" + std::to_string(i);
+    ASSERT_TRUE(batcher.submit(log.apply(name), log.done(name), Priority::background));
+  }
+  // Foreground never runs dry: one thread keeps its queue topped up until
+  // the last background write committed.
+  std::atomic<bool> stop_feeding{false};
+  std::thread feeder([&] {
+    while (!stop_feeding.load()) {
+      if (batcher.pending(Priority::foreground) < 400) {
+        submit_foreground();
+      } else {
+        std::this_thread::yield();
+      }
+    }
+  });
+  gate.open();
+  const bool finished = log.wait_done("b" + std::to_string(k_background - 1));
+  stop_feeding = true;
+  feeder.join();
+  ASSERT_TRUE(finished) << "background starved";
+
+  const auto batches = log.batches();
+  ASSERT_FALSE(batches.empty());
+  // The first batch after the gate: a full foreground share and background's two.
+  EXPECT_EQ(count_prefix(batches.front(), 'f'), 8u);
+  EXPECT_EQ(count_prefix(batches.front(), 'b'), 2u);
+  std::size_t background_seen = 0;
+  for (const auto &batch : batches) {
+    if (background_seen == k_background) break;
+    const auto foreground = count_prefix(batch, 'f');
+    const auto background = count_prefix(batch, 'b');
+    // Every batch until background is done has some of it (never starved),
+    // and no more than its share while foreground waits.
+    EXPECT_GE(background, 1u);
+    EXPECT_LE(background, foreground > 0 ? std::max<std::size_t>(1, foreground / k_background_ratio)
+                                         : k_batch / (k_background_ratio + 1))
+        << testing::PrintToString(batch);
+    EXPECT_LE(batch.size(), k_batch);
+    background_seen += background;
+  }
+  EXPECT_EQ(background_seen, k_background);
+}
+
+TEST(WriteBatcherPriority, EachClassHasItsOwnQueueLimit) {
+  TempDatabase temp;
+  BatchLog log;
+  WriteBatcher batcher(temp.db(), 2);
+  Gate gate;
+  ASSERT_TRUE(batcher.submit(gate.blocking_write(), [](const Result<void> &) {}));
+  ASSERT_TRUE(gate.wait_entered());
+  std::atomic<bool> refused_called{false};
+  auto refused = [&](const Result<void> &) { refused_called = true; };
+  EXPECT_TRUE(batcher.submit(log.apply("f1"), log.done("f1")));
+  EXPECT_TRUE(batcher.submit(log.apply("f2"), log.done("f2")));
+  EXPECT_FALSE(batcher.submit(log.apply("f3"), refused)); // foreground full
+  // Background has its own room: a full foreground does not refuse it.
+  EXPECT_TRUE(batcher.submit(log.apply("b1"), log.done("b1"), Priority::background));
+  EXPECT_TRUE(batcher.submit(log.apply("b2"), log.done("b2"), Priority::background));
+  EXPECT_FALSE(batcher.submit(log.apply("b3"), refused, Priority::background));
+  EXPECT_EQ(batcher.pending(Priority::foreground), 2u);
+  EXPECT_EQ(batcher.pending(Priority::background), 2u);
+  EXPECT_EQ(batcher.pending(), 4u);
+  gate.open();
+  ASSERT_TRUE(log.wait_done("b2"));
+  ASSERT_TRUE(log.wait_done("f2"));
+  EXPECT_FALSE(refused_called);
+  std::size_t applied = 0;
+  for (const auto &batch : log.batches()) applied += batch.size();
+  EXPECT_EQ(applied, 4u); // f3 and b3 never ran
+}
+
+TEST(WriteBatcherPriority, BatchesOfOneAlternateWhileBothWait) {
+  TempDatabase temp;
+  BatchLog log;
+  WriteBatcher batcher(temp.db(), 100, 1);
+  Gate gate;
+  ASSERT_TRUE(batcher.submit(gate.blocking_write(), [](const Result<void> &) {}));
+  ASSERT_TRUE(gate.wait_entered());
+  for (const char *name : {"b1", "b2"}) {
+    ASSERT_TRUE(batcher.submit(log.apply(name), log.done(name), Priority::background));
+  }
+  for (const char *name : {"f1", "f2", "f3"}) {
+    ASSERT_TRUE(batcher.submit(log.apply(name), log.done(name)));
+  }
+  gate.open();
+  ASSERT_TRUE(log.wait_done("f3"));
+  ASSERT_TRUE(log.wait_done("b2"));
+  // The gate's batch was foreground's turn, so background's comes next.
+  const std::vector<std::vector<std::string>> expected{{"b1"}, {"f1"}, {"b2"}, {"f2"}, {"f3"}};
+  EXPECT_EQ(log.batches(), expected);
+}
+
 // health::FoldedEvent: occurrences from many threads, counted in memory and
 // written by one write in flight at a time, add up exactly.
 TEST(WriteBatcherFoldedEvent, EveryOccurrenceIsCountedInOneRow) {

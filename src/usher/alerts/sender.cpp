@@ -66,7 +66,8 @@ void AlertSender::pause(std::chrono::milliseconds duration) {
 }
 
 bool AlertSender::write(store::WriteBatcher::Apply apply) {
-  return m_writer.submit_and_wait(std::move(apply), k_write_timeout);
+  // Deliveries are background work: requests go first (store/write_batcher.hpp).
+  return m_writer.submit_and_wait(std::move(apply), k_write_timeout, store::Priority::background);
 }
 
 void AlertSender::run() {

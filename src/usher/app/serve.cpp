@@ -162,7 +162,7 @@ private:
               [uses = std::move(uses)](soci::session &write_sql) {
                 auth::record_token_uses(write_sql, uses);
               },
-              [](const Result<void> &) {});
+              [](const Result<void> &) {}, store::Priority::background);
         }
         if (std::chrono::steady_clock::now() >= next_depth_refresh) {
           const auto depth = jobs::queue_depth(*sql, k_queue_depth_limit);

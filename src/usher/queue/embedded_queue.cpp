@@ -73,7 +73,7 @@ std::vector<jobs::ClaimedJob> EmbeddedQueue::claim(const std::string &owner, int
         [claimed, owner, max, lease_until](store::WriteContext &context) {
           *claimed = jobs::claim(context.sql(), owner, max, lease_until);
         },
-        k_claim_timeout);
+        k_claim_timeout, store::Priority::background);
     {
       std::lock_guard lock(m_mutex);
       m_owners[owner].found_work = ran && !claimed->empty();

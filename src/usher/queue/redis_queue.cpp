@@ -268,7 +268,7 @@ std::vector<jobs::ClaimedJob> RedisQueue::settle(const std::string &owner,
               if (!taken.count(id)) (*states)[id] = jobs::state_of(context.sql(), id);
             }
           },
-          k_write_timeout)) {
+          k_write_timeout, store::Priority::background)) {
     // The database is failing: the entries stay pending and are taken over
     // after the lease.
     return {};

@@ -113,21 +113,25 @@ WriteBatcher::WriteBatcher(const Database &db, std::size_t queue_limit, std::siz
 
 WriteBatcher::~WriteBatcher() { stop(); }
 
-bool WriteBatcher::submit(Apply apply, Done done) {
+bool WriteBatcher::submit(Apply apply, Done done, Priority priority) {
   {
     std::lock_guard lock(m_mutex);
-    if (m_stopping || m_queue.size() >= m_queue_limit) return false;
-    m_queue.push_back(Item{std::move(apply), std::move(done)});
+    auto &queue = queue_of(priority);
+    if (m_stopping || queue.size() >= m_queue_limit) return false;
+    queue.push_back(Item{std::move(apply), std::move(done), 0, priority});
   }
   m_wake.notify_one();
   return true;
 }
 
-bool WriteBatcher::submit_and_wait(Apply apply, std::chrono::milliseconds timeout) {
+bool WriteBatcher::submit_and_wait(Apply apply, std::chrono::milliseconds timeout,
+                                   Priority priority) {
   auto done = std::make_shared<std::promise<bool>>();
   auto finished = done->get_future();
-  if (!submit(std::move(apply),
-              [done](const Result<void> &written) { done->set_value(written.has_value()); })) {
+  if (!submit(
+          std::move(apply),
+          [done](const Result<void> &written) { done->set_value(written.has_value()); },
+          priority)) {
     return false;
   }
   return finished.wait_for(timeout) == std::future_status::ready && finished.get();
@@ -144,7 +148,48 @@ void WriteBatcher::stop() {
 
 std::size_t WriteBatcher::pending() const {
   std::lock_guard lock(m_mutex);
-  return m_queue.size();
+  return m_foreground.size() + m_background.size();
+}
+
+std::size_t WriteBatcher::pending(Priority priority) const {
+  std::lock_guard lock(m_mutex);
+  return priority == Priority::foreground ? m_foreground.size() : m_background.size();
+}
+
+void WriteBatcher::take_batch(std::deque<Item> &batch) {
+  // While both classes wait, foreground may fill the batch but for the room
+  // of background's share; background then gets one write per
+  // k_background_ratio foreground ones, and at least one. With nothing in
+  // the foreground, background fills the batch, but only up to its share
+  // right after a batch that had foreground writes: requests are arriving,
+  // and the next one should not wait behind a whole batch of the worker's.
+  std::size_t foreground = m_foreground.size();
+  std::size_t background = m_background.size();
+  if (m_max_batch == 1) {
+    // A batch of one cannot hold both: the classes take turns while both wait.
+    const bool background_turn = background > 0 && (foreground == 0 || m_background_turn);
+    m_background_turn = !background_turn;
+    foreground = background_turn ? 0 : std::min<std::size_t>(foreground, 1);
+    background = background_turn ? 1 : 0;
+  } else {
+    const std::size_t share = std::max<std::size_t>(1, m_max_batch / (k_background_ratio + 1));
+    foreground = std::min(foreground, background > 0 ? m_max_batch - share : m_max_batch);
+    if (foreground > 0) {
+      background = std::min(background, std::max<std::size_t>(1, foreground / k_background_ratio));
+    } else if (m_foreground_recent) {
+      background = std::min(background, share);
+    }
+    background = std::min(background, m_max_batch - foreground);
+  }
+  m_foreground_recent = foreground > 0;
+  for (std::size_t i = 0; i < foreground; ++i) {
+    batch.push_back(std::move(m_foreground.front()));
+    m_foreground.pop_front();
+  }
+  for (std::size_t i = 0; i < background; ++i) {
+    batch.push_back(std::move(m_background.front()));
+    m_background.pop_front();
+  }
 }
 
 void WriteBatcher::run() {
@@ -152,12 +197,10 @@ void WriteBatcher::run() {
   for (;;) {
     {
       std::unique_lock lock(m_mutex);
-      m_wake.wait(lock, [&] { return m_stopping || !m_queue.empty(); });
-      if (m_queue.empty()) return; // stopping and drained
-      while (!m_queue.empty() && batch.size() < m_max_batch) {
-        batch.push_back(std::move(m_queue.front()));
-        m_queue.pop_front();
-      }
+      m_wake.wait(lock,
+                  [&] { return m_stopping || !m_foreground.empty() || !m_background.empty(); });
+      if (m_foreground.empty() && m_background.empty()) return; // stopping and drained
+      take_batch(batch);
     }
     run_batch(batch);
     batch.clear();
@@ -323,19 +366,23 @@ void WriteBatcher::run_batch(std::deque<Item> &batch) {
     }
     if (unreachable) {
       std::lock_guard lock(m_mutex);
-      const auto queued = m_queue.size();
-      while (!m_queue.empty()) {
-        batch.push_back(std::move(m_queue.front()));
-        m_queue.pop_front();
+      const auto queued = m_foreground.size() + m_background.size();
+      for (auto *queue : {&m_foreground, &m_background}) {
+        while (!queue->empty()) {
+          batch.push_back(std::move(queue->front()));
+          queue->pop_front();
+        }
       }
       outcomes.resize(batch.size(), outcomes.empty() ? Result<void>{} : outcomes.front());
       if (queued > 0) spdlog::error("{} queued writes failed with it", queued);
     }
   }
-  std::deque<Item> retry;
+  std::deque<Item> retry_foreground;
+  std::deque<Item> retry_background;
   for (std::size_t i = 0; i < batch.size(); ++i) {
     if (i < again.size() && again[i]) {
-      retry.push_back(std::move(batch[i]));
+      (batch[i].priority == Priority::foreground ? retry_foreground : retry_background)
+          .push_back(std::move(batch[i]));
       continue;
     }
     try {
@@ -344,11 +391,14 @@ void WriteBatcher::run_batch(std::deque<Item> &batch) {
       spdlog::error("write completion threw: {}", e.what());
     }
   }
-  if (!retry.empty()) {
-    // First in the next batch (they were admitted already: no queue limit).
+  if (!retry_foreground.empty() || !retry_background.empty()) {
+    // First of their class in the next batch (they were admitted already:
+    // no queue limit).
     std::lock_guard lock(m_mutex);
-    m_queue.insert(m_queue.begin(), std::make_move_iterator(retry.begin()),
-                   std::make_move_iterator(retry.end()));
+    m_foreground.insert(m_foreground.begin(), std::make_move_iterator(retry_foreground.begin()),
+                        std::make_move_iterator(retry_foreground.end()));
+    m_background.insert(m_background.begin(), std::make_move_iterator(retry_background.begin()),
+                        std::make_move_iterator(retry_background.end()));
   }
 }
 

@@ -2,6 +2,16 @@
 // one transaction, each inside its own savepoint, then commits once. A write
 // that throws is rolled back alone; a failed COMMIT fails the whole batch.
 // This is where usher's write throughput comes from (docs/architecture.md).
+//
+// Two classes of writes, each with its own queue and limit: foreground (what
+// a request waits for) and background (the worker's claims, completions and
+// lease upkeep, maintenance). While foreground writes wait, a batch holds at
+// most one background write for every k_background_ratio foreground ones, but
+// always at least one: intake goes first, the worker keeps a guaranteed share
+// (docs/benchmarks.md, "Intake before draining"). Right after a batch with
+// foreground writes, a batch of background alone is capped at that share
+// (max_batch / (k_background_ratio + 1)), so that requests arriving then do
+// not wait behind a full batch of the worker's writes.
 #pragma once
 
 #include <atomic>
@@ -87,9 +97,18 @@ struct WalStats {
 
 // Writes committed in one transaction at most (the default).
 inline constexpr std::size_t k_max_batch = 512;
+// While foreground writes wait, a batch takes at most one background write
+// per this many foreground writes, and at least one (the worker's share).
+inline constexpr std::size_t k_background_ratio = 4;
 // Times one write runs again after PostgreSQL picked it as a deadlock's
 // victim; then it fails alone with 503 (database_unavailable).
 inline constexpr int k_deadlock_retries = 3;
+
+// Which of the writer's two queues a write waits in.
+enum class Priority {
+  foreground, // a request waits for it (intake, sync, admin)
+  background, // the worker's and maintenance's writes: what foreground leaves
+};
 
 class WriteBatcher {
 public:
@@ -105,25 +124,30 @@ public:
   // or failed (the error); never called twice.
   using Done = std::function<void(const Result<void> &)>;
 
-  // `metrics` (optional): batch sizes and commit times are recorded into it.
+  // `queue_limit` holds for each class. `metrics` (optional): batch sizes
+  // and commit times are recorded into it.
   WriteBatcher(const Database &db, std::size_t queue_limit, std::size_t max_batch = k_max_batch,
                metrics::Registry *metrics = nullptr);
   ~WriteBatcher();
   WriteBatcher(const WriteBatcher &) = delete;
   WriteBatcher &operator=(const WriteBatcher &) = delete;
 
-  // Queues a write; false when the queue is full or the batcher is stopping
-  // (the caller answers 503), in which case neither function is called.
-  bool submit(Apply apply, Done done);
+  // Queues a write; false when its class's queue is full or the batcher is
+  // stopping (the caller answers 503), in which case neither function is
+  // called.
+  bool submit(Apply apply, Done done, Priority priority = Priority::foreground);
 
   // Submits `apply` and waits up to `timeout` for its commit (never call it
   // from the writer thread); false when it was refused, failed or timed out.
-  bool submit_and_wait(Apply apply, std::chrono::milliseconds timeout);
+  bool submit_and_wait(Apply apply, std::chrono::milliseconds timeout,
+                       Priority priority = Priority::foreground);
 
   // Finishes every queued write, then stops the thread. Idempotent.
   void stop();
 
+  // Writes queued (both classes, or one), not counting the running batch.
   std::size_t pending() const;
+  std::size_t pending(Priority priority) const;
 
   const WalStats &wal_stats() const { return m_wal_stats; }
 
@@ -132,7 +156,14 @@ private:
     Apply apply;
     Done done;
     int deadlocks = 0; // times this write was a deadlock's victim
+    Priority priority = Priority::foreground;
   };
+  std::deque<Item> &queue_of(Priority priority) {
+    return priority == Priority::foreground ? m_foreground : m_background;
+  }
+  // Moves the next batch out of the queues (m_mutex held): foreground first,
+  // background's share after it.
+  void take_batch(std::deque<Item> &batch);
   void run();
   void run_batch(std::deque<Item> &batch);
   // SQLite: when the WAL file is past the database's limit, a TRUNCATE
@@ -153,7 +184,10 @@ private:
   metrics::Histogram *m_checkpoint_pause = nullptr;
   mutable std::mutex m_mutex;
   std::condition_variable m_wake;
-  std::deque<Item> m_queue;
+  std::deque<Item> m_foreground;
+  std::deque<Item> m_background;
+  bool m_background_turn = false;   // max_batch 1: the classes alternate
+  bool m_foreground_recent = false; // the last batch had foreground writes
   bool m_stopping = false;
   // The writer's connection and what was prepared on it; reset together
   // after a failure so the next batch reconnects.

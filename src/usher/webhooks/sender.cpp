@@ -137,7 +137,8 @@ void OutboundSender::pause(std::chrono::milliseconds duration) {
 }
 
 bool OutboundSender::write(store::WriteBatcher::Apply apply) {
-  return m_writer.submit_and_wait(std::move(apply), k_write_timeout);
+  // Deliveries are background work: requests go first (store/write_batcher.hpp).
+  return m_writer.submit_and_wait(std::move(apply), k_write_timeout, store::Priority::background);
 }
 
 PostResult OutboundSender::post(const OutboundMessage &message) {

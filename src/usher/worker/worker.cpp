@@ -101,7 +101,7 @@ void Worker::stop() {
     const std::string owner = fmt::format("{}:{}", m_owner_prefix, i);
     m_writer.submit_and_wait(
         [owner](store::WriteContext &context) { jobs::release_leases(context.sql(), owner); },
-        std::chrono::seconds(10));
+        std::chrono::seconds(10), store::Priority::background);
   }
 }
 
@@ -154,7 +154,7 @@ void Worker::recover_expired() {
             *requeued = jobs::recover_expired_leases(context.sql(), max_attempts, instance, alerts,
                                                      died.get(), outbound);
           },
-          std::chrono::seconds(30))) {
+          std::chrono::seconds(30), store::Priority::background)) {
     // An expired lease was an attempt that failed (its worker died).
     if (m_outcomes != nullptr) {
       m_outcomes->with({"failed_attempt"}).inc(static_cast<double>(requeued->size()));
@@ -207,7 +207,8 @@ void Worker::process(const std::string &owner, std::vector<jobs::ClaimedJob> bat
           context.prepared<jobs::AttemptRecorder>().record(
               attempt_record(job->id, job->attempts, owner, started, "succeeded", std::nullopt));
         },
-        [finish, i, lost](const Result<void> &written) { finish(i, written, !written && *lost); });
+        [finish, i, lost](const Result<void> &written) { finish(i, written, !written && *lost); },
+        store::Priority::background);
     if (!queued) {
       finish(i, fail(ErrorKind::unavailable, "write_queue_full", "the write queue is full"), false);
     }
@@ -230,7 +231,7 @@ void Worker::process(const std::string &owner, std::vector<jobs::ClaimedJob> bat
           [pending, owner, lease_until](store::WriteContext &context) {
             for (auto id : pending) jobs::extend_lease(context.sql(), id, owner, lease_until);
           },
-          [](const Result<void> &) {});
+          [](const Result<void> &) {}, store::Priority::background);
       lock.lock();
     }
     if (shared->remaining > 0) {
@@ -286,7 +287,7 @@ void Worker::process(const std::string &owner, std::vector<jobs::ClaimedJob> bat
                                **status == jobs::JobStatus::dead ? "dead" : "failed", error));
           }
         },
-        std::chrono::seconds(30));
+        std::chrono::seconds(30), store::Priority::background);
     if (recorded && *status && m_outcomes != nullptr) {
       m_outcomes->with({**status == jobs::JobStatus::dead ? "dead" : "failed_attempt"}).inc();
       m_attempts->inc();
