@@ -138,7 +138,7 @@ TEST(StallWatchdogTest, ExtendingBoundsProgressNotTheWhole) {
   // within the limit. Extended after each, the guard never fires however
   // long the whole takes; once the server stops answering, it fires the
   // limit after the last extension. (Outcomes, not fire_expired()'s count:
-  // extend() wakes the watchdog's own thread, which may fire first.)
+  // the watchdog's own thread may look first.)
   testing::ManualClock clock;
   StallWatchdog watchdog(clock);
   SocketPair pair;

@@ -79,15 +79,19 @@ bool StallWatchdog::release(std::uint64_t id) {
 }
 
 bool StallWatchdog::extend(std::uint64_t id, std::chrono::milliseconds limit) {
+  bool sooner = false;
   {
     std::lock_guard lock(m_mutex);
     const auto it = m_armed.find(id);
     if (it == m_armed.end()) return true;
     if (it->second.fired) return false;
-    it->second.deadline = m_clock.now() + limit;
+    const auto deadline = m_clock.now() + limit;
+    sooner = deadline < it->second.deadline;
+    it->second.deadline = deadline;
   }
-  // A shorter limit than before may fall before the thread's next look.
-  m_wake.notify_one();
+  // Only a deadline brought forward may fall before the thread's next look;
+  // the writer extends after every write, which must not wake it each time.
+  if (sooner) m_wake.notify_one();
   return true;
 }
 
