@@ -253,12 +253,18 @@ class PostgresFaultsTest(ServerPerTestCase):
         self.until(load, "slow", lambda: load.count("slow") >= LATENCY_ACCEPTED,
                    LATENCY_RUN_S + 30, f"{LATENCY_ACCEPTED} users accepted with "
                    f"{LATENCY_S * 2000:.0f} ms per round trip")
+        # Slow, not down: /readyz's probe (one round trip) answers.
+        self.until(load, "slow", lambda: load.ready_seen("slow", 200), LATENCY_RUN_S,
+                   "/readyz to answer 200 with the latency")
         self.until(load, "slow", lambda: time.monotonic() >= slow_at + LATENCY_RUN_S,
                    LATENCY_RUN_S + 5, f"{LATENCY_RUN_S} s of latency")
         accepted_slow = load.count("slow")
         refused_slow = load.count("slow", (503,))
+        with load.lock:
+            ready = [s for p, s in load.ready if p == "slow"]
         print(f"\nwith {LATENCY_S * 2000:.0f} ms per round trip: {accepted_slow} accepted, "
-              f"{refused_slow} refused with 503")
+              f"{refused_slow} refused with 503; /readyz {ready.count(200)} x 200, "
+              f"{ready.count(503)} x 503")
         proxy.latency_s = 0.0
         self.recover(server, load)
         # Answers may be slow while the latency lasts; they all came.
