@@ -24,11 +24,14 @@ creates keep succeeding (slowly); usher recovers by itself once the link is
 sound (new creates accepted, /readyz 200); every 2xx email is exactly one
 account with exactly one job, every job ends succeeded, and an account
 exists only for an email answered 2xx or 503 (a write whose COMMIT was cut
-may be committed, docs/operations.md).
+may be committed, docs/operations.md). And what the log shows: the
+watchdog's cut and failed write batches for stall and loss; for latency,
+batches cut short by their budget (the watchdog cuts nothing).
 
 Needs PostgreSQL (CI has it): without it the test FAILS, never skips.
 """
 
+import re
 import threading
 import time
 import unittest
@@ -54,6 +57,9 @@ BEFORE = 10
 AFTER = 10
 SLOW_CLIENT_TIMEOUT = 120.0  # with latency, answers are slow but must come
 DRAIN_TIMEOUT = 90.0
+WATCHDOG_LINE = r"the database did not answer in time: connection closed \(it reconnects\)"
+BATCH_FAILED = r"database write batch of \d+ failed: "
+BUDGET_LINE = r"a write batch ran past its budget of 2000 ms \(a slow database\)"
 
 
 class Load:
@@ -150,6 +156,18 @@ class PostgresFaultsTest(ServerPerTestCase):
         self.assertTrue(load.stop(), "a client thread hung")
         self.assertIsNone(server.proc.poll(), "usher exited")
 
+    def log_lines(self, server, mark):
+        """What usher logged since `mark`: how many lines of each kind, and
+        the distinct reasons its write batches failed."""
+        log = server.stderr_text(mark)
+        counts = {what: len(re.findall(pattern, log)) for what, pattern in
+                  (("watchdog", WATCHDOG_LINE), ("batch failed", BATCH_FAILED),
+                   ("budget", BUDGET_LINE))}
+        reasons = sorted({m.group(1)[:90] for m in
+                          re.finditer(BATCH_FAILED + r"(.*)", log)})
+        print(f"log since the fault: {counts}; batches failed with: {reasons[:6]}")
+        return counts
+
     def check(self, server, load, bound):
         """The answers (each within `bound` seconds when given) and the rows."""
         records = list(load.records)
@@ -200,6 +218,7 @@ class PostgresFaultsTest(ServerPerTestCase):
         self.until(load, "before", lambda: load.count("before") >= BEFORE, 30.0,
                    f"{BEFORE} users accepted before the stall")
 
+        mark = server.log_mark()
         proxy.stall()
         stalled_at = time.monotonic()
         self.until(load, "stall", lambda: load.count("stall", (503,)) >= 3, BOUND + 5,
@@ -219,6 +238,9 @@ class PostgresFaultsTest(ServerPerTestCase):
         during = [r for r in records if stalled_at < r[4] and r[5] < unstalled_at
                   and r[2] in (201, 202)]
         self.assertEqual(during[:3], [], "a 2xx while the link forwarded nothing")
+        # The watchdog cut what hung, and the writer's batches failed (503).
+        server.wait_for_log(WATCHDOG_LINE, timeout=5, since=mark)
+        self.assertGreater(self.log_lines(server, mark)["batch failed"], 0)
 
     def test_lossy_link(self):
         server, proxy = self.start_behind_proxy("pgloss")
@@ -227,6 +249,7 @@ class PostgresFaultsTest(ServerPerTestCase):
         self.until(load, "before", lambda: load.count("before") >= BEFORE, 30.0,
                    f"{BEFORE} users accepted before the loss")
 
+        mark = server.log_mark()
         proxy.drop_share = LOSS_SHARE
         lossy_at = time.monotonic()
         self.until(load, "loss", lambda: load.count("loss", (503,)) >= 3, BOUND + 5,
@@ -238,6 +261,7 @@ class PostgresFaultsTest(ServerPerTestCase):
         self.assertGreater(proxy.dropped_chunks, 0)
         self.recover(server, load)
         self.check(server, load, BOUND)
+        self.assertGreater(self.log_lines(server, mark)["batch failed"], 0)
 
     def test_slow_link(self):
         server, proxy = self.start_behind_proxy("pgslow")
@@ -246,6 +270,7 @@ class PostgresFaultsTest(ServerPerTestCase):
         self.until(load, "before", lambda: load.count("before") >= BEFORE, 30.0,
                    f"{BEFORE} users accepted before the latency")
 
+        mark = server.log_mark()
         proxy.latency_s = LATENCY_S
         slow_at = time.monotonic()
         # Creates begun while every round trip takes 2 x LATENCY_S keep
@@ -269,6 +294,9 @@ class PostgresFaultsTest(ServerPerTestCase):
         self.recover(server, load)
         # Answers may be slow while the latency lasts; they all came.
         self.check(server, load, None)
+        # Batches were cut short by their budget, not by the watchdog.
+        lines = self.log_lines(server, mark)
+        self.assertGreater(lines["budget"], 0, "no batch ran past its budget")
 
 
 if __name__ == "__main__":
