@@ -26,7 +26,7 @@ account with exactly one job, every job ends succeeded, and an account
 exists only for an email answered 2xx or 503 (a write whose COMMIT was cut
 may be committed, docs/operations.md). And what the log shows: the
 watchdog's cut and failed write batches for stall and loss; for latency,
-batches cut short by their budget (the watchdog cuts nothing).
+batches cut short by their budget.
 
 Needs PostgreSQL (CI has it): without it the test FAILS, never skips.
 """
