@@ -133,6 +133,70 @@ TEST(StallWatchdogTest, TheLimitCountsFromWhenTheGuardWasArmed) {
   EXPECT_TRUE(guard.disarm());
 }
 
+TEST(StallWatchdogTest, ExtendingBoundsProgressNotTheWhole) {
+  // The writer's batch: many round trips, each answered slowly but well
+  // within the limit. Extended after each, the guard never fires however
+  // long the whole takes; once the server stops answering, it fires the
+  // limit after the last extension. (Outcomes, not fire_expired()'s count:
+  // the watchdog's own thread may look first.)
+  testing::ManualClock clock;
+  StallWatchdog watchdog(clock);
+  SocketPair pair;
+  auto guard = watchdog.arm_socket(pair.ours(), 4000ms);
+  for (int step = 0; step < 20; ++step) { // 20 x 3 s: 60 s in all
+    clock.advance(3000ms);
+    EXPECT_EQ(watchdog.fire_expired(), 0U) << "step " << step;
+    EXPECT_TRUE(guard.extend(4000ms)) << "step " << step;
+  }
+  EXPECT_FALSE(pair.shut_down()) << "a slow server that answers is not cut";
+  clock.advance(3999ms); // then it stops answering
+  EXPECT_EQ(watchdog.fire_expired(), 0U);
+  EXPECT_FALSE(pair.shut_down());
+  clock.advance(1ms);
+  watchdog.fire_expired();
+  EXPECT_TRUE(pair.shut_down()) << "cut the limit after its last answer";
+  EXPECT_TRUE(guard.disarm());
+}
+
+TEST(StallWatchdogTest, ExtendingAFiredGuardChangesNothing) {
+  testing::ManualClock clock;
+  StallWatchdog watchdog(clock);
+  SocketPair pair;
+  auto guard = watchdog.arm_socket(pair.ours(), 1000ms);
+  clock.advance(1000ms);
+  watchdog.fire_expired();
+  ASSERT_TRUE(pair.shut_down());
+  EXPECT_FALSE(guard.extend(1h)) << "too late: the connection was cut";
+  EXPECT_TRUE(guard.disarm()) << "and the guard still says so";
+  EXPECT_FALSE(guard.extend(1h)) << "disarmed, it keeps its outcome";
+}
+
+TEST(StallWatchdogTest, ExtendingCanShortenAndEmptyGuardsIgnoreIt) {
+  testing::ManualClock clock;
+  StallWatchdog watchdog(clock);
+  SocketPair pair;
+  auto guard = watchdog.arm_socket(pair.ours(), 1h);
+  clock.advance(10s);
+  EXPECT_TRUE(guard.extend(500ms)); // from now, whatever the limit was
+  clock.advance(499ms);
+  EXPECT_EQ(watchdog.fire_expired(), 0U);
+  EXPECT_FALSE(pair.shut_down());
+  clock.advance(1ms);
+  watchdog.fire_expired();
+  EXPECT_TRUE(pair.shut_down());
+
+  StallWatchdog::Guard none;
+  EXPECT_TRUE(none.extend(1ms));
+  EXPECT_FALSE(none.disarm());
+  SocketPair other;
+  auto answered = watchdog.arm_socket(other.ours(), 1h);
+  EXPECT_FALSE(answered.disarm());
+  EXPECT_TRUE(answered.extend(1ms)) << "a disarmed guard that was not fired";
+  clock.advance(1h);
+  EXPECT_EQ(watchdog.fire_expired(), 0U);
+  EXPECT_FALSE(other.shut_down()) << "extending a disarmed guard arms nothing";
+}
+
 TEST(StallWatchdogTest, AMovedGuardKeepsItsDeadlineAndItsOutcome) {
   testing::ManualClock clock;
   StallWatchdog watchdog(clock);

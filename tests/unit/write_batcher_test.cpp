@@ -6,6 +6,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -15,6 +16,8 @@
 #include <vector>
 
 #include <unistd.h>
+
+#include "manual_clock.hpp"
 
 #include <usher/alerts/policy.hpp>
 #include <usher/health/folded_event.hpp>
@@ -594,7 +597,7 @@ TEST(WriteBatcherPriority, BackgroundKeepsItsShareWhileForegroundNeverStops) {
     EXPECT_GE(background, 1u);
     EXPECT_LE(background, foreground > 0 ? std::max<std::size_t>(1, foreground / k_background_ratio)
                                          : k_batch / (k_background_ratio + 1))
-        << testing::PrintToString(batch);
+        << ::testing::PrintToString(batch);
     EXPECT_LE(batch.size(), k_batch);
     background_seen += background;
   }
@@ -648,6 +651,107 @@ TEST(WriteBatcherPriority, BatchesOfOneAlternateWhileBothWait) {
   // The gate's batch was foreground's turn, so background's comes next.
   const std::vector<std::vector<std::string>> expected{{"b1"}, {"f1"}, {"b2"}, {"f2"}, {"f3"}};
   EXPECT_EQ(log.batches(), expected);
+}
+
+// The batch's time budget (Database::batch_budget(), half the request's
+// stall limit: 3.5 s with TempDatabase's 5 s busy timeout). Each write here
+// moves the writer's ManualClock by one second, as a write of several slow
+// round trips to PostgreSQL would: the batch stops adding writes once the
+// budget has passed, commits those, and the rest go first in the next batch.
+class SlowWrites {
+public:
+  SlowWrites(BatchLog &log, testing::ManualClock &clock) : m_log(log), m_clock(clock) {}
+
+  WriteBatcher::Apply apply(std::string name, std::function<void()> also = {}) {
+    return [this, name = std::move(name), also = std::move(also)](WriteContext &context) {
+      m_log.apply(name)(context);
+      insert_item(name)(context);
+      m_clock.advance(1s);
+      if (also) also();
+    };
+  }
+  WriteBatcher::Done done(std::string name) {
+    return [this, name](const Result<void> &written) {
+      if (!written) {
+        std::lock_guard lock(m_mutex);
+        m_failed.push_back(name);
+      }
+      m_log.done(name)(written);
+    };
+  }
+  std::vector<std::string> failed() const {
+    std::lock_guard lock(m_mutex);
+    return m_failed;
+  }
+
+private:
+  BatchLog &m_log;
+  testing::ManualClock &m_clock;
+  mutable std::mutex m_mutex;
+  std::vector<std::string> m_failed;
+};
+
+TEST(WriteBatcherBudget, ABatchPastItsBudgetCommitsWhatItAppliedAndTheRestGoFirstNext) {
+  TempDatabase temp;
+  create_items_table(temp.db());
+  ASSERT_EQ(temp.db().batch_budget(), 3500ms);
+  testing::ManualClock clock;
+  BatchLog log;
+  SlowWrites slow(log, clock);
+  WriteBatcher batcher(temp.db(), 100, k_max_batch, nullptr, clock);
+  Gate gate;
+  ASSERT_TRUE(batcher.submit(gate.blocking_write(), [](const Result<void> &) {}));
+  ASSERT_TRUE(gate.wait_entered());
+  // f1 submits n1 while the batch runs: a newer write, queued behind the
+  // ones the batch had taken but did not reach.
+  ASSERT_TRUE(batcher.submit(
+      slow.apply("f1", [&] { EXPECT_TRUE(batcher.submit(slow.apply("n1"), slow.done("n1"))); }),
+      slow.done("f1")));
+  for (const char *name : {"f2", "f3", "f4"}) {
+    ASSERT_TRUE(batcher.submit(slow.apply(name), slow.done(name)));
+  }
+  // f5 counts, from a connection of its own, what was committed before it.
+  std::atomic<long long> committed_before_f5{-1};
+  ASSERT_TRUE(batcher.submit(
+      slow.apply("f5", [&] { committed_before_f5 = temp.count("SELECT COUNT(*) FROM items"); }),
+      slow.done("f5")));
+  ASSERT_TRUE(batcher.submit(slow.apply("f6"), slow.done("f6")));
+  ASSERT_TRUE(batcher.submit(slow.apply("b1"), slow.done("b1"), Priority::background));
+  gate.open();
+  ASSERT_TRUE(log.wait_done("n1"));
+  ASSERT_TRUE(log.wait_done("b1"));
+  // The first batch took f1..f6 and b1 (background's share); after four
+  // writes (4 s) it was past its budget. The five it did not reach go first,
+  // each in its class: f5 and f6 before n1, b1 still in the batch.
+  const std::vector<std::vector<std::string>> expected{{"f1", "f2", "f3", "f4"},
+                                                       {"f5", "f6", "n1", "b1"}};
+  EXPECT_EQ(log.batches(), expected);
+  EXPECT_EQ(slow.failed(), std::vector<std::string>{}) << "every write committed";
+  EXPECT_EQ(committed_before_f5.load(), 4) << "f1..f4 were committed before f5 ran";
+  EXPECT_EQ(temp.count("SELECT COUNT(*) FROM items"), 8);
+}
+
+TEST(WriteBatcherBudget, EveryBatchAppliesAtLeastOneWrite) {
+  // Writes that each take longer than the whole budget: one per batch, and
+  // every one of them commits (the writer never stalls on an empty batch).
+  TempDatabase temp;
+  create_items_table(temp.db());
+  testing::ManualClock clock;
+  BatchLog log;
+  SlowWrites slow(log, clock);
+  WriteBatcher batcher(temp.db(), 100, k_max_batch, nullptr, clock);
+  Gate gate;
+  ASSERT_TRUE(batcher.submit(gate.blocking_write(), [](const Result<void> &) {}));
+  ASSERT_TRUE(gate.wait_entered());
+  for (const char *name : {"s1", "s2", "s3"}) {
+    ASSERT_TRUE(batcher.submit(slow.apply(name, [&] { clock.advance(10s); }), slow.done(name)));
+  }
+  gate.open();
+  ASSERT_TRUE(log.wait_done("s3"));
+  const std::vector<std::vector<std::string>> expected{{"s1"}, {"s2"}, {"s3"}};
+  EXPECT_EQ(log.batches(), expected);
+  EXPECT_EQ(slow.failed(), std::vector<std::string>{});
+  EXPECT_EQ(temp.count("SELECT COUNT(*) FROM items"), 3);
 }
 
 // health::FoldedEvent: occurrences from many threads, counted in memory and

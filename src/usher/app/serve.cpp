@@ -210,6 +210,9 @@ private:
 Result<system::ModeState> load_mode_from(const store::Database &db) {
   try {
     auto sql = db.connect();
+    // On the writer's thread (or the listener's): a link that stops
+    // answering must fail the refresh, not hang the thread.
+    auto stall = db.guard(*sql, db.request_stall_limit());
     return system::load_mode(*sql);
   } catch (const std::exception &e) {
     return fail(ErrorKind::unavailable, "database_unavailable", e.what());

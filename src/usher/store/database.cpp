@@ -89,7 +89,10 @@ std::unique_ptr<soci::session> Database::connect(bool for_writer) const {
     // refuse): no statement runs longer than DB_STATEMENT_TIMEOUT_MS, and no
     // lock is waited for longer than DB_BUSY_TIMEOUT_MS (SQLite's busy
     // timeout). Both fail the statement, which the callers treat as the
-    // database being unavailable.
+    // database being unavailable. connect_timeout bounds the connection's
+    // establishment only: these round trips are watched like any other, or
+    // a link that stalls right after it would hang the caller for ever.
+    auto stall = guard(*sql, request_stall_limit());
     *sql << fmt::format("SET statement_timeout = {}", m_statement_timeout.count());
     *sql << fmt::format("SET lock_timeout = {}", m_busy_timeout.count());
     // Times are written as ISO 8601 UTC text by usher itself; the session's

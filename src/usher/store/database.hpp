@@ -63,6 +63,13 @@ public:
   // last that long) plus k_stall_margin.
   std::chrono::milliseconds request_stall_limit() const { return m_busy_timeout + k_stall_margin; }
   static constexpr std::chrono::milliseconds k_stall_margin{2000};
+  // How long the writer adds writes to one batch: past it, the batch
+  // commits what it applied and the rest goes first in the next one. Half
+  // the request's round-trip limit, so that a request that arrives behind a
+  // running batch waits for little more than that batch and its own, even
+  // on a slow link where each write costs several slow round trips
+  // (docs/operations.md, "PostgreSQL slow").
+  std::chrono::milliseconds batch_budget() const { return request_stall_limit() / 2; }
   // The limit for background round trips (maintenance, alerts): a statement
   // may run DB_STATEMENT_TIMEOUT_MS, then the server itself cancels it.
   std::chrono::milliseconds background_stall_limit() const {

@@ -42,6 +42,11 @@ bool StallWatchdog::Guard::disarm() {
   return m_fired;
 }
 
+bool StallWatchdog::Guard::extend(std::chrono::milliseconds limit) {
+  if (m_watchdog == nullptr) return !m_fired;
+  return m_watchdog->extend(m_id, limit);
+}
+
 StallWatchdog::Guard StallWatchdog::arm(soci::session &sql, std::chrono::milliseconds limit) {
   // By name: SOCI's postgresql backend does not export its type's typeinfo.
   auto *base = sql.get_backend();
@@ -71,6 +76,23 @@ bool StallWatchdog::release(std::uint64_t id) {
   const bool fired = it->second.fired;
   m_armed.erase(it);
   return fired;
+}
+
+bool StallWatchdog::extend(std::uint64_t id, std::chrono::milliseconds limit) {
+  bool sooner = false;
+  {
+    std::lock_guard lock(m_mutex);
+    const auto it = m_armed.find(id);
+    if (it == m_armed.end()) return true;
+    if (it->second.fired) return false;
+    const auto deadline = m_clock.now() + limit;
+    sooner = deadline < it->second.deadline;
+    it->second.deadline = deadline;
+  }
+  // Only a deadline brought forward may fall before the thread's next look;
+  // the writer extends after every write, which must not wake it each time.
+  if (sooner) m_wake.notify_one();
+  return true;
 }
 
 std::size_t StallWatchdog::fire_expired() {

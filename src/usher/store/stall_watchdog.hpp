@@ -44,6 +44,13 @@ public:
     // Once it returns the watchdog no longer touches the session. True when
     // the watchdog had cut the connection.
     bool disarm();
+    // The limit counts again from now: for a caller whose work is a series
+    // of round trips (the writer's batch), the bound applies to each step's
+    // progress, not to the whole, so a server that answers slowly is not cut
+    // while one that stops answering still is, `limit` after its last
+    // answer. False (and nothing changes) when the watchdog had already cut
+    // the connection; an empty or disarmed guard stays as it is.
+    bool extend(std::chrono::milliseconds limit);
 
   private:
     StallWatchdog *m_watchdog = nullptr;
@@ -69,6 +76,7 @@ private:
   };
   void run();
   bool release(std::uint64_t id);
+  bool extend(std::uint64_t id, std::chrono::milliseconds limit);
   // Under m_mutex: fire_expired(), and when the next deadline falls.
   std::size_t fire_expired_locked(std::chrono::steady_clock::time_point &next);
 

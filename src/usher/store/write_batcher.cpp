@@ -74,8 +74,8 @@ bool is_deadlock_victim(const soci::soci_error &e) {
 } // namespace
 
 WriteBatcher::WriteBatcher(const Database &db, std::size_t queue_limit, std::size_t max_batch,
-                           metrics::Registry *metrics)
-    : m_db(db), m_queue_limit(queue_limit), m_max_batch(max_batch) {
+                           metrics::Registry *metrics, const clock::Clock &clock)
+    : m_db(db), m_clock(clock), m_queue_limit(queue_limit), m_max_batch(max_batch) {
   if (metrics != nullptr) {
     m_batch_size = &metrics
                         ->histogram("usher_writer_batch_size",
@@ -280,6 +280,10 @@ void WriteBatcher::run_batch(std::deque<Item> &batch) {
   // writes queued behind this batch fail at once too, rather than each
   // waiting out another connect or stall timeout (503 within SPEC's 10 s).
   bool unreachable = false;
+  // Writes applied in this batch: those after them did not run (the batch's
+  // time budget ran out) and go first in the next batch.
+  std::size_t applied = batch.size();
+  const auto started = m_clock.now();
   StallWatchdog::Guard stall;
   try {
     if (!m_sql) {
@@ -289,7 +293,8 @@ void WriteBatcher::run_batch(std::deque<Item> &batch) {
       unreachable = false;
     }
     soci::session &sql = *m_sql;
-    stall = m_db.guard(sql, m_db.request_stall_limit());
+    const auto stall_limit = m_db.request_stall_limit();
+    stall = m_db.guard(sql, stall_limit);
     auto &savepoint = m_context->prepared<Savepoint>();
     // SQLite: take the write lock up front (waiting up to busy_timeout for
     // another process's writer). A deferred BEGIN that reads before it writes
@@ -297,6 +302,15 @@ void WriteBatcher::run_batch(std::deque<Item> &batch) {
     // between, without waiting: two processes on one file would 503.
     begin_write(sql, m_db.dialect());
     for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (i > 0) {
+        // The stall limit bounds progress, not the batch: a server that
+        // answers slowly is not cut, one that stops answering still is.
+        stall.extend(stall_limit);
+        if (m_clock.now() - started >= m_db.batch_budget()) {
+          applied = i;
+          break;
+        }
+      }
       savepoint.begin.execute(true);
       try {
         batch[i].apply(*m_context);
@@ -339,11 +353,18 @@ void WriteBatcher::run_batch(std::deque<Item> &batch) {
         outcomes[i] = fail(ErrorKind::internal, "internal", e.what());
       }
     }
+    stall.extend(stall_limit);
     const auto commit_started = std::chrono::steady_clock::now();
     sql.commit();
     stall.disarm();
+    if (applied < batch.size()) {
+      spdlog::warn("a write batch ran past its budget of {} ms (a slow database): committed "
+                   "after {} writes, the other {} go first in the next batch",
+                   m_db.batch_budget().count(), applied, batch.size() - applied);
+      for (std::size_t i = applied; i < batch.size(); ++i) again[i] = true;
+    }
     if (m_batch_size != nullptr) {
-      m_batch_size->observe(static_cast<double>(batch.size()));
+      m_batch_size->observe(static_cast<double>(applied));
       m_commit_seconds->observe(
           std::chrono::duration<double>(std::chrono::steady_clock::now() - commit_started).count());
     }

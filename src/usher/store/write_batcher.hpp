@@ -12,6 +12,14 @@
 // foreground writes, a batch of background alone is capped at that share
 // (max_batch / (k_background_ratio + 1)), so that requests arriving then do
 // not wait behind a full batch of the worker's writes.
+//
+// A batch is bounded in time as well as in size: once it has run for the
+// database's batch_budget(), the writer stops adding writes, commits what it
+// applied, and puts the rest back first in their queues for the next batch.
+// On PostgreSQL each write costs several round trips (its savepoint, its
+// statements, the release): on a slow link a full batch would take longer
+// than any request may wait. The stall watchdog's limit applies to each
+// write's progress (the guard is extended after each), not to the batch.
 #pragma once
 
 #include <atomic>
@@ -31,6 +39,7 @@
 
 #include <usher/metrics/registry.hpp>
 #include <usher/store/database.hpp>
+#include <usher/util/clock.hpp>
 #include <usher/util/error.hpp>
 
 namespace usher::store {
@@ -125,9 +134,11 @@ public:
   using Done = std::function<void(const Result<void> &)>;
 
   // `queue_limit` holds for each class. `metrics` (optional): batch sizes
-  // and commit times are recorded into it.
+  // and commit times are recorded into it. `clock` (must outlive the
+  // batcher) measures the batch's budget; tests move it.
   WriteBatcher(const Database &db, std::size_t queue_limit, std::size_t max_batch = k_max_batch,
-               metrics::Registry *metrics = nullptr);
+               metrics::Registry *metrics = nullptr,
+               const clock::Clock &clock = clock::system_clock());
   ~WriteBatcher();
   WriteBatcher(const WriteBatcher &) = delete;
   WriteBatcher &operator=(const WriteBatcher &) = delete;
@@ -172,6 +183,7 @@ private:
   void bound_wal();
 
   const Database &m_db;
+  const clock::Clock &m_clock;
   const std::size_t m_queue_limit;
   const std::size_t m_max_batch;
   metrics::Histogram *m_batch_size = nullptr;     // null: not recorded
