@@ -13,11 +13,16 @@ A link's within(make) runs `make` on a thread that joined the namespace
 Bot API goes there too (FakeTelegram(..., within=link.within)), and a cut
 takes it away with the server behind it.
 
-FaultProxy is a small TCP proxy between usher and a redis-server on loopback
-that adds latency, drops a share of the forwarded chunks (bytes vanish from
-the stream, as on a lossy link that the transport cannot repair) and stalls
+FaultProxy is a small TCP proxy between usher and a server on loopback
+(redis-server, PostgreSQL) that adds latency, drops a share of the forwarded
+chunks (bytes vanish from the stream, as on a lossy link that the transport
+cannot repair) and stalls
 every connection (nothing forwarded, nothing closed), for the faults this
 machine's kernel cannot add (no `tc netem`).
+
+Load is the traffic the fault tests run while a fault lasts: client threads
+POSTing new users, and a watcher sampling /readyz, each answer recorded with
+the phase of the test it began in.
 
 Every process started here is registered with usher_harness's atexit
 leftover-killer; every wait has a bound.
@@ -32,9 +37,10 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections import namedtuple
 
 from redis_harness import REDIS_SERVER, RedisError, redis_command
-from usher_harness import WaitTimeout, _live_lock, _live_processes, wait_until
+from usher_harness import WaitTimeout, _live_lock, _live_processes, unique_email, wait_until
 
 IP = "/usr/sbin/ip"
 CMD_TIMEOUT = 10.0
@@ -378,4 +384,105 @@ class FaultProxy:
                 return
 
 
-__all__ = ["NetnsRedis", "NetnsPostgres", "FaultProxy", "require_netns", "WaitTimeout"]
+# One POST /api/v1/users: the test's phase when it began, the email, the
+# status (None for a transport error), whether it carried Retry-After, its
+# JSON body, when it began and ended (time.monotonic()) and the error.
+class Answer(namedtuple("Answer", "phase email status retry_after json started finished error")):
+    __slots__ = ()
+
+    @property
+    def seconds(self):
+        return self.finished - self.started
+
+
+# One /readyz sample: the phase, the status (or the error), Retry-After, the JSON.
+Ready = namedtuple("Ready", "phase status retry_after json")
+
+
+class Load:
+    """`clients` threads POSTing fresh emails until stop() (`tag` in the
+    emails, `full_name` in the bodies), and a watcher sampling /readyz every
+    `watch_every` s; each answer recorded as an Answer, each sample as a
+    Ready, with the phase the test set (load.phase = ...) when it began.
+    `timeout`: the clients' (and, unless `ready_timeout`, the watcher's): a
+    call that hangs past it shows as a transport error. After a 503 a client
+    waits 50 ms, as one honouring Retry-After would, briefly."""
+
+    def __init__(self, server, clients, timeout, tag, full_name, ready_timeout=None,
+                 watch_every=0.2):
+        self.server = server
+        self.timeout = timeout
+        self.ready_timeout = timeout if ready_timeout is None else ready_timeout
+        self.watch_every = watch_every
+        self.tag = tag
+        self.full_name = full_name
+        self.phase = "before"
+        self.records = []
+        self.ready = []
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.threads = [threading.Thread(target=self._client, args=(i,), daemon=True)
+                        for i in range(clients)]
+        self.threads.append(threading.Thread(target=self._watch, daemon=True))
+        for t in self.threads:
+            t.start()
+
+    def _client(self, i):
+        while not self.stopping.is_set():
+            email = unique_email(f"{self.tag}{i}")
+            phase = self.phase
+            started = time.monotonic()
+            try:
+                resp = self.server.request("POST", "/api/v1/users", token="sales",
+                                           timeout=self.timeout,
+                                           body={"email": email, "full_name": self.full_name})
+                got = (resp.status, "retry-after" in resp.headers, resp.json, None)
+            except Exception as e:  # noqa: BLE001 - a transport error is a failure, reported
+                got = (None, False, None, repr(e))
+            with self.lock:
+                self.records.append(Answer(phase, email, got[0], got[1], got[2], started,
+                                           time.monotonic(), got[3]))
+            if got[0] == 503:
+                self.stopping.wait(0.05)
+
+    def _watch(self):
+        while not self.stopping.is_set():
+            phase = self.phase
+            try:
+                r = self.server.get("/readyz", timeout=self.ready_timeout)
+                seen = Ready(phase, r.status, "retry-after" in r.headers, r.json)
+            except Exception as e:  # noqa: BLE001
+                seen = Ready(phase, repr(e), False, None)
+            with self.lock:
+                self.ready.append(seen)
+            self.stopping.wait(self.watch_every)
+
+    def answers(self):
+        with self.lock:
+            return list(self.records)
+
+    def count(self, phase, statuses=(201, 202)):
+        """Answers begun in `phase` with one of `statuses` (a status or several)."""
+        wanted = (statuses,) if isinstance(statuses, int) else tuple(statuses)
+        with self.lock:
+            return sum(1 for r in self.records if r.phase == phase and r.status in wanted)
+
+    def ready_seen(self, phase, status):
+        with self.lock:
+            return any(r.phase == phase and r.status == status for r in self.ready)
+
+    def circuit_seen(self, phase, circuit):
+        """A /readyz sample in `phase` whose queue circuit was `circuit`."""
+        with self.lock:
+            return any(r.phase == phase and ((r.json or {}).get("queue") or {}).get("circuit")
+                       == circuit for r in self.ready)
+
+    def stop(self):
+        self.stopping.set()
+        for t in self.threads:
+            t.join(max(self.timeout, self.ready_timeout) + 10)
+        return not any(t.is_alive() for t in self.threads)
+
+
+__all__ = ["NetnsRedis", "NetnsPostgres", "FaultProxy", "Load", "Answer", "Ready", "require_netns",
+           "WaitTimeout"]

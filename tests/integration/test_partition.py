@@ -22,18 +22,16 @@ Needs root and iproute2 (CI has both): without them the test FAILS, never skips.
 
 import os
 import secrets
-import threading
 import time
 import unittest
 import uuid
 
 from fake_telegram import FakeTelegram
-from net_faults import FaultProxy, NetnsRedis
+from net_faults import FaultProxy, Load, NetnsRedis
 from redis_harness import (FAST_REDIS, ExactlyOnceAssertions, RedisServer, unique_prefix,
                            wait_until_drained)
-from usher_harness import ServerPerTestCase, UsherServer, unique_email, wait_until
+from usher_harness import ServerPerTestCase, UsherServer, wait_until
 
-USERS = "/api/v1/users"
 CLIENTS = 16
 CUT_S = float(os.environ.get("USHER_PARTITION_CUT_S", "12"))
 COMMAND_TIMEOUT_MS = 300
@@ -57,64 +55,10 @@ CRITICAL_LINE = "\U0001F6A8 CRITICAL"
 RESOLVED_LINE = "\u2705 RESOLVED"
 
 
-class Load:
-    """CLIENTS threads POSTing fresh emails until stop(); each answer recorded
-    as (phase, email, status, body, seconds, error). A watcher samples /readyz's
-    circuit every 100 ms."""
-
-    def __init__(self, server):
-        self.server = server
-        self.phase = "before"
-        self.records = []
-        self.circuits = []  # (phase, circuit or error)
-        self.lock = threading.Lock()
-        self.stopping = threading.Event()
-        self.threads = [threading.Thread(target=self._client, args=(i,), daemon=True)
-                        for i in range(CLIENTS)]
-        self.threads.append(threading.Thread(target=self._watch, daemon=True))
-        for t in self.threads:
-            t.start()
-
-    def _client(self, i):
-        while not self.stopping.is_set():
-            email = unique_email(f"p{i}")
-            phase = self.phase
-            started = time.monotonic()
-            try:
-                resp = self.server.request("POST", USERS, token="sales", timeout=10,
-                                           body={"email": email, "full_name": "Partition Buyer"})
-                got = (resp.status, resp.json, None)
-            except Exception as e:  # noqa: BLE001 - a transport error is a failure, reported
-                got = (None, None, repr(e))
-            with self.lock:
-                self.records.append((phase, email, got[0], got[1], time.monotonic() - started,
-                                     got[2]))
-
-    def _watch(self):
-        while not self.stopping.is_set():
-            phase = self.phase
-            try:
-                r = self.server.get("/readyz", timeout=5)
-                circuit = (r.json or {}).get("queue", {}).get("circuit")
-            except Exception as e:  # noqa: BLE001
-                circuit = repr(e)
-            with self.lock:
-                self.circuits.append((phase, circuit))
-            self.stopping.wait(0.1)
-
-    def count(self, phase, status):
-        with self.lock:
-            return sum(1 for r in self.records if r[0] == phase and r[2] == status)
-
-    def circuit_seen(self, phase, circuit):
-        with self.lock:
-            return any(p == phase and c == circuit for p, c in self.circuits)
-
-    def stop(self):
-        self.stopping.set()
-        for t in self.threads:
-            t.join(20)
-        return not any(t.is_alive() for t in self.threads)
+def partition_load(server):
+    """CLIENTS creating users (10 s client timeout) and /readyz's circuit
+    sampled every 100 ms."""
+    return Load(server, CLIENTS, 10, "p", "Partition Buyer", ready_timeout=5, watch_every=0.1)
 
 
 class FaultAssertions(ExactlyOnceAssertions):
@@ -149,24 +93,24 @@ class FaultAssertions(ExactlyOnceAssertions):
     def check_load(self, load):
         """No transport error, no status but 201/202, each within the bound.
         Returns the accepted emails."""
-        records = load.records
+        records = load.answers()
         statuses = {}
-        for phase, _, status, _, _, _ in records:
-            statuses[(phase, status)] = statuses.get((phase, status), 0) + 1
-        slowest = sorted((r[4] for r in records), reverse=True)[:3]
+        for r in records:
+            statuses[(r.phase, r.status)] = statuses.get((r.phase, r.status), 0) + 1
+        slowest = sorted((r.seconds for r in records), reverse=True)[:3]
         print(f"\n{len(records)} requests: {statuses}; slowest {slowest} s")
-        errors = [r for r in records if r[5] is not None]
+        errors = [r for r in records if r.error is not None]
         self.assertEqual(errors[:3], [], f"{len(errors)} requests failed in transport")
-        wrong = [(r[0], r[2], r[3]) for r in records if r[2] not in (201, 202)]
+        wrong = [(r.phase, r.status, r.json) for r in records if r.status not in (201, 202)]
         self.assertEqual(wrong[:3], [], f"{len(wrong)} answers were neither 201 nor 202")
-        for phase, email, status, body, _, _ in records:
-            self.assertEqual(body["email"], email, body)
-            if status == 201:
-                self.assertIs(body.get("fallback"), True, body)
+        for r in records:
+            self.assertEqual(r.json["email"], r.email, r.json)
+            if r.status == 201:
+                self.assertIs(r.json.get("fallback"), True, r.json)
         bound = 2 * (2 * self.timeout_ms) / 1000 + SLACK_S
-        slow = [r[4] for r in records if r[4] >= bound]
+        slow = [r.seconds for r in records if r.seconds >= bound]
         self.assertEqual(slow, [], f"{len(slow)} answers took {bound} s or more")
-        return [r[1] for r in records]
+        return [r.email for r in records]
 
     def check_exactly_once(self, server, accepted):
         wait_until_drained(server, len(accepted), timeout=60.0)
@@ -245,7 +189,7 @@ class PartitionTest(FaultAssertions, ServerPerTestCase):
         # The Bot API sits behind the same link: the cut takes it away too, so
         # the CRITICAL waits in the outbox and arrives once the link is back.
         server = self.start_server(redis.url, "partition", telegram_behind=redis)
-        load = Load(server)
+        load = partition_load(server)
         self.run_until(load, "before", lambda: load.count("before", 202) >= QUEUED_BEFORE, 30.0,
                        f"{QUEUED_BEFORE} jobs queued before the cut")
         self.assertEqual(self.fake.snapshot(), [], "a message before the cut")
@@ -275,7 +219,7 @@ class ProxyFaultTest(FaultAssertions, ServerPerTestCase):
     def test_latency_then_a_stall(self):
         proxy = self.proxy
         server = self.start_server(proxy.url, "proxy-stall")
-        load = Load(server)
+        load = partition_load(server)
         self.run_until(load, "before", lambda: load.count("before", 202) >= QUEUED_BEFORE, 30.0,
                        f"{QUEUED_BEFORE} jobs queued before the faults")
         # 100 ms each way: 200 ms more per round trip, within the 600 ms timeout.
@@ -293,7 +237,7 @@ class ProxyFaultTest(FaultAssertions, ServerPerTestCase):
     def test_a_share_of_the_bytes_lost(self):
         proxy = self.proxy
         server = self.start_server(proxy.url, "proxy-loss")
-        load = Load(server)
+        load = partition_load(server)
         self.run_until(load, "before", lambda: load.count("before", 202) >= QUEUED_BEFORE, 30.0,
                        f"{QUEUED_BEFORE} jobs queued before the faults")
 

@@ -37,15 +37,13 @@ FAILS, never skips.
 import os
 import re
 import secrets
-import threading
 import time
 import unittest
 
 from fake_telegram import FakeTelegram
-from net_faults import NetnsPostgres
-from usher_harness import ServerPerTestCase, http_request, unique_email, wait_until
+from net_faults import Load, NetnsPostgres
+from usher_harness import ServerPerTestCase, wait_until
 
-USERS = "/api/v1/users"
 CLIENTS = 8
 CUT_S = float(os.environ.get("USHER_PARTITION_CUT_S", "12"))
 BOUND = 10.0  # SPEC §3: 503 with Retry-After within 10 s
@@ -74,69 +72,6 @@ def chats_of(messages):
     return sorted(str(m.chat_id) for m in messages)
 
 
-class Load:
-    """CLIENTS threads POSTing fresh emails until stop(); each answer recorded
-    as (phase, email, status, has Retry-After, seconds, error). A watcher
-    samples /readyz every 200 ms as (phase, status, has Retry-After)."""
-
-    def __init__(self, server):
-        self.server = server
-        self.phase = "before"
-        self.records = []
-        self.ready = []
-        self.lock = threading.Lock()
-        self.stopping = threading.Event()
-        self.threads = [threading.Thread(target=self._client, args=(i,), daemon=True)
-                        for i in range(CLIENTS)]
-        self.threads.append(threading.Thread(target=self._watch, daemon=True))
-        for t in self.threads:
-            t.start()
-
-    def _client(self, i):
-        while not self.stopping.is_set():
-            email = unique_email(f"pgp{i}")
-            phase = self.phase
-            started = time.monotonic()
-            try:
-                # A client timeout past the bound: a hang shows as an error.
-                resp = self.server.request("POST", USERS, token="sales", timeout=BOUND + 5,
-                                           body={"email": email, "full_name": "Partition Buyer"})
-                got = (resp.status, "retry-after" in resp.headers, None)
-            except Exception as e:  # noqa: BLE001 - a transport error is a failure, reported
-                got = (None, False, repr(e))
-            with self.lock:
-                self.records.append((phase, email, got[0], got[1], time.monotonic() - started,
-                                     got[2]))
-            if got[0] == 503:
-                self.stopping.wait(0.05)  # as a client honouring Retry-After would, briefly
-
-    def _watch(self):
-        while not self.stopping.is_set():
-            phase = self.phase
-            try:
-                r = http_request(self.server.port, "GET", "/readyz", timeout=BOUND + 5)
-                seen = (r.status, "retry-after" in r.headers)
-            except Exception as e:  # noqa: BLE001
-                seen = (repr(e), False)
-            with self.lock:
-                self.ready.append((phase, *seen))
-            self.stopping.wait(0.2)
-
-    def count(self, phase, status):
-        with self.lock:
-            return sum(1 for r in self.records if r[0] == phase and r[2] == status)
-
-    def ready_seen(self, phase, status):
-        with self.lock:
-            return any(p == phase and s == status for p, s, _ in self.ready)
-
-    def stop(self):
-        self.stopping.set()
-        for t in self.threads:
-            t.join(BOUND + 10)
-        return not any(t.is_alive() for t in self.threads)
-
-
 class PostgresPartitionTest(ServerPerTestCase):
     def test_link_to_postgresql_cut_under_load(self):
         far = self.own(NetnsPostgres())
@@ -154,7 +89,8 @@ class PostgresPartitionTest(ServerPerTestCase):
                            "DB_OUTAGE_ALERT_MS": str(OUTAGE_ALERT_MS)})
         server.start()
         self.assertEqual(server.get("/readyz").status, 200)
-        load = Load(server)
+        # A client timeout past the bound: a hang shows as a transport error.
+        load = Load(server, CLIENTS, BOUND + 5, "pgp", "Partition Buyer")
         self.addCleanup(load.stop)
 
         def until(phase, condition, timeout, what):
@@ -193,26 +129,26 @@ class PostgresPartitionTest(ServerPerTestCase):
         self.assertTrue(load.stop(), "a client thread hung")
         self.assertIsNone(server.proc.poll(), "usher exited")
 
-        records = list(load.records)
+        records = load.answers()
         statuses = {}
-        for phase, _, status, _, _, _ in records:
-            statuses[(phase, status)] = statuses.get((phase, status), 0) + 1
-        slowest = sorted((r[4] for r in records), reverse=True)[:3]
+        for r in records:
+            statuses[(r.phase, r.status)] = statuses.get((r.phase, r.status), 0) + 1
+        slowest = sorted((r.seconds for r in records), reverse=True)[:3]
         print(f"\n{len(records)} requests: {statuses}; slowest {slowest} s")
-        errors = [r for r in records if r[5] is not None]
+        errors = [r for r in records if r.error is not None]
         self.assertEqual(errors[:3], [], f"{len(errors)} requests failed in transport")
-        wrong = [(r[0], r[2]) for r in records if r[2] not in (201, 202, 503)]
+        wrong = [(r.phase, r.status) for r in records if r.status not in (201, 202, 503)]
         self.assertEqual(wrong[:3], [], f"{len(wrong)} answers neither 2xx nor 503")
-        bare = [r for r in records if r[2] == 503 and not r[3]]
+        bare = [r for r in records if r.status == 503 and not r.retry_after]
         self.assertEqual(bare[:3], [], f"{len(bare)} 503s without Retry-After")
-        slow = [(r[0], r[2], r[4]) for r in records if r[4] >= BOUND]
+        slow = [(r.phase, r.status, r.seconds) for r in records if r.seconds >= BOUND]
         self.assertEqual(slow[:3], [], f"{len(slow)} answers took {BOUND} s or more")
-        ready_503 = [r for r in load.ready if r[0] == "cut" and r[1] == 503]
-        self.assertTrue(all(retry for _, _, retry in ready_503), "/readyz 503 without Retry-After")
+        ready_503 = [r for r in load.ready if r.phase == "cut" and r.status == 503]
+        self.assertTrue(all(r.retry_after for r in ready_503), "/readyz 503 without Retry-After")
 
         # Nothing lost or doubled.
-        accepted = {r[1] for r in records if r[2] in (201, 202)}
-        refused = {r[1] for r in records if r[2] == 503}
+        accepted = {r.email for r in records if r.status in (201, 202)}
+        refused = {r.email for r in records if r.status == 503}
 
         def settled():
             rows = server.query("SELECT status, COUNT(*) FROM jobs GROUP BY status")

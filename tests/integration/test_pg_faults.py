@@ -32,15 +32,13 @@ Needs PostgreSQL (CI has it): without it the test FAILS, never skips.
 """
 
 import re
-import threading
 import time
 import unittest
 
-from net_faults import FaultProxy
+from net_faults import FaultProxy, Load
 from pg_harness import PostgresCluster
-from usher_harness import ServerPerTestCase, http_request, unique_email, wait_until
+from usher_harness import ServerPerTestCase, wait_until
 
-USERS = "/api/v1/users"
 CLIENTS = 4
 BOUND = 10.0  # SPEC §3: 503 with Retry-After within 10 s
 ENV = {"DB_BUSY_TIMEOUT_MS": "2000", "DB_STATEMENT_TIMEOUT_MS": "3000",
@@ -60,69 +58,6 @@ DRAIN_TIMEOUT = 90.0
 WATCHDOG_LINE = r"the database did not answer in time: connection closed \(it reconnects\)"
 BATCH_FAILED = r"database write batch of \d+ failed: "
 BUDGET_LINE = r"a write batch ran past its budget of 2000 ms \(a slow database\)"
-
-
-class Load:
-    """CLIENTS threads POSTing fresh emails until stop(); each answer recorded
-    as (phase at start, email, status, has Retry-After, started, finished,
-    error). A watcher samples /readyz every 200 ms as (phase, status)."""
-
-    def __init__(self, server, timeout):
-        self.server = server
-        self.timeout = timeout
-        self.phase = "before"
-        self.records = []
-        self.ready = []
-        self.lock = threading.Lock()
-        self.stopping = threading.Event()
-        self.threads = [threading.Thread(target=self._client, args=(i,), daemon=True)
-                        for i in range(CLIENTS)]
-        self.threads.append(threading.Thread(target=self._watch, daemon=True))
-        for t in self.threads:
-            t.start()
-
-    def _client(self, i):
-        while not self.stopping.is_set():
-            email = unique_email(f"pgf{i}")
-            phase = self.phase
-            started = time.monotonic()
-            try:
-                resp = self.server.request("POST", USERS, token="sales", timeout=self.timeout,
-                                           body={"email": email, "full_name": "Faulty Link"})
-                got = (resp.status, "retry-after" in resp.headers, None)
-            except Exception as e:  # noqa: BLE001 - a transport error is a failure, reported
-                got = (None, False, repr(e))
-            with self.lock:
-                self.records.append((phase, email, got[0], got[1], started, time.monotonic(),
-                                     got[2]))
-            if got[0] == 503:
-                self.stopping.wait(0.05)  # as a client honouring Retry-After would, briefly
-
-    def _watch(self):
-        while not self.stopping.is_set():
-            phase = self.phase
-            try:
-                r = http_request(self.server.port, "GET", "/readyz", timeout=self.timeout)
-                seen = r.status
-            except Exception as e:  # noqa: BLE001
-                seen = repr(e)
-            with self.lock:
-                self.ready.append((phase, seen))
-            self.stopping.wait(0.2)
-
-    def count(self, phase, statuses=(201, 202)):
-        with self.lock:
-            return sum(1 for r in self.records if r[0] == phase and r[2] in statuses)
-
-    def ready_seen(self, phase, status):
-        with self.lock:
-            return any(p == phase and s == status for p, s in self.ready)
-
-    def stop(self):
-        self.stopping.set()
-        for t in self.threads:
-            t.join(self.timeout + 10)
-        return not any(t.is_alive() for t in self.threads)
 
 
 class PostgresFaultsTest(ServerPerTestCase):
@@ -170,25 +105,25 @@ class PostgresFaultsTest(ServerPerTestCase):
 
     def check(self, server, load, bound):
         """The answers (each within `bound` seconds when given) and the rows."""
-        records = list(load.records)
+        records = load.answers()
         statuses = {}
         for r in records:
-            statuses[(r[0], r[2])] = statuses.get((r[0], r[2]), 0) + 1
-        slowest = sorted((r[5] - r[4] for r in records), reverse=True)[:3]
+            statuses[(r.phase, r.status)] = statuses.get((r.phase, r.status), 0) + 1
+        slowest = sorted((r.seconds for r in records), reverse=True)[:3]
         print(f"\n{len(records)} requests: {statuses}; slowest "
               f"{[round(s, 1) for s in slowest]} s")
-        errors = [r for r in records if r[6] is not None]
+        errors = [r for r in records if r.error is not None]
         self.assertEqual(errors[:3], [], f"{len(errors)} requests failed in transport")
-        wrong = [(r[0], r[2]) for r in records if r[2] not in (201, 202, 503)]
+        wrong = [(r.phase, r.status) for r in records if r.status not in (201, 202, 503)]
         self.assertEqual(wrong[:3], [], f"{len(wrong)} answers neither 2xx nor 503")
-        bare = [r for r in records if r[2] == 503 and not r[3]]
+        bare = [r for r in records if r.status == 503 and not r.retry_after]
         self.assertEqual(bare[:3], [], f"{len(bare)} 503s without Retry-After")
         if bound is not None:
-            slow = [(r[0], r[2], round(r[5] - r[4], 1)) for r in records if r[5] - r[4] >= bound]
+            slow = [(r.phase, r.status, round(r.seconds, 1)) for r in records if r.seconds >= bound]
             self.assertEqual(slow[:3], [], f"{len(slow)} answers took {bound} s or more")
 
-        accepted = {r[1] for r in records if r[2] in (201, 202)}
-        refused = {r[1] for r in records if r[2] == 503}
+        accepted = {r.email for r in records if r.status in (201, 202)}
+        refused = {r.email for r in records if r.status == 503}
 
         def settled():
             rows = server.query("SELECT status, COUNT(*) FROM jobs GROUP BY status")
@@ -213,7 +148,8 @@ class PostgresFaultsTest(ServerPerTestCase):
 
     def test_stalled_link(self):
         server, proxy = self.start_behind_proxy("pgstall")
-        load = Load(server, BOUND + 5)  # a hang shows as a transport error
+        # A client timeout past the bound: a hang shows as a transport error.
+        load = Load(server, CLIENTS, BOUND + 5, "pgf", "Faulty Link")
         self.addCleanup(load.stop)
         self.until(load, "before", lambda: load.count("before") >= BEFORE, 30.0,
                    f"{BEFORE} users accepted before the stall")
@@ -235,8 +171,8 @@ class PostgresFaultsTest(ServerPerTestCase):
         records = self.check(server, load, BOUND)
         # Nothing reached PostgreSQL while the link held every byte: no
         # request begun and answered inside the stall was a 2xx.
-        during = [r for r in records if stalled_at < r[4] and r[5] < unstalled_at
-                  and r[2] in (201, 202)]
+        during = [r for r in records if stalled_at < r.started and r.finished < unstalled_at
+                  and r.status in (201, 202)]
         self.assertEqual(during[:3], [], "a 2xx while the link forwarded nothing")
         # The watchdog cut what hung, and the writer's batches failed (503).
         server.wait_for_log(WATCHDOG_LINE, timeout=5, since=mark)
@@ -244,7 +180,7 @@ class PostgresFaultsTest(ServerPerTestCase):
 
     def test_lossy_link(self):
         server, proxy = self.start_behind_proxy("pgloss")
-        load = Load(server, BOUND + 5)
+        load = Load(server, CLIENTS, BOUND + 5, "pgf", "Faulty Link")
         self.addCleanup(load.stop)
         self.until(load, "before", lambda: load.count("before") >= BEFORE, 30.0,
                    f"{BEFORE} users accepted before the loss")
@@ -265,7 +201,7 @@ class PostgresFaultsTest(ServerPerTestCase):
 
     def test_slow_link(self):
         server, proxy = self.start_behind_proxy("pgslow")
-        load = Load(server, SLOW_CLIENT_TIMEOUT)
+        load = Load(server, CLIENTS, SLOW_CLIENT_TIMEOUT, "pgf", "Faulty Link")
         self.addCleanup(load.stop)
         self.until(load, "before", lambda: load.count("before") >= BEFORE, 30.0,
                    f"{BEFORE} users accepted before the latency")
@@ -286,7 +222,7 @@ class PostgresFaultsTest(ServerPerTestCase):
         accepted_slow = load.count("slow")
         refused_slow = load.count("slow", (503,))
         with load.lock:
-            ready = [s for p, s in load.ready if p == "slow"]
+            ready = [r.status for r in load.ready if r.phase == "slow"]
         print(f"\nwith {LATENCY_S * 2000:.0f} ms per round trip: {accepted_slow} accepted, "
               f"{refused_slow} refused with 503; /readyz {ready.count(200)} x 200, "
               f"{ready.count(503)} x 503")
