@@ -50,7 +50,7 @@ import json, os, re, shlex, sys
 source_db, out, by, selected = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 entries = json.load(open(source_db))
 gxx_pch = not any("clang++" in e["command"] for e in entries)
-result, batch_of, batch_entry = [], {}, {}
+result, batch_of = [], {}  # a source's real path -> (its batch, its own entry)
 for e in entries:
     if gxx_pch:
         e["command"] = re.sub(r" -Winvalid-pch| -include \S+cmake_pch\.hxx", "", e["command"])
@@ -61,18 +61,16 @@ for e in entries:
                 command = e["command"].replace(e["file"], source)
                 command = re.sub(r"-o \S+", "-o /dev/null", command)
                 result.append({"directory": e["directory"], "command": command, "file": source})
-                batch_of[os.path.realpath(source)] = e["file"]
-                batch_entry[source] = result[-1]
+                batch_of[os.path.realpath(source)] = (e["file"], result[-1])
 json.dump(result, open(os.path.join(out, "db", "compile_commands.json"), "w"))
 units, syntax = [], []
 for f in selected:
-    batch = batch_of.get(os.path.realpath(f)) if by == "batch" else None
+    batch, entry = batch_of.get(os.path.realpath(f), (None, None)) if by == "batch" else (None, None)
     if batch is None:
         units.append(f)
         continue
     if batch not in units:
         units.append(batch)
-    entry = batch_entry[next(s for s in batch_entry if os.path.realpath(s) == os.path.realpath(f))]
     command = re.sub(r"-o /dev/null", "-fsyntax-only", entry["command"])
     syntax.append(f"cd {shlex.quote(entry['directory'])} && {command}")
 open(os.path.join(out, "units.txt"), "w").write("".join(u + "\n" for u in units))
