@@ -1,4 +1,4 @@
-// redis/connection and redis/job_stream against a real redis-server. What
+// redis/connection, redis/script and redis/job_stream against a real redis-server. What
 // is due or idle is decided by Redis's clock (TIME, idle times), so the tests
 // poll for it with a deadline (until()) instead of sleeping a guessed time.
 #include <gtest/gtest.h>
@@ -8,6 +8,7 @@
 
 #include <usher/redis/connection.hpp>
 #include <usher/redis/job_stream.hpp>
+#include <usher/redis/script.hpp>
 
 #include "redis_server.hpp"
 
@@ -205,6 +206,87 @@ TEST_F(JobStreamTest, FinishedJobsLeaveRedisMemoryBounded) {
   EXPECT_EQ(integer({"XLEN", "t:jobs"}), 0);
   EXPECT_EQ(integer({"SCARD", "t:known"}), 0);
   RecordProperty("redis_bytes_after_100k_jobs", std::to_string(grown));
+}
+
+// How many calls of `command` Redis counted since the last CONFIG RESETSTAT.
+long long calls_of(Connection &redis, const std::string &command) {
+  auto reply = redis.run({"INFO", "commandstats"});
+  EXPECT_TRUE(reply.has_value());
+  if (!reply) return -1;
+  const std::string field = "cmdstat_" + command + ":calls=";
+  const auto at = reply->text.find(field);
+  return at == std::string::npos ? 0 : std::stoll(reply->text.substr(at + field.size()));
+}
+
+TEST(RedisScript, ItsSha1IsTheNameRedisGivesIt) {
+  testing::RedisServer server;
+  Connection redis(server.endpoint(), Timeouts{100ms, 500ms});
+  const Script script("return ARGV[1]");
+  auto loaded = redis.run({"SCRIPT", "LOAD", script.text()});
+  ASSERT_TRUE(loaded.has_value());
+  EXPECT_EQ(loaded->text, script.sha1());
+}
+
+TEST_F(JobStreamTest, OnceRedisKnowsAScriptItIsSentBySha1Only) {
+  // The first call of each script finds Redis without it and loads it.
+  ASSERT_TRUE(stream.dispatch(redis, {{1, 0}}).has_value());
+  auto first = stream.read(redis, "w1", 10, 10ms);
+  ASSERT_TRUE(first.has_value());
+  ASSERT_TRUE(stream.acknowledge(redis, *first).has_value());
+  ASSERT_TRUE(redis.run({"CONFIG", "RESETSTAT"}).has_value());
+  ASSERT_TRUE(stream.dispatch(redis, {{2, 0}, {3, 0}}).has_value());
+  auto read = stream.read(redis, "w1", 10, 10ms);
+  ASSERT_TRUE(read.has_value());
+  ASSERT_EQ(read->size(), 2U);
+  ASSERT_TRUE(stream.acknowledge(redis, *read).has_value());
+  EXPECT_EQ(calls_of(redis, "evalsha"), 4) << "two dispatches, two acknowledgements";
+  EXPECT_EQ(calls_of(redis, "eval"), 0) << "no script text sent";
+}
+
+TEST_F(JobStreamTest, ScriptsRunAgainAfterScriptFlush) {
+  ASSERT_TRUE(stream.dispatch(redis, {{1, 0}}).has_value());
+  ASSERT_TRUE(redis.run({"SCRIPT", "FLUSH"}).has_value());
+  // A pipelined script (dispatch), answered NOSCRIPT, is sent again by text.
+  auto sent = stream.dispatch(redis, {{2, 0}, {3, now_ms() + 60'000}});
+  ASSERT_TRUE(sent.has_value()) << sent.error().detail;
+  EXPECT_EQ(*sent, (std::vector<bool>{true, true}));
+  ASSERT_TRUE(redis.run({"SCRIPT", "FLUSH"}).has_value());
+  // A single call (promotion), likewise.
+  auto promoted = stream.promote_due(redis, 10);
+  ASSERT_TRUE(promoted.has_value()) << promoted.error().detail;
+  EXPECT_EQ(*promoted, 0) << "job 3 is due in a minute";
+  ASSERT_TRUE(redis.run({"SCRIPT", "FLUSH"}).has_value());
+  auto read = stream.read(redis, "w1", 10, 10ms);
+  ASSERT_TRUE(read.has_value());
+  ASSERT_EQ(read->size(), 2U);
+  ASSERT_TRUE(stream.acknowledge(redis, *read).has_value());
+  EXPECT_EQ(integer({"SCARD", "t:known"}), 1) << "only the delayed job 3 is left";
+  EXPECT_EQ(integer({"XLEN", "t:jobs"}), 0);
+  // Sent by text once, a script is known again: the next call is by SHA-1.
+  ASSERT_TRUE(stream.dispatch(redis, {{4, 0}}).has_value()); // flushed above: by text
+  ASSERT_TRUE(redis.run({"CONFIG", "RESETSTAT"}).has_value());
+  ASSERT_TRUE(stream.dispatch(redis, {{5, 0}}).has_value());
+  EXPECT_EQ(calls_of(redis, "eval"), 0);
+  EXPECT_EQ(calls_of(redis, "evalsha"), 1);
+}
+
+TEST_F(JobStreamTest, ScriptsRunAfterARedisRestart) {
+  ASSERT_TRUE(stream.dispatch(redis, {{1, 0}}).has_value());
+  server.kill();
+  server.start(); // empty: no keys, no scripts
+  Result<std::vector<bool>> sent;
+  // The first call after the restart fails on the closed socket; the next reconnects.
+  ASSERT_TRUE(until(k_deadline, [&] {
+    sent = stream.dispatch(redis, {{2, 0}});
+    return sent.has_value();
+  })) << sent.error().detail;
+  EXPECT_EQ(*sent, std::vector<bool>{true});
+  auto read = stream.read(redis, "w1", 10, 10ms);
+  ASSERT_TRUE(read.has_value()) << read.error().detail;
+  ASSERT_EQ(read->size(), 1U);
+  EXPECT_EQ(read->front().job_id, 2);
+  ASSERT_TRUE(stream.acknowledge(redis, *read).has_value());
+  EXPECT_EQ(integer({"SCARD", "t:known"}), 0);
 }
 
 TEST(RedisConnection, ACommandAgainstAHungRedisTimesOutAndTheConnectionRecovers) {

@@ -26,7 +26,7 @@ std::string database_outage_key(const std::string &prefix) {
 AlertClaim::AlertClaim(config::RedisEndpoint endpoint, Timeouts timeouts, std::string key,
                        std::string holder)
     : m_connection(std::move(endpoint), timeouts), m_key(std::move(key)),
-      m_holder(std::move(holder)) {}
+      m_holder(std::move(holder)), m_keep(k_keep), m_release(k_release) {}
 
 Result<bool> AlertClaim::take(std::chrono::milliseconds ttl) {
   const auto reply =
@@ -36,13 +36,12 @@ Result<bool> AlertClaim::take(std::chrono::milliseconds ttl) {
 }
 
 Result<void> AlertClaim::keep(std::chrono::milliseconds ttl) {
-  return checked(
-      m_connection.run({"EVAL", k_keep, "1", m_key, m_holder, std::to_string(ttl.count())}));
+  return checked(m_keep.run(m_connection, {"1", m_key, m_holder, std::to_string(ttl.count())}));
 }
 
 Result<void> AlertClaim::release(std::chrono::milliseconds grace) {
   return checked(
-      m_connection.run({"EVAL", k_release, "1", m_key, m_holder, std::to_string(grace.count())}));
+      m_release.run(m_connection, {"1", m_key, m_holder, std::to_string(grace.count())}));
 }
 
 Result<std::string> AlertClaim::holder() {

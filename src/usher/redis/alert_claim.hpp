@@ -13,6 +13,7 @@
 
 #include <usher/config/config.hpp>
 #include <usher/redis/connection.hpp>
+#include <usher/redis/script.hpp>
 #include <usher/util/error.hpp>
 
 namespace usher::redis {
@@ -42,6 +43,8 @@ private:
   Connection m_connection;
   std::string m_key;
   std::string m_holder;
+  Script m_keep;
+  Script m_release;
 };
 
 } // namespace usher::redis

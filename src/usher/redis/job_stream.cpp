@@ -83,17 +83,19 @@ StreamKeys StreamKeys::with_prefix(const std::string &prefix) {
   return StreamKeys{prefix + "jobs", prefix + "known", prefix + "delayed", "workers"};
 }
 
-JobStream::JobStream(StreamKeys keys) : m_keys(std::move(keys)) {}
+JobStream::JobStream(StreamKeys keys)
+    : m_keys(std::move(keys)), m_dispatch(k_dispatch), m_promote(k_promote),
+      m_acknowledge(k_acknowledge), m_reschedule(k_reschedule) {}
 
 Result<std::vector<bool>> JobStream::dispatch(Connection &redis,
                                               const std::vector<Dispatch> &jobs) const {
-  std::vector<Command> commands;
-  commands.reserve(jobs.size());
+  std::vector<ScriptArgs> calls;
+  calls.reserve(jobs.size());
   for (const auto &job : jobs) {
-    commands.push_back({"EVAL", k_dispatch, "3", m_keys.known, m_keys.stream, m_keys.delayed,
-                        std::to_string(job.job_id), std::to_string(job.run_at_ms)});
+    calls.push_back({"3", m_keys.known, m_keys.stream, m_keys.delayed, std::to_string(job.job_id),
+                     std::to_string(job.run_at_ms)});
   }
-  auto replies = redis.pipeline(commands);
+  auto replies = m_dispatch.run_each(redis, calls);
   if (!replies) return tl::unexpected(replies.error());
   std::vector<bool> added;
   added.reserve(replies->size());
@@ -105,8 +107,7 @@ Result<std::vector<bool>> JobStream::dispatch(Connection &redis,
 }
 
 Result<long long> JobStream::promote_due(Connection &redis, int limit) const {
-  auto reply =
-      redis.run({"EVAL", k_promote, "2", m_keys.delayed, m_keys.stream, std::to_string(limit)});
+  auto reply = m_promote.run(redis, {"2", m_keys.delayed, m_keys.stream, std::to_string(limit)});
   if (!reply) return tl::unexpected(reply.error());
   if (reply->is_error()) return tl::unexpected(script_error(*reply));
   return reply->integer;
@@ -166,13 +167,13 @@ Result<std::vector<Delivery>> JobStream::reclaim_idle(Connection &redis,
 Result<void> JobStream::acknowledge(Connection &redis,
                                     const std::vector<Delivery> &deliveries) const {
   if (deliveries.empty()) return {};
-  std::vector<Command> commands;
-  commands.reserve(deliveries.size());
+  std::vector<ScriptArgs> calls;
+  calls.reserve(deliveries.size());
   for (const auto &d : deliveries) {
-    commands.push_back({"EVAL", k_acknowledge, "2", m_keys.stream, m_keys.known, m_keys.group,
-                        d.entry_id, std::to_string(d.job_id)});
+    calls.push_back(
+        {"2", m_keys.stream, m_keys.known, m_keys.group, d.entry_id, std::to_string(d.job_id)});
   }
-  auto replies = redis.pipeline(commands);
+  auto replies = m_acknowledge.run_each(redis, calls);
   if (!replies) return tl::unexpected(replies.error());
   for (const auto &reply : *replies) {
     if (reply.is_error()) return tl::unexpected(script_error(reply));
@@ -183,8 +184,8 @@ Result<void> JobStream::acknowledge(Connection &redis,
 Result<void> JobStream::reschedule(Connection &redis, const Delivery &delivery,
                                    std::int64_t run_at_ms) const {
   auto reply =
-      redis.run({"EVAL", k_reschedule, "2", m_keys.stream, m_keys.delayed, m_keys.group,
-                 delivery.entry_id, std::to_string(delivery.job_id), std::to_string(run_at_ms)});
+      m_reschedule.run(redis, {"2", m_keys.stream, m_keys.delayed, m_keys.group, delivery.entry_id,
+                               std::to_string(delivery.job_id), std::to_string(run_at_ms)});
   if (!reply) return tl::unexpected(reply.error());
   if (reply->is_error()) return tl::unexpected(script_error(*reply));
   return {};

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include <usher/redis/connection.hpp>
+#include <usher/redis/script.hpp>
 #include <usher/util/error.hpp>
 
 namespace usher::redis {
@@ -82,6 +83,10 @@ public:
 
 private:
   StreamKeys m_keys;
+  Script m_dispatch;
+  Script m_promote;
+  Script m_acknowledge;
+  Script m_reschedule;
 };
 
 // Unix milliseconds of an ISO 8601 UTC time (0 when it does not parse).
