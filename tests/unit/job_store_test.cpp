@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <set>
 #include <string>
+#include <vector>
 
 #include <usher/jobs/job_store.hpp>
 #include <usher/util/clock.hpp>
@@ -137,6 +139,47 @@ TEST_F(JobStoreTest, ClaimIdsTakesOnlyQueuedDueJobsInTheGivenOrder) {
   const auto claimed = claim_ids(sql(), {second, first, 999}, "w2", in(30s));
   ASSERT_EQ(claimed.size(), 1u) << "the running job and the missing one are skipped";
   EXPECT_EQ(claimed[0].id, second);
+}
+
+// The claim of a Redis batch is one statement per 512 ids; each row keeps
+// the guard of a claim by id: queued and due, taken once.
+TEST_F(JobStoreTest, ClaimIdsTakesABatchWithTheGuardOfEachRow) {
+  std::vector<std::int64_t> ids;
+  {
+    soci::transaction batch(sql()); // one commit for the rows, not 600
+    for (int i = 0; i < 600; ++i) ids.push_back(enqueue("u" + std::to_string(i) + "@example.com"));
+    batch.commit();
+  }
+  const auto running = ids[10];
+  ASSERT_EQ(claim_ids(sql(), {running}, "w1", in(30s)).size(), 1u);
+  const long long succeeded = ids[20], not_due = ids[550];
+  sql() << "UPDATE jobs SET status = 'succeeded' WHERE id = :id", soci::use(succeeded);
+  const auto later = in(1h);
+  sql() << "UPDATE jobs SET run_after = :t WHERE id = :id", soci::use(later), soci::use(not_due);
+
+  // Newest first, with a duplicate and a missing id: the order given is kept.
+  std::vector<std::int64_t> wanted(ids.rbegin(), ids.rend());
+  wanted.push_back(ids[5]);
+  wanted.push_back(999'999);
+  const auto claimed = claim_ids(sql(), wanted, "w2", in(30s));
+  ASSERT_EQ(claimed.size(), 597u) << "all but the running, the succeeded and the future one";
+  std::vector<std::int64_t> expected;
+  std::set<std::int64_t> skipped{running, succeeded, not_due, 999'999};
+  for (const auto id : wanted) {
+    if (skipped.insert(id).second) expected.push_back(id); // each id once, first place
+  }
+  std::vector<std::int64_t> got;
+  for (const auto &job : claimed) {
+    got.push_back(job.id);
+    EXPECT_EQ(job.attempts, 1) << "job " << job.id;
+  }
+  EXPECT_EQ(got, expected);
+  EXPECT_EQ(claimed.front().user.email, "u599@example.com") << "the row's payload";
+  EXPECT_EQ(lease_owner(running), "w1") << "a running job keeps its owner";
+  EXPECT_EQ(lease_owner(ids[0]), "w2");
+  EXPECT_EQ(job(succeeded).status, JobStatus::succeeded);
+  EXPECT_EQ(job(not_due).status, JobStatus::queued);
+  EXPECT_TRUE(claim_ids(sql(), wanted, "w3", in(30s)).empty()) << "nothing is taken twice";
 }
 
 TEST_F(JobStoreTest, OnlyTheOwnerExtendsItsLease) {

@@ -1,5 +1,8 @@
 #include <usher/jobs/job_store.hpp>
 
+#include <algorithm>
+#include <unordered_map>
+
 #include <fmt/format.h>
 
 #include <usher/auth/activation.hpp>
@@ -28,12 +31,19 @@ constexpr const char *k_claim =
     "RETURNING id, attempts, payload, created_by_token_id, activation_token_hash, "
     "activation_expires_at, created_at, request_id";
 
-constexpr const char *k_claim_id =
+// The claim of given ids: the same guard per row as before it was batched
+// (queued and due), one statement for up to k_claim_ids_per_statement ids;
+// {IDS} is replaced by that many bound parameters.
+constexpr const char *k_claim_ids =
     "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_owner = :owner, "
     "lease_expires_at = :lease, updated_at = :now "
-    "WHERE id = :id AND status = 'queued' AND run_after <= :now2 "
+    "WHERE id IN ({IDS}) AND status = 'queued' AND run_after <= :now2 "
     "RETURNING id, attempts, payload, created_by_token_id, activation_token_hash, "
     "activation_expires_at, created_at, request_id";
+
+// Far below the bound parameters either database accepts in one statement
+// (SQLite 32,766, PostgreSQL 65,535) and above any claim batch.
+constexpr std::size_t k_claim_ids_per_statement = 512;
 
 constexpr const char *k_extend =
     "UPDATE jobs SET lease_expires_at = :lease WHERE id = :id AND status = 'running' "
@@ -230,27 +240,72 @@ ClaimedJob claimed_job(long long id, int attempts, const std::string &payload, l
 }
 } // namespace
 
-std::vector<ClaimedJob> claim_ids(soci::session &sql, const std::vector<std::int64_t> &ids,
-                                  const std::string &owner, const std::string &lease_until) {
-  const std::string now = clock::now_iso8601();
-  long long wanted = 0, id = 0, token_id = 0;
+namespace {
+// `count` bound parameters for an IN list: ":id0, :id1, ...".
+std::string id_parameters(std::size_t count) {
+  std::string list;
+  for (std::size_t i = 0; i < count; ++i) list += fmt::format("{}:id{}", i == 0 ? "" : ", ", i);
+  return list;
+}
+
+// One k_claim_ids statement for `ids` (at most k_claim_ids_per_statement):
+// the jobs taken, by id.
+void claim_ids_once(soci::session &sql, const std::vector<long long> &ids, const std::string &owner,
+                    const std::string &lease_until, const std::string &now,
+                    std::unordered_map<std::int64_t, ClaimedJob> &taken) {
+  std::string text = k_claim_ids;
+  const std::string marker = "{IDS}";
+  text.replace(text.find(marker), marker.size(), id_parameters(ids.size()));
+  long long id = 0, token_id = 0;
   int attempts = 0;
   std::string payload, hash, expires, created_at, request_id;
   soci::indicator i_token = soci::i_null, i_hash = soci::i_null, i_expires = soci::i_null,
                   i_request = soci::i_null;
-  soci::statement st =
-      (sql.prepare << k_claim_id, soci::use(owner), soci::use(lease_until), soci::use(now),
-       soci::use(wanted), soci::use(now), soci::into(id), soci::into(attempts), soci::into(payload),
-       soci::into(token_id, i_token), soci::into(hash, i_hash), soci::into(expires, i_expires),
-       soci::into(created_at), soci::into(request_id, i_request));
-  std::vector<ClaimedJob> claimed;
-  for (const auto job_id : ids) {
-    // NOLINTNEXTLINE(clang-analyzer-deadcode.DeadStores): read by soci::use at execute
-    wanted = job_id;
-    if (!st.execute(true)) continue;
-    claimed.push_back(claimed_job(id, attempts, payload, token_id, i_token, hash, i_hash, expires,
+  soci::statement st(sql);
+  st.exchange(soci::use(owner));
+  st.exchange(soci::use(lease_until));
+  st.exchange(soci::use(now));
+  for (const auto &wanted : ids) st.exchange(soci::use(wanted));
+  st.exchange(soci::use(now));
+  st.exchange(soci::into(id));
+  st.exchange(soci::into(attempts));
+  st.exchange(soci::into(payload));
+  st.exchange(soci::into(token_id, i_token));
+  st.exchange(soci::into(hash, i_hash));
+  st.exchange(soci::into(expires, i_expires));
+  st.exchange(soci::into(created_at));
+  st.exchange(soci::into(request_id, i_request));
+  st.alloc();
+  st.prepare(text);
+  st.define_and_bind();
+  // Fetched to the end, which also finishes the statement (SQLite keeps a
+  // RETURNING statement open otherwise).
+  if (!st.execute(true)) return;
+  do {
+    taken.emplace(id, claimed_job(id, attempts, payload, token_id, i_token, hash, i_hash, expires,
                                   i_expires, created_at, request_id, i_request));
-    st.fetch(); // finishes the statement (SQLite keeps a RETURNING statement open otherwise)
+  } while (st.fetch());
+}
+} // namespace
+
+std::vector<ClaimedJob> claim_ids(soci::session &sql, const std::vector<std::int64_t> &ids,
+                                  const std::string &owner, const std::string &lease_until) {
+  const std::string now = clock::now_iso8601();
+  std::unordered_map<std::int64_t, ClaimedJob> taken;
+  for (std::size_t first = 0; first < ids.size(); first += k_claim_ids_per_statement) {
+    const auto last = std::min(ids.size(), first + k_claim_ids_per_statement);
+    const std::vector<long long> chunk(ids.begin() + static_cast<std::ptrdiff_t>(first),
+                                       ids.begin() + static_cast<std::ptrdiff_t>(last));
+    claim_ids_once(sql, chunk, owner, lease_until, now, taken);
+  }
+  // In the order of `ids`; an id given twice is taken once.
+  std::vector<ClaimedJob> claimed;
+  claimed.reserve(taken.size());
+  for (const auto job_id : ids) {
+    if (auto it = taken.find(job_id); it != taken.end()) {
+      claimed.push_back(std::move(it->second));
+      taken.erase(it);
+    }
   }
   return claimed;
 }
