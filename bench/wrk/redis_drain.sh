@@ -78,9 +78,14 @@ drain() {
     xlen=$(rcli xlen "${prefix}jobs")
     pending=$(rcli xpending "${prefix}jobs" workers | head -n 1)
     known=$(rcli scard "${prefix}known")
-    # EVAL: the dispatch, acknowledge and reschedule scripts (one call per job each).
-    evals=$(rcli info commandstats | grep -o 'cmdstat_eval:calls=[0-9]*' | cut -d= -f2 || true)
-    redis_note=", Redis left: stream $xlen, pending $pending, known $known; EVAL calls ${evals:-0}"
+    # The scripts run during the drain (acknowledge, reschedule, promote and the
+    # sweeper's dispatch) by SHA-1 (EVALSHA), or by text (EVAL) when Redis did
+    # not know them yet.
+    local stats evals evalshas
+    stats=$(rcli info commandstats)
+    evals=$(grep -o 'cmdstat_eval:calls=[0-9]*' <<<"$stats" | cut -d= -f2 || true)
+    evalshas=$(grep -o 'cmdstat_evalsha:calls=[0-9]*' <<<"$stats" | cut -d= -f2 || true)
+    redis_note=", Redis left: stream $xlen, pending $pending, known $known; EVALSHA calls ${evalshas:-0}, EVAL ${evals:-0}"
     if [ "$xlen" != 0 ] || [ "$pending" != 0 ] || [ "$known" != 0 ]; then check="MISMATCH (Redis)"; fi
   fi
   local warnings split
