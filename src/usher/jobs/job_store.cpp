@@ -31,9 +31,10 @@ constexpr const char *k_claim =
     "RETURNING id, attempts, payload, created_by_token_id, activation_token_hash, "
     "activation_expires_at, created_at, request_id";
 
-// The claim of given ids: the same guard per row as before it was batched
-// (queued and due), one statement for up to k_claim_ids_per_statement ids;
-// {IDS} is replaced by that many bound parameters.
+// The claim of given ids (a queue's deliveries): every row guarded by its
+// own state (queued and due), so a duplicate or late delivery takes nothing;
+// one statement for up to k_claim_ids_per_statement ids, {IDS} replaced by
+// that many bound parameters.
 constexpr const char *k_claim_ids =
     "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_owner = :owner, "
     "lease_expires_at = :lease, updated_at = :now "
