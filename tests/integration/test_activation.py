@@ -140,5 +140,28 @@ class ActivationTest(ServerTestCase):
         self.assertNotIn(token, self.server.stderr_tail(10 ** 7))
 
 
+def peak_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+
+
+class StartUpHashTest(ServerTestCase):
+    """The dummy hash that unknown-account logins verify against is made by
+    the first login, not at start-up: argon2id's memory would otherwise be
+    every process's peak RSS, logins or not (docs/benchmarks.md, "Memory")."""
+
+    server_name = "start-up-hash"
+    # 64 MiB, far above the rest of serve's resident memory.
+    server_env = {"PASSWORD_HASH_MEMORY_KIB": "65536", "PASSWORD_HASH_ITERATIONS": "1"}
+
+    def test_first_login_pays_for_the_dummy_hash(self):
+        before = peak_rss_kib(self.server.proc.pid)
+        resp = self.server.request("POST", LOGIN, body={"email": unique_email("nobody"),
+                                                        "password": "the wrong one"})
+        self.assertProblem(resp, 401, "invalid_credentials")
+        # Hashed at start-up, the peak would already include the 64 MiB.
+        self.assertGreater(peak_rss_kib(self.server.proc.pid) - before, 48 * 1024)
+
+
 if __name__ == "__main__":
     unittest.main()

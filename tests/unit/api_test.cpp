@@ -136,7 +136,7 @@ protected:
                                   test.m_config.instance, nullptr, nullptr, nullptr}),
           users(test.m_pool), accounts(test.m_pool, test.m_writer, test.m_hashing,
                                        {test.m_config.activation_ttl, test.m_config.session_ttl,
-                                        test.m_config.password_cost, ""}),
+                                        test.m_config.password_cost}),
           tokens(test.m_tokens, test.m_pool, test.m_writer, test.m_config.instance),
           jobs(test.m_pool, test.m_writer, test.m_config.instance,
                [&queue = test.m_queue](std::int64_t id) { queue.dispatch(id, {}); }),

@@ -12,7 +12,12 @@ struct curl_slist;
 
 namespace usher::alerts {
 
-// Initialises libcurl for the process; call once before any thread starts.
+// Initialises libcurl (and with it OpenSSL) for the process, once; called by
+// every user of libcurl before its first handle, so that a process that
+// sends nothing does not pay for it (about 2 MiB resident, docs/benchmarks.md
+// "Memory"). From any thread: libcurl 7.84 and later initialise thread-safely
+// (Debian 12 ships 7.88, "threadsafe" in its features), and std::call_once
+// orders our own callers.
 void initialise_http();
 
 struct TelegramSettings {

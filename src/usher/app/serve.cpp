@@ -60,7 +60,6 @@
 #include <usher/system/mode_cache.hpp>
 #include <usher/system/mode_switch.hpp>
 #include <usher/util/clock.hpp>
-#include <usher/util/crypto.hpp>
 #include <usher/util/log_fields.hpp>
 #include <usher/util/request_id.hpp>
 #include <usher/webhooks/outbox.hpp>
@@ -799,11 +798,8 @@ int serve(const config::Config &config) {
                          intake_settings(config, alert_policy, outbound, &registry));
   provisioning::UserDirectory users(pool);
   auth::HashingPool hashing(config.hash_threads, config.hash_queue_limit);
-  auth::Accounts accounts(
-      pool, writer, hashing,
-      {config.activation_ttl, config.session_ttl, config.password_cost,
-       // Verified for logins that name no account: they cost what a wrong password does.
-       crypto::hash_password("usher-no-such-account", config.password_cost)});
+  auth::Accounts accounts(pool, writer, hashing,
+                          {config.activation_ttl, config.session_ttl, config.password_cost});
   auth::TokenAdmin token_admin(tokens, pool, writer, config.instance);
   jobs::JobService job_service(pool, writer, config.instance,
                                [&queue](std::int64_t id) { queue->dispatch(id, {}); });

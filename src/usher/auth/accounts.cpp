@@ -64,8 +64,8 @@ void Accounts::login(std::string email_normalized, std::string password,
       const bool known = account && account->password_hash;
       bool verified = false;
       try {
-        verified = crypto::verify_password(password, known ? *account->password_hash
-                                                           : m_settings.dummy_password_hash);
+        const std::string &dummy = dummy_password_hash();
+        verified = crypto::verify_password(password, known ? *account->password_hash : dummy);
       } catch (const std::exception &e) {
         return done(tl::unexpected(hashing_failed(e)));
       }
@@ -85,6 +85,13 @@ void Accounts::login(std::string email_normalized, std::string password,
         return Result<std::optional<LoginAccount>>(find_login(sql, email));
       },
       std::move(verify_and_start));
+}
+
+const std::string &Accounts::dummy_password_hash() {
+  std::call_once(m_dummy_once, [this] {
+    m_dummy_hash = crypto::hash_password("usher-no-such-account", m_settings.password_cost);
+  });
+  return m_dummy_hash;
 }
 
 void Accounts::reissue_activation(std::int64_t account_id,

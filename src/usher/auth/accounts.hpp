@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <mutex>
 #include <string>
 
 #include <usher/auth/activation.hpp>
@@ -20,9 +21,6 @@ struct AccountSettings {
   std::chrono::hours activation_ttl{24 * 7}; // of a resent activation token
   std::chrono::hours session_ttl{24};
   crypto::PasswordCost password_cost;
-  // Verified when a login names no account (or one not yet activated), so
-  // that it costs what a wrong password costs.
-  std::string dummy_password_hash;
 };
 
 // The code of the error activate and login complete with when the hashing
@@ -51,11 +49,20 @@ private:
   // when its queue is full.
   template <typename T>
   void on_hashing(const store::Completion<T> &done, HashingPool::Task task);
+  // Verified when a login names no account (or one not yet activated), so
+  // that it costs what a wrong password costs. Hashed by the first login,
+  // whichever account it names, not at start-up: argon2id's memory
+  // (password_cost, 19 MiB by default) would otherwise be the peak RSS of
+  // every process, logins or not (docs/benchmarks.md, "Memory"). Throws as
+  // crypto::hash_password does; the next login tries again.
+  const std::string &dummy_password_hash();
 
   store::BlockingPool &m_pool;
   store::WriteBatcher &m_writer;
   HashingPool &m_hashing;
   AccountSettings m_settings;
+  std::once_flag m_dummy_once;
+  std::string m_dummy_hash;
 };
 
 } // namespace usher::auth

@@ -10,7 +10,6 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include <usher/alerts/telegram.hpp>
 #include <usher/app/logging.hpp>
 #include <usher/app/serve.hpp>
 #include <usher/cli/commands.hpp>
@@ -176,7 +175,6 @@ int run(int argc, char **argv) {
   try {
     app::setup_logging(config->log_format, config->instance);
     crypto::initialise();
-    alerts::initialise_http();
     if (serve->parsed()) return app::serve(*config);
     if (worker->parsed()) return app::run_worker(*config);
     if (jobs_retry->parsed()) return cli::retry_job(*config, retry_id);

@@ -104,7 +104,10 @@ struct Config {
   unsigned auth_address_attempts = 100;
   std::chrono::milliseconds auth_address_window{60000};
   std::size_t auth_limiter_keys = 50000;
-  unsigned hash_threads = 2;
+  // One: each hashing thread holds PASSWORD_HASH_MEMORY_KIB (19 MiB) while
+  // it hashes, and two made a login flood serve's RSS peak, 57 MiB
+  // (docs/benchmarks.md, "Memory").
+  unsigned hash_threads = 1;
   std::size_t hash_queue_limit = 32;
   std::chrono::milliseconds job_lease{30000};
   unsigned job_claim_batch = 256;
