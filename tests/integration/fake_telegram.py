@@ -257,6 +257,13 @@ class FakeTelegram:
         return self._answer(handler, rec, answer[1], answer[2])
 
     def _answer(self, handler, rec, status, payload):
+        # Recorded before the answer is written: a client that has read it
+        # (`usher alerts test`, which then exits) must find it in
+        # delivered(). Recorded after, a loaded machine let the test look
+        # between the two and miss the last message.
+        with self._lock:
+            rec.status = status
+            self._lock.notify_all()
         data = json.dumps(payload).encode("utf-8")
         try:
             handler.send_response(status)
@@ -266,6 +273,3 @@ class FakeTelegram:
             handler.wfile.write(data)
         except OSError:
             pass
-        with self._lock:
-            rec.status = status
-            self._lock.notify_all()
