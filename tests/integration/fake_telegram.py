@@ -216,31 +216,14 @@ class FakeTelegram:
         except (ValueError, UnicodeDecodeError):
             body = None
         rec = Recorded(handler.path, m.group(1) if m else None, body, time.monotonic())
+        refusal = self._check(rec, m)
+        # Published once its text is parsed: a waiting predicate reads
+        # rec.visible (it was appended first and read as None once).
         with self._lock:
             self.requests.append(rec)
             self._lock.notify_all()
-
-        if not m or rec.token != self.token:
-            return self._answer(handler, rec, 401 if m else 404,
-                                {"ok": False, "error_code": 401 if m else 404,
-                                 "description": "Unauthorized" if m else "Not Found"})
-        if not isinstance(body, dict) or "chat_id" not in body or not isinstance(body.get("text"), str):
-            return self._answer(handler, rec, 400, {"ok": False, "error_code": 400,
-                                                    "description": "Bad Request: message text is empty"})
-        if body.get("parse_mode") != "HTML":
-            rec.rejected_reason = "parse_mode is not HTML"
-            return self._answer(handler, rec, 400, {"ok": False, "error_code": 400,
-                                                    "description": "Bad Request: parse_mode must be HTML here"})
-        visible, error = parse_telegram_html(body["text"])
-        if error:
-            rec.rejected_reason = error
-            return self._answer(handler, rec, 400, {"ok": False, "error_code": 400,
-                                                    "description": f"Bad Request: can't parse entities: {error}"})
-        rec.visible = visible
-        if utf16_length(visible) > MAX_LENGTH or not visible.strip():
-            rec.rejected_reason = f"message has {utf16_length(visible)} characters"
-            return self._answer(handler, rec, 400, {"ok": False, "error_code": 400,
-                                                    "description": "Bad Request: message is too long"})
+        if refusal is not None:
+            return self._answer(handler, rec, *refusal)
 
         answer = self._next_answer()
         if answer[0] == "hang":
@@ -253,10 +236,43 @@ class FakeTelegram:
                 message_id = self._message_id
             return self._answer(handler, rec, 200, {"ok": True, "result": {
                 "message_id": message_id, "date": int(time.time()),
-                "chat": {"id": body["chat_id"]}, "text": visible}})
+                "chat": {"id": body["chat_id"]}, "text": rec.visible}})
         return self._answer(handler, rec, answer[1], answer[2])
 
+    def _check(self, rec, m):
+        """(status, payload) of a refusal, or None; sets rec.visible and
+        rec.rejected_reason."""
+        body = rec.body
+        if not m or rec.token != self.token:
+            return (401 if m else 404, {"ok": False, "error_code": 401 if m else 404,
+                                        "description": "Unauthorized" if m else "Not Found"})
+        if not isinstance(body, dict) or "chat_id" not in body or not isinstance(body.get("text"), str):
+            return (400, {"ok": False, "error_code": 400,
+                          "description": "Bad Request: message text is empty"})
+        if body.get("parse_mode") != "HTML":
+            rec.rejected_reason = "parse_mode is not HTML"
+            return (400, {"ok": False, "error_code": 400,
+                          "description": "Bad Request: parse_mode must be HTML here"})
+        visible, error = parse_telegram_html(body["text"])
+        if error:
+            rec.rejected_reason = error
+            return (400, {"ok": False, "error_code": 400,
+                          "description": f"Bad Request: can't parse entities: {error}"})
+        rec.visible = visible
+        if utf16_length(visible) > MAX_LENGTH or not visible.strip():
+            rec.rejected_reason = f"message has {utf16_length(visible)} characters"
+            return (400, {"ok": False, "error_code": 400,
+                          "description": "Bad Request: message is too long"})
+        return None
+
     def _answer(self, handler, rec, status, payload):
+        # Recorded before the answer is written: a client that has read it
+        # (`usher alerts test`, which then exits) must find it in
+        # delivered(). Recorded after, a loaded machine let the test look
+        # between the two and miss the last message.
+        with self._lock:
+            rec.status = status
+            self._lock.notify_all()
         data = json.dumps(payload).encode("utf-8")
         try:
             handler.send_response(status)
@@ -266,6 +282,3 @@ class FakeTelegram:
             handler.wfile.write(data)
         except OSError:
             pass
-        with self._lock:
-            rec.status = status
-            self._lock.notify_all()

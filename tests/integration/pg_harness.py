@@ -226,7 +226,14 @@ class PostgresCluster:
         name = f"{prefix}_{uuid.uuid4().hex[:12]}"
         conn = self.connect("postgres")
         try:
-            conn.cursor().execute(f'CREATE DATABASE "{name}"')
+            cursor = conn.cursor()
+            # PostgreSQL 15's default strategy writes the whole template to
+            # the WAL (about 0.2 s here); copying the files is 0.05 s, and a
+            # throw-away cluster runs with fsync off anyway. Every server of
+            # the integration.pg.* runs gets a database of its own.
+            cursor.execute("SHOW server_version_num")
+            copy = " STRATEGY file_copy" if int(cursor.fetchone()[0]) >= 150000 else ""
+            cursor.execute(f'CREATE DATABASE "{name}"{copy}')
         finally:
             conn.close()
         return name

@@ -1,8 +1,12 @@
 #include <usher/store/pg_notify.hpp>
 
 #include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
+#include <array>
 #include <cerrno>
+#include <cstdint>
 #include <stdexcept>
 
 #include <soci/postgresql/soci-postgresql.h>
@@ -11,7 +15,9 @@
 namespace usher::store {
 namespace {
 
-constexpr auto k_poll_slice = std::chrono::milliseconds(200); // how soon stop() is seen
+// A poll's longest wait: stop() wakes it at once; this bounds how long a
+// stop is missed if the wake-up could not be created or written.
+constexpr auto k_poll_slice = std::chrono::milliseconds(200);
 
 PGconn *pg_connection(soci::session &sql) {
   auto *base = sql.get_backend();
@@ -43,9 +49,13 @@ void CoalescedNotify::operator()() const {
 PgListener::PgListener(const Database &db, std::vector<std::string> channels, OnNotify on_notify,
                        std::function<void()> on_reconnect)
     : m_db(db), m_channels(std::move(channels)), m_on_notify(std::move(on_notify)),
-      m_on_reconnect(std::move(on_reconnect)) {}
+      m_on_reconnect(std::move(on_reconnect)), m_stop_fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+}
 
-PgListener::~PgListener() { stop(); }
+PgListener::~PgListener() {
+  stop();
+  if (m_stop_fd >= 0) ::close(m_stop_fd);
+}
 
 void PgListener::start() {
   if (!m_thread.joinable()) m_thread = std::thread([this] { run(); });
@@ -57,6 +67,10 @@ void PgListener::stop() {
     m_stopping.store(true);
   }
   m_wake.notify_all();
+  if (m_stop_fd >= 0) {
+    const std::uint64_t one = 1;
+    [[maybe_unused]] const auto written = ::write(m_stop_fd, &one, sizeof one);
+  }
   if (m_thread.joinable()) m_thread.join();
 }
 
@@ -85,10 +99,13 @@ void PgListener::run() {
       }
       PGconn *conn = pg_connection(*sql);
       if (conn == nullptr) throw std::runtime_error("not a PostgreSQL session");
-      pollfd wait{PQsocket(conn), POLLIN, 0};
-      const int ready = ::poll(&wait, 1, static_cast<int>(k_poll_slice.count()));
+      std::array<pollfd, 2> wait{pollfd{PQsocket(conn), POLLIN, 0}, pollfd{m_stop_fd, POLLIN, 0}};
+      const int ready =
+          ::poll(wait.data(), m_stop_fd >= 0 ? 2 : 1, static_cast<int>(k_poll_slice.count()));
       if (ready < 0 && errno != EINTR) throw std::runtime_error("poll failed on the connection");
-      if (ready > 0 && PQconsumeInput(conn) == 0) {
+      if (m_stopping.load()) break;
+      if (ready > 0 && (wait[0].revents & (POLLIN | POLLERR | POLLHUP)) != 0 &&
+          PQconsumeInput(conn) == 0) {
         throw std::runtime_error(std::string("connection lost: ") + PQerrorMessage(conn));
       }
       while (PGnotify *note = PQnotifies(conn)) {

@@ -79,6 +79,9 @@ private:
   std::mutex m_mutex;
   std::condition_variable m_wake;
   std::atomic<bool> m_stopping{false};
+  // Written by stop(): wakes the thread out of its poll() on the session's
+  // socket at once, so a shutdown does not wait for the poll to time out.
+  int m_stop_fd = -1;
   std::thread m_thread;
 };
 
