@@ -108,6 +108,7 @@ WriteBatcher::WriteBatcher(const Database &db, std::size_t queue_limit, std::siz
                .with();
     }
   }
+  m_completion_thread = std::thread([this] { complete(); });
   m_thread = std::thread([this] { run(); });
 }
 
@@ -117,7 +118,7 @@ bool WriteBatcher::submit(Apply apply, Done done, Priority priority) {
   {
     std::lock_guard lock(m_mutex);
     auto &queue = queue_of(priority);
-    if (m_stopping || queue.size() >= m_queue_limit) return false;
+    if (m_stopping || queue.size() + completing_of(priority) >= m_queue_limit) return false;
     queue.push_back(Item{std::move(apply), std::move(done), 0, priority});
   }
   m_wake.notify_one();
@@ -144,6 +145,9 @@ void WriteBatcher::stop() {
   }
   m_wake.notify_one();
   if (m_thread.joinable()) m_thread.join();
+  // The writer returned (run() set m_writer_stopped): the completion thread
+  // calls what is left, then returns.
+  if (m_completion_thread.joinable()) m_completion_thread.join();
 }
 
 std::size_t WriteBatcher::pending() const {
@@ -199,12 +203,40 @@ void WriteBatcher::run() {
       std::unique_lock lock(m_mutex);
       m_wake.wait(lock,
                   [&] { return m_stopping || !m_foreground.empty() || !m_background.empty(); });
-      if (m_foreground.empty() && m_background.empty()) return; // stopping and drained
+      if (m_foreground.empty() && m_background.empty()) { // stopping and drained
+        m_writer_stopped = true;
+        m_finished_wake.notify_one();
+        return;
+      }
       take_batch(batch);
     }
     run_batch(batch);
     batch.clear();
     bound_wal();
+  }
+}
+
+void WriteBatcher::complete() {
+  std::deque<Finished> finished;
+  for (;;) {
+    {
+      std::unique_lock lock(m_mutex);
+      m_finished_wake.wait(lock, [&] { return m_writer_stopped || !m_finished.empty(); });
+      if (m_finished.empty()) return; // the writer stopped and every Done was called
+      finished.swap(m_finished);
+      // Taken: no longer held against the queue limit (a caller woken by its
+      // Done may submit again at once).
+      m_completing_foreground = 0;
+      m_completing_background = 0;
+    }
+    for (auto &write : finished) {
+      try {
+        write.done(write.outcome);
+      } catch (const std::exception &e) {
+        spdlog::error("write completion threw: {}", e.what());
+      }
+    }
+    finished.clear();
   }
 }
 
@@ -400,27 +432,26 @@ void WriteBatcher::run_batch(std::deque<Item> &batch) {
   }
   std::deque<Item> retry_foreground;
   std::deque<Item> retry_background;
+  std::lock_guard lock(m_mutex);
   for (std::size_t i = 0; i < batch.size(); ++i) {
     if (i < again.size() && again[i]) {
       (batch[i].priority == Priority::foreground ? retry_foreground : retry_background)
           .push_back(std::move(batch[i]));
       continue;
     }
-    try {
-      batch[i].done(outcomes[i]);
-    } catch (const std::exception &e) {
-      spdlog::error("write completion threw: {}", e.what());
-    }
+    // Done runs on the completion thread: the writer goes on to the next
+    // batch meanwhile.
+    ++completing_of(batch[i].priority);
+    m_finished.push_back(
+        Finished{std::move(batch[i].done), std::move(outcomes[i]), batch[i].priority});
   }
-  if (!retry_foreground.empty() || !retry_background.empty()) {
-    // First of their class in the next batch (they were admitted already:
-    // no queue limit).
-    std::lock_guard lock(m_mutex);
-    m_foreground.insert(m_foreground.begin(), std::make_move_iterator(retry_foreground.begin()),
-                        std::make_move_iterator(retry_foreground.end()));
-    m_background.insert(m_background.begin(), std::make_move_iterator(retry_background.begin()),
-                        std::make_move_iterator(retry_background.end()));
-  }
+  m_finished_wake.notify_one();
+  // First of their class in the next batch (they were admitted already: no
+  // queue limit).
+  m_foreground.insert(m_foreground.begin(), std::make_move_iterator(retry_foreground.begin()),
+                      std::make_move_iterator(retry_foreground.end()));
+  m_background.insert(m_background.begin(), std::make_move_iterator(retry_background.begin()),
+                      std::make_move_iterator(retry_background.end()));
 }
 
 } // namespace usher::store
