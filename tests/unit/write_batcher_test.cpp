@@ -990,5 +990,41 @@ TEST(WriteBatcherWal, TheWalStaysWithinItsLimitPlusOneBatch) {
   EXPECT_EQ(temp.count("SELECT COUNT(*) FROM filler"), 2000);
 }
 
+// With the default limit (64 MiB), a passive checkpoint runs each time the
+// log grew by 4 MiB, not after every batch (each one syncs the database
+// file): the log restarts from the file's start, so the file stays near
+// 4 MiB instead of growing to half the limit.
+TEST(WriteBatcherWal, PassiveCheckpointsRunOncePerFewMegabytesOfLog) {
+  TempDatabase temp;
+  {
+    auto sql = temp.db().connect();
+    *sql << "CREATE TABLE filler (id INTEGER PRIMARY KEY, data BLOB)";
+  }
+  metrics::Registry registry;
+  WriteBatcher writer(temp.db(), 100000, k_max_batch, &registry);
+  const std::string data(1024, 'x');
+  constexpr int k_batches = 300; // about 40 KiB of log each: 12 MiB in all
+  std::uintmax_t largest = 0;
+  for (int batch = 0; batch < k_batches; ++batch) {
+    ASSERT_TRUE(writer.submit_and_wait(
+        [&data](soci::session &sql) {
+          for (int i = 0; i < 32; ++i) {
+            sql << "INSERT INTO filler (data) VALUES (:d)", soci::use(data);
+          }
+        },
+        k_max_wait));
+    std::error_code ignored;
+    largest = std::max(largest, std::filesystem::file_size(*temp.db().wal_path(), ignored));
+  }
+  writer.stop();
+  const auto passive =
+      registry.counter("usher_sqlite_checkpoints_total", "", {"kind"}).with({"passive"}).value();
+  EXPECT_GE(passive, 2.0);
+  EXPECT_LE(passive, 6.0) << "a checkpoint per 4 MiB of log, not per batch";
+  EXPECT_LE(largest, 5U * 1024 * 1024);
+  EXPECT_EQ(writer.wal_stats().checkpoints.load(), 0U); // never near the limit
+  EXPECT_EQ(temp.count("SELECT COUNT(*) FROM filler"), 32 * k_batches);
+}
+
 } // namespace
 } // namespace usher::store

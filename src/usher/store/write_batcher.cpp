@@ -18,6 +18,21 @@ namespace {
 // waited for it (docs/operations.md).
 constexpr auto k_slow_checkpoint = std::chrono::milliseconds(100);
 
+// A passive checkpoint runs once the log holds this much since it last
+// restarted (or half of SQLITE_WAL_LIMIT_MIB, if less): SQLite's own default
+// cadence (wal_autocheckpoint, 1000 pages of 4 KiB). Each checkpoint syncs
+// the database file; one after every batch cost intake 19.5 us per request
+// (docs/benchmarks.md, "Where the time goes"), and copied the same hot index
+// pages back again and again.
+constexpr std::uint64_t k_checkpoint_log_bytes = 4 * 1024 * 1024;
+
+// SQLite's WAL hook: after every commit on the writer's connection, the
+// frames (pages) now in the log. Returns SQLITE_OK (the commit stands).
+int record_wal_frames(void *frames, sqlite_api::sqlite3 *, const char *, int count) {
+  *static_cast<int *>(frames) = count;
+  return SQLITE_OK;
+}
+
 // The statements around every write, prepared once per connection.
 struct Savepoint {
   explicit Savepoint(soci::session &sql)
@@ -94,8 +109,9 @@ WriteBatcher::WriteBatcher(const Database &db, std::size_t queue_limit, std::siz
                          .with();
       auto &checkpoints = metrics->counter(
           "usher_sqlite_checkpoints_total",
-          "WAL checkpoints the writer ran: passive past half of SQLITE_WAL_LIMIT_MIB, truncate "
-          "past it (truncate_incomplete: a reader held on past the busy timeout).",
+          "WAL checkpoints the writer ran: passive each time the log grew by 4 MiB (or half of "
+          "SQLITE_WAL_LIMIT_MIB), truncate past the limit (truncate_incomplete: a reader held "
+          "on past the busy timeout).",
           {"kind"});
       m_checkpoints_passive = &checkpoints.with({"passive"});
       m_checkpoints_complete = &checkpoints.with({"truncate"});
@@ -240,6 +256,15 @@ void WriteBatcher::complete() {
   }
 }
 
+void WriteBatcher::watch_wal(soci::session &sql) {
+  m_wal_frames = 0;
+  int page_bytes = 4096;
+  sql << "PRAGMA page_size", soci::into(page_bytes);
+  m_wal_page_bytes = static_cast<std::uint64_t>(page_bytes);
+  auto *backend = static_cast<soci::sqlite3_session_backend *>(sql.get_backend());
+  sqlite_api::sqlite3_wal_hook(backend->conn_, record_wal_frames, &m_wal_frames);
+}
+
 void WriteBatcher::bound_wal() {
   const auto &wal_path = m_db.wal_path();
   if (!wal_path || !m_sql) return;
@@ -248,8 +273,16 @@ void WriteBatcher::bound_wal() {
   if (error) return; // no WAL yet
   m_wal_stats.wal_bytes.store(size, std::memory_order_relaxed);
   if (m_wal_bytes != nullptr) m_wal_bytes->set(static_cast<double>(size));
-  if (size <= m_db.wal_limit_bytes() / 2) return;
   if (size <= m_db.wal_limit_bytes()) {
+    // The log, not the file: SQLite writes the log from the file's start
+    // again (without shrinking it) once a checkpoint copied all of it back
+    // and no reader still needs it. So a passive checkpoint each time the
+    // log has grown by k_checkpoint_log_bytes (or half the limit) keeps the
+    // file near that size; a reader that holds on keeps the log growing,
+    // then every batch checkpoints again until the truncating checkpoint at
+    // the limit (below).
+    const auto log_bytes = static_cast<std::uint64_t>(m_wal_frames) * m_wal_page_bytes;
+    if (log_bytes < std::min(k_checkpoint_log_bytes, m_db.wal_limit_bytes() / 2)) return;
     // Copy frames back early (no waiting for readers), so that the
     // truncating checkpoint at the limit has little left to copy. Here and
     // not on another thread: SQLite refuses a checkpoint at once (busy) while
@@ -322,6 +355,7 @@ void WriteBatcher::run_batch(std::deque<Item> &batch) {
       unreachable = true;
       m_sql = m_db.connect(/*for_writer=*/true);
       m_context = std::make_unique<WriteContext>(*m_sql);
+      if (m_db.wal_path()) watch_wal(*m_sql);
       unreachable = false;
     }
     soci::session &sql = *m_sql;

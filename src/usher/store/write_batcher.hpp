@@ -200,10 +200,14 @@ private:
   // The completion thread: calls the Done of every finished write, in order,
   // until the writer stopped and nothing is left.
   void complete();
-  // SQLite: when the WAL file is past the database's limit, a TRUNCATE
-  // checkpoint between batches (the only moment the writer holds no
-  // transaction); measured into m_wal_stats.
+  // SQLite: a PASSIVE checkpoint between batches (the only moment the
+  // writer holds no transaction) each time the log grew by a few MiB, a
+  // TRUNCATE one when the WAL file is past the database's limit; measured
+  // into m_wal_stats.
   void bound_wal();
+  // SQLite: counts the log's frames after each commit on `sql` (the WAL
+  // hook) into m_wal_frames.
+  void watch_wal(soci::session &sql);
 
   const Database &m_db;
   const clock::Clock &m_clock;
@@ -237,6 +241,10 @@ private:
   std::unique_ptr<soci::session> m_sql;
   std::unique_ptr<WriteContext> m_context;
   WalStats m_wal_stats;
+  // Frames in the log after the last commit (set by SQLite's WAL hook on the
+  // writer thread), and the size of one.
+  int m_wal_frames = 0;
+  std::uint64_t m_wal_page_bytes = 4096;
   std::thread m_thread;
   std::thread m_completion_thread;
 };
