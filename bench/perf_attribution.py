@@ -1,9 +1,11 @@
 """Attributes the samples of a `perf script` dump (DWARF call graphs) of one
 usher process to what it was doing, for bench/profile.sh:
-  - by thread: the writer (WriteBatcher::run), the HTTP I/O threads (asio's
-    scheduler), the worker threads, the rest;
+  - by thread: the writer (WriteBatcher::run), its completion thread
+    (WriteBatcher::complete), the HTTP I/O threads (asio's scheduler), the
+    worker threads, the rest;
   - the writer's batch (WriteBatcher::run_batch) split into the writes
-    themselves, the per-write SAVEPOINT/RELEASE statements, BEGIN and COMMIT;
+    themselves, the per-write SAVEPOINT/RELEASE statements, BEGIN and COMMIT,
+    and its WAL checkpoints between batches (WriteBatcher::bound_wal);
   - malloc/free (and operator new/delete) by the nearest caller of ours.
 Usage: perf script -F comm,tid,ip,sym,dso | python3 perf_attribution.py US UNIT
 (US: usher's CPU microseconds per request or user, UNIT: "request"/"user").
@@ -55,8 +57,12 @@ alloc_re = re.compile(r"^(malloc|free|cfree|_int_malloc|_int_free|_int_realloc|r
 for st in samples:
     syms = [s for s, _ in st]
     text = " ".join(syms)
-    if "WriteBatcher::run" in text:
+    if "WriteBatcher::complete" in text:
+        threads["writer's completion thread (Done after the commit)"] += 1
+    elif "WriteBatcher::run" in text:
         threads["writer thread (group commit)"] += 1
+        if "WriteBatcher::bound_wal" in text:
+            batch["WAL checkpoints between batches (bound_wal)"] += 1
     elif "usher::worker::" in text:
         threads["worker threads"] += 1
     elif "asio::detail::scheduler::run" in text or "asio::" in text or "restinio::" in text:
@@ -95,6 +101,6 @@ for st in samples:
 
 pr(f"samples by thread ({n} samples; us per {unit}):", threads)
 if batch:
-    pr("the writer's batches (run_batch) by step:", batch)
+    pr("the writer's batches (run_batch) by step, and its checkpoints:", batch)
 if alloc:
     pr("malloc/free by the nearest function of ours or of a compiled-in library:", alloc, 15)

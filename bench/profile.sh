@@ -144,7 +144,8 @@ for line in open(sys.argv[4]):
     if seen == 20:
         break
 PY
-perf script -i "$data" -F comm,tid,ip,sym,dso 2>/dev/null |
+# perf_symbols.py: names the frames perf left unresolved (see there).
+perf script -i "$data" -F comm,tid,ip,sym,dso 2>/dev/null | "$PY" bench/perf_symbols.py |
   "$PY" bench/perf_attribution.py "$((cpu * 1000 / units))" "$unit"
 if [ "${KEEP_WORK:-}" = 1 ]; then
   echo "perf.data: $data (perf report -i $data --no-children -G)"

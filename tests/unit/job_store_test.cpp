@@ -66,6 +66,48 @@ TEST_F(JobStoreTest, EnqueueRefusesASecondActiveJobForTheEmail) {
   EXPECT_EQ(second.error().code, "user_exists");
 }
 
+// The writer keeps one IntakeStatements per connection. On SQLite the new
+// job's id is the connection's last inserted rowid and a conflict is an
+// INSERT that changed no row: a duplicate right after a successful insert
+// must still be user_exists (not that insert's id), and a job's id must be
+// its own row's even after a row was inserted into another table.
+TEST_F(JobStoreTest, OnePreparedIntakeReportsEachJobsOwnIdAndEveryDuplicate) {
+  IntakeStatements intake(sql());
+  const provisioning::Creator creator{4, "kim (token 4)", ""};
+  provisioning::NewUser user;
+  user.full_name = "Grace Hopper";
+  const auto enqueue_as = [&](const std::string &email) {
+    user.email = email;
+    return intake.enqueue(user, creator, std::chrono::hours(24));
+  };
+  const auto row_id = [&](const std::string &email) {
+    return m_database.count("SELECT id FROM jobs WHERE email = :e", email);
+  };
+
+  const auto first = enqueue_as("first@example.com");
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->job_id, row_id("first@example.com"));
+  const auto again = enqueue_as("first@example.com");
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, "user_exists");
+
+  sql() << "CREATE TABLE other_rows (id INTEGER PRIMARY KEY)";
+  sql() << "INSERT INTO other_rows (id) VALUES (1000)";
+  const auto after_other = enqueue_as("first@example.com");
+  ASSERT_FALSE(after_other);
+  EXPECT_EQ(after_other.error().code, "user_exists");
+
+  const auto second = enqueue_as("second@example.com");
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->job_id, row_id("second@example.com"));
+  EXPECT_NE(second->job_id, first->job_id);
+  sql() << "INSERT INTO other_rows (id) VALUES (2000)";
+  const auto third = enqueue_as("third@example.com");
+  ASSERT_TRUE(third);
+  EXPECT_EQ(third->job_id, row_id("third@example.com"));
+  EXPECT_EQ(m_database.count("SELECT COUNT(*) FROM jobs"), 3);
+}
+
 TEST_F(JobStoreTest, ClaimLeasesDueJobsOldestFirstAndCountsAnAttempt) {
   const auto first = enqueue("a@example.com");
   const auto second = enqueue("b@example.com");

@@ -9,10 +9,12 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <unistd.h>
@@ -405,6 +407,121 @@ TEST(WriteBatcher, AThrowingDoneDoesNotStopTheWriter) {
   EXPECT_EQ(temp.count("SELECT COUNT(*) FROM items"), 2);
 }
 
+// Completions run on their own thread: the writer commits the next batch
+// while a Done is still running (before, a Done that waited for a later
+// write held the writer and this test timed out), and every Done is called
+// in commit order.
+TEST(WriteBatcher, TheWriterCommitsTheNextBatchWhileACompletionRuns) {
+  TempDatabase temp;
+  create_items_table(temp.db());
+  WriteBatcher batcher(temp.db(), 100);
+  std::mutex mutex;
+  std::condition_variable changed;
+  bool later_applied = false;
+  bool waited = false;
+  std::vector<int> order;
+  auto record = [&](int index) {
+    return [&, index](const Result<void> &written) {
+      EXPECT_TRUE(written.has_value()) << index;
+      std::lock_guard lock(mutex);
+      order.push_back(index);
+      changed.notify_all();
+    };
+  };
+  // The first write's Done submits the next write and waits for it to be
+  // applied: only a writer that does not run completions can apply it.
+  ASSERT_TRUE(batcher.submit(insert_item("first"), [&](const Result<void> &written) {
+    EXPECT_TRUE(written.has_value());
+    const bool submitted = batcher.submit(
+        [&](soci::session &sql) {
+          sql << "INSERT INTO items (name) VALUES ('later')";
+          std::lock_guard lock(mutex);
+          later_applied = true;
+          changed.notify_all();
+        },
+        record(1));
+    std::unique_lock lock(mutex);
+    order.push_back(0);
+    waited = submitted && changed.wait_for(lock, k_max_wait, [&] { return later_applied; });
+  }));
+  {
+    std::unique_lock lock(mutex);
+    ASSERT_TRUE(changed.wait_for(lock, k_max_wait, [&] { return later_applied; }));
+  }
+  for (int i = 2; i < 50; ++i) {
+    ASSERT_TRUE(batcher.submit(insert_item("item-" + std::to_string(i)), record(i)));
+  }
+  {
+    std::unique_lock lock(mutex);
+    ASSERT_TRUE(changed.wait_for(lock, k_max_wait, [&] { return order.size() == 50; }));
+    EXPECT_TRUE(waited) << "the writer waited for a completion before its next batch";
+    for (int i = 0; i < 50; ++i) EXPECT_EQ(order[static_cast<std::size_t>(i)], i);
+  }
+  EXPECT_EQ(temp.count("SELECT COUNT(*) FROM items"), 50);
+}
+
+// Writes committed but whose Done has not run yet still count against their
+// class's queue limit: requests cannot pile up without bound behind a slow
+// completion.
+TEST(WriteBatcher, WritesWaitingForTheirCompletionCountAgainstTheQueueLimit) {
+  TempDatabase temp;
+  create_items_table(temp.db());
+  WriteBatcher batcher(temp.db(), 2);
+  std::mutex mutex;
+  std::condition_variable changed;
+  bool entered = false;
+  bool open = false;
+  bool marked = false;
+  Outcomes outcomes(3);
+  // Holds the completion thread until opened.
+  ASSERT_TRUE(batcher.submit(insert_item("held"), [&](const Result<void> &) {
+    std::unique_lock lock(mutex);
+    entered = true;
+    changed.notify_all();
+    changed.wait_for(lock, k_max_wait, [&] { return open; });
+  }));
+  {
+    std::unique_lock lock(mutex);
+    ASSERT_TRUE(changed.wait_for(lock, k_max_wait, [&] { return entered; }));
+  }
+  ASSERT_TRUE(batcher.submit(insert_item("a"), outcomes.done(0)));
+  ASSERT_TRUE(batcher.submit(insert_item("b"), outcomes.done(1)));
+  // Once a and b are visible to another connection their batch committed;
+  // a background write (its own limit) submitted then runs in a later batch:
+  // once it runs, a and b wait for their completions.
+  const auto deadline = std::chrono::steady_clock::now() + k_max_wait;
+  while (temp.count("SELECT COUNT(*) FROM items") < 3 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms); // polling the database for the commit
+  }
+  ASSERT_EQ(temp.count("SELECT COUNT(*) FROM items"), 3);
+  ASSERT_TRUE(batcher.submit(
+      [&](soci::session &) {
+        std::lock_guard lock(mutex);
+        marked = true;
+        changed.notify_all();
+      },
+      outcomes.done(2), Priority::background));
+  {
+    std::unique_lock lock(mutex);
+    ASSERT_TRUE(changed.wait_for(lock, k_max_wait, [&] { return marked; }));
+  }
+  EXPECT_EQ(batcher.pending(Priority::foreground), 0u);
+  EXPECT_FALSE(batcher.submit(insert_item("overflow"), [](const Result<void> &) {}));
+  {
+    std::lock_guard lock(mutex);
+    open = true;
+    changed.notify_all();
+  }
+  ASSERT_TRUE(outcomes.wait_for(3));
+  EXPECT_TRUE(outcomes.at(0)->has_value());
+  EXPECT_TRUE(outcomes.at(1)->has_value());
+  // Room again once the completions were taken.
+  EXPECT_TRUE(batcher.submit_and_wait(insert_item("c"), k_max_wait));
+  EXPECT_EQ(temp.count("SELECT COUNT(*) FROM items WHERE name = 'overflow'"), 0);
+  EXPECT_EQ(temp.count("SELECT COUNT(*) FROM items"), 4);
+}
+
 TEST(WriteBatcher, PreparedObjectsAreBuiltOncePerConnectionAndReused) {
   TempDatabase temp;
   create_items_table(temp.db());
@@ -455,18 +572,26 @@ TEST(WriteBatcher, PreparedObjectsStillWorkAfterAWriteWasRolledBack) {
 // exact: a batch is a run of applies followed by its Dones.
 class BatchLog {
 public:
+  // The metrics the batcher under test records into (pass to its
+  // constructor): a write's batch is the number of batches committed before
+  // it was applied. (Done runs on the completion thread, so the order of
+  // applies and Dones no longer tells the batches apart.)
+  metrics::Registry *registry() { return &m_registry; }
+
   WriteBatcher::Apply apply(std::string name) {
-    return [this, name = std::move(name)](soci::session &) { add("a:" + name); };
+    return [this, name = std::move(name)](soci::session &) { add("a:" + name, committed()); };
   }
   WriteBatcher::Done done(std::string name) {
-    return [this, name = std::move(name)](const Result<void> &) { add("d:" + name); };
+    return [this, name = std::move(name)](const Result<void> &) { add("d:" + name, 0); };
   }
 
   // Waits (at most k_max_wait) until `name`'s Done was called.
   bool wait_done(const std::string &name) {
     std::unique_lock lock(m_mutex);
     return m_changed.wait_for(lock, k_max_wait, [&] {
-      return std::find(m_events.begin(), m_events.end(), "d:" + name) != m_events.end();
+      return std::find_if(m_events.begin(), m_events.end(), [&](const auto &event) {
+               return event.first == "d:" + name;
+             }) != m_events.end();
     });
   }
 
@@ -474,25 +599,34 @@ public:
   std::vector<std::vector<std::string>> batches() const {
     std::lock_guard lock(m_mutex);
     std::vector<std::vector<std::string>> out;
-    bool in_batch = false;
-    for (const auto &event : m_events) {
-      const bool is_apply = event.rfind("a:", 0) == 0;
-      if (is_apply && !in_batch) out.emplace_back();
-      if (is_apply) out.back().push_back(event.substr(2));
-      in_batch = is_apply;
+    std::optional<std::uint64_t> batch;
+    for (const auto &[event, committed] : m_events) {
+      if (event.rfind("a:", 0) != 0) continue;
+      if (batch != committed) out.emplace_back();
+      batch = committed;
+      out.back().push_back(event.substr(2));
     }
     return out;
   }
 
 private:
-  void add(std::string event) {
+  // Batches committed so far (recorded by the writer after each COMMIT,
+  // before it takes the next batch).
+  std::uint64_t committed() {
+    return m_registry.histogram("usher_writer_batch_size", "", {1, 2, 5, 10, 20, 50, 100, 200, 512})
+        .with()
+        .snapshot()
+        .cumulative.back();
+  }
+  void add(std::string event, std::uint64_t committed) {
     std::lock_guard lock(m_mutex);
-    m_events.push_back(std::move(event));
+    m_events.emplace_back(std::move(event), committed);
     m_changed.notify_all();
   }
+  metrics::Registry m_registry;
   mutable std::mutex m_mutex;
   std::condition_variable m_changed;
-  std::vector<std::string> m_events;
+  std::vector<std::pair<std::string, std::uint64_t>> m_events;
 };
 
 std::size_t count_prefix(const std::vector<std::string> &names, char prefix) {
@@ -504,7 +638,7 @@ TEST(WriteBatcherPriority, ForegroundGoesFirstWhenBothAreQueued) {
   TempDatabase temp;
   BatchLog log;
   // Batches of 5: while foreground waits, background keeps room for one.
-  WriteBatcher batcher(temp.db(), 100, 5);
+  WriteBatcher batcher(temp.db(), 100, 5, log.registry());
   Gate gate;
   ASSERT_TRUE(batcher.submit(gate.blocking_write(), [](const Result<void> &) {}));
   ASSERT_TRUE(gate.wait_entered());
@@ -529,7 +663,7 @@ TEST(WriteBatcherPriority, ForegroundGoesFirstWhenBothAreQueued) {
 TEST(WriteBatcherPriority, BackgroundAloneFillsTheBatch) {
   TempDatabase temp;
   BatchLog log;
-  WriteBatcher batcher(temp.db(), 100, 5);
+  WriteBatcher batcher(temp.db(), 100, 5, log.registry());
   Gate gate;
   ASSERT_TRUE(batcher.submit(
       gate.blocking_write(), [](const Result<void> &) {}, Priority::background));
@@ -548,7 +682,7 @@ TEST(WriteBatcherPriority, BackgroundKeepsItsShareWhileForegroundNeverStops) {
   BatchLog log;
   constexpr std::size_t k_batch = 10; // foreground at most 8, background 2 while both wait
   constexpr std::size_t k_background = 30;
-  WriteBatcher batcher(temp.db(), 1000, k_batch);
+  WriteBatcher batcher(temp.db(), 1000, k_batch, log.registry());
   Gate gate;
   ASSERT_TRUE(batcher.submit(gate.blocking_write(), [](const Result<void> &) {}));
   ASSERT_TRUE(gate.wait_entered());
@@ -607,7 +741,7 @@ TEST(WriteBatcherPriority, BackgroundKeepsItsShareWhileForegroundNeverStops) {
 TEST(WriteBatcherPriority, EachClassHasItsOwnQueueLimit) {
   TempDatabase temp;
   BatchLog log;
-  WriteBatcher batcher(temp.db(), 2);
+  WriteBatcher batcher(temp.db(), 2, k_max_batch, log.registry());
   Gate gate;
   ASSERT_TRUE(batcher.submit(gate.blocking_write(), [](const Result<void> &) {}));
   ASSERT_TRUE(gate.wait_entered());
@@ -635,7 +769,7 @@ TEST(WriteBatcherPriority, EachClassHasItsOwnQueueLimit) {
 TEST(WriteBatcherPriority, BatchesOfOneAlternateWhileBothWait) {
   TempDatabase temp;
   BatchLog log;
-  WriteBatcher batcher(temp.db(), 100, 1);
+  WriteBatcher batcher(temp.db(), 100, 1, log.registry());
   Gate gate;
   ASSERT_TRUE(batcher.submit(gate.blocking_write(), [](const Result<void> &) {}));
   ASSERT_TRUE(gate.wait_entered());
@@ -698,7 +832,7 @@ TEST(WriteBatcherBudget, ABatchPastItsBudgetCommitsWhatItAppliedAndTheRestGoFirs
   testing::ManualClock clock;
   BatchLog log;
   SlowWrites slow(log, clock);
-  WriteBatcher batcher(temp.db(), 100, k_max_batch, nullptr, clock);
+  WriteBatcher batcher(temp.db(), 100, k_max_batch, log.registry(), clock);
   Gate gate;
   ASSERT_TRUE(batcher.submit(gate.blocking_write(), [](const Result<void> &) {}));
   ASSERT_TRUE(gate.wait_entered());
@@ -739,7 +873,7 @@ TEST(WriteBatcherBudget, EveryBatchAppliesAtLeastOneWrite) {
   testing::ManualClock clock;
   BatchLog log;
   SlowWrites slow(log, clock);
-  WriteBatcher batcher(temp.db(), 100, k_max_batch, nullptr, clock);
+  WriteBatcher batcher(temp.db(), 100, k_max_batch, log.registry(), clock);
   Gate gate;
   ASSERT_TRUE(batcher.submit(gate.blocking_write(), [](const Result<void> &) {}));
   ASSERT_TRUE(gate.wait_entered());
@@ -854,6 +988,42 @@ TEST(WriteBatcherWal, TheWalStaysWithinItsLimitPlusOneBatch) {
   EXPECT_LE(stats.wal_bytes.load(), k_limit);
   EXPECT_LE(std::filesystem::file_size(*temp.db().wal_path()), k_limit);
   EXPECT_EQ(temp.count("SELECT COUNT(*) FROM filler"), 2000);
+}
+
+// With the default limit (64 MiB), a passive checkpoint runs each time the
+// log grew by 4 MiB, not after every batch (each one syncs the database
+// file): the log restarts from the file's start, so the file stays near
+// 4 MiB instead of growing to half the limit.
+TEST(WriteBatcherWal, PassiveCheckpointsRunOncePerFewMegabytesOfLog) {
+  TempDatabase temp;
+  {
+    auto sql = temp.db().connect();
+    *sql << "CREATE TABLE filler (id INTEGER PRIMARY KEY, data BLOB)";
+  }
+  metrics::Registry registry;
+  WriteBatcher writer(temp.db(), 100000, k_max_batch, &registry);
+  const std::string data(1024, 'x');
+  constexpr int k_batches = 300; // about 40 KiB of log each: 12 MiB in all
+  std::uintmax_t largest = 0;
+  for (int batch = 0; batch < k_batches; ++batch) {
+    ASSERT_TRUE(writer.submit_and_wait(
+        [&data](soci::session &sql) {
+          for (int i = 0; i < 32; ++i) {
+            sql << "INSERT INTO filler (data) VALUES (:d)", soci::use(data);
+          }
+        },
+        k_max_wait));
+    std::error_code ignored;
+    largest = std::max(largest, std::filesystem::file_size(*temp.db().wal_path(), ignored));
+  }
+  writer.stop();
+  const auto passive =
+      registry.counter("usher_sqlite_checkpoints_total", "", {"kind"}).with({"passive"}).value();
+  EXPECT_GE(passive, 2.0);
+  EXPECT_LE(passive, 6.0) << "a checkpoint per 4 MiB of log, not per batch";
+  EXPECT_LE(largest, 5U * 1024 * 1024);
+  EXPECT_EQ(writer.wal_stats().checkpoints.load(), 0U); // never near the limit
+  EXPECT_EQ(temp.count("SELECT COUNT(*) FROM filler"), 32 * k_batches);
 }
 
 } // namespace

@@ -93,6 +93,8 @@ private:
   std::string m_request_id;
   soci::indicator m_request_id_indicator = soci::i_null;
   long long m_job_id = 0;
+  soci::session &m_sql;
+  bool m_returning; // PostgreSQL: the INSERT returns the id
   soci::statement m_insert;
 };
 

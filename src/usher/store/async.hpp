@@ -1,8 +1,8 @@
 // The seam through which the domain folders, never the HTTP handlers, use
 // database sessions: work runs on the BlockingPool (reads) or in the
 // WriteBatcher's next batch (writes) and completes, exactly once, with a
-// domain value or an Error. Completions run on the pool's or the writer's
-// thread.
+// domain value or an Error. Completions run on the pool's thread or the
+// writer's completion thread.
 #pragma once
 
 #include <atomic>

@@ -7,6 +7,7 @@
 #include <soci/postgresql/soci-postgresql.h>
 #include <soci/sqlite3/soci-sqlite3.h>
 
+#include <usher/store/dialect.hpp>
 #include <usher/util/postgres_url.hpp>
 
 namespace usher::store {
@@ -124,6 +125,11 @@ void execute_script(soci::session &sql, const std::string &script) {
 void ping(soci::session &sql) {
   int one = 0;
   sql << "SELECT 1", soci::into(one);
+}
+
+long long inserted_rowid(soci::session &sql) {
+  auto *backend = static_cast<soci::sqlite3_session_backend *>(sql.get_backend());
+  return sqlite_api::sqlite3_last_insert_rowid(backend->conn_);
 }
 
 } // namespace usher::store

@@ -32,6 +32,13 @@ inline void begin_write(soci::session &sql, Dialect dialect) {
   }
 }
 
+// SQLite: the rowid (an INTEGER PRIMARY KEY's value) of the row the last
+// INSERT on `sql` inserted, read from the connection without a statement.
+// Valid only right after an INSERT that inserted one row (check
+// get_affected_rows() first: an INSERT that inserted nothing leaves the
+// previous row's id).
+long long inserted_rowid(soci::session &sql);
+
 // The column definition of a generated primary key ({ID} in migrations).
 constexpr const char *identity_column(Dialect dialect) {
   return dialect == Dialect::sqlite ? "INTEGER PRIMARY KEY"

@@ -18,6 +18,21 @@ namespace {
 // waited for it (docs/operations.md).
 constexpr auto k_slow_checkpoint = std::chrono::milliseconds(100);
 
+// A passive checkpoint runs once the log holds this much since it last
+// restarted (or half of SQLITE_WAL_LIMIT_MIB, if less): SQLite's own default
+// cadence (wal_autocheckpoint, 1000 pages of 4 KiB). Each checkpoint syncs
+// the database file; one after every batch cost intake 19.5 us per request
+// (docs/benchmarks.md, "Where the time goes"), and copied the same hot index
+// pages back again and again.
+constexpr std::uint64_t k_checkpoint_log_bytes = 4 * 1024 * 1024;
+
+// SQLite's WAL hook: after every commit on the writer's connection, the
+// frames (pages) now in the log. Returns SQLITE_OK (the commit stands).
+int record_wal_frames(void *frames, sqlite_api::sqlite3 *, const char *, int count) {
+  *static_cast<int *>(frames) = count;
+  return SQLITE_OK;
+}
+
 // The statements around every write, prepared once per connection.
 struct Savepoint {
   explicit Savepoint(soci::session &sql)
@@ -94,8 +109,9 @@ WriteBatcher::WriteBatcher(const Database &db, std::size_t queue_limit, std::siz
                          .with();
       auto &checkpoints = metrics->counter(
           "usher_sqlite_checkpoints_total",
-          "WAL checkpoints the writer ran: passive past half of SQLITE_WAL_LIMIT_MIB, truncate "
-          "past it (truncate_incomplete: a reader held on past the busy timeout).",
+          "WAL checkpoints the writer ran: passive each time the log grew by 4 MiB (or half of "
+          "SQLITE_WAL_LIMIT_MIB), truncate past the limit (truncate_incomplete: a reader held "
+          "on past the busy timeout).",
           {"kind"});
       m_checkpoints_passive = &checkpoints.with({"passive"});
       m_checkpoints_complete = &checkpoints.with({"truncate"});
@@ -108,6 +124,7 @@ WriteBatcher::WriteBatcher(const Database &db, std::size_t queue_limit, std::siz
                .with();
     }
   }
+  m_completion_thread = std::thread([this] { complete(); });
   m_thread = std::thread([this] { run(); });
 }
 
@@ -117,7 +134,7 @@ bool WriteBatcher::submit(Apply apply, Done done, Priority priority) {
   {
     std::lock_guard lock(m_mutex);
     auto &queue = queue_of(priority);
-    if (m_stopping || queue.size() >= m_queue_limit) return false;
+    if (m_stopping || queue.size() + completing_of(priority) >= m_queue_limit) return false;
     queue.push_back(Item{std::move(apply), std::move(done), 0, priority});
   }
   m_wake.notify_one();
@@ -144,6 +161,9 @@ void WriteBatcher::stop() {
   }
   m_wake.notify_one();
   if (m_thread.joinable()) m_thread.join();
+  // The writer returned (run() set m_writer_stopped): the completion thread
+  // calls what is left, then returns.
+  if (m_completion_thread.joinable()) m_completion_thread.join();
 }
 
 std::size_t WriteBatcher::pending() const {
@@ -199,13 +219,50 @@ void WriteBatcher::run() {
       std::unique_lock lock(m_mutex);
       m_wake.wait(lock,
                   [&] { return m_stopping || !m_foreground.empty() || !m_background.empty(); });
-      if (m_foreground.empty() && m_background.empty()) return; // stopping and drained
+      if (m_foreground.empty() && m_background.empty()) { // stopping and drained
+        m_writer_stopped = true;
+        m_finished_wake.notify_one();
+        return;
+      }
       take_batch(batch);
     }
     run_batch(batch);
     batch.clear();
     bound_wal();
   }
+}
+
+void WriteBatcher::complete() {
+  std::deque<Finished> finished;
+  for (;;) {
+    {
+      std::unique_lock lock(m_mutex);
+      m_finished_wake.wait(lock, [&] { return m_writer_stopped || !m_finished.empty(); });
+      if (m_finished.empty()) return; // the writer stopped and every Done was called
+      finished.swap(m_finished);
+      // Taken: no longer held against the queue limit (a caller woken by its
+      // Done may submit again at once).
+      m_completing_foreground = 0;
+      m_completing_background = 0;
+    }
+    for (auto &write : finished) {
+      try {
+        write.done(write.outcome);
+      } catch (const std::exception &e) {
+        spdlog::error("write completion threw: {}", e.what());
+      }
+    }
+    finished.clear();
+  }
+}
+
+void WriteBatcher::watch_wal(soci::session &sql) {
+  m_wal_frames = 0;
+  int page_bytes = 4096;
+  sql << "PRAGMA page_size", soci::into(page_bytes);
+  m_wal_page_bytes = static_cast<std::uint64_t>(page_bytes);
+  auto *backend = static_cast<soci::sqlite3_session_backend *>(sql.get_backend());
+  sqlite_api::sqlite3_wal_hook(backend->conn_, record_wal_frames, &m_wal_frames);
 }
 
 void WriteBatcher::bound_wal() {
@@ -216,8 +273,16 @@ void WriteBatcher::bound_wal() {
   if (error) return; // no WAL yet
   m_wal_stats.wal_bytes.store(size, std::memory_order_relaxed);
   if (m_wal_bytes != nullptr) m_wal_bytes->set(static_cast<double>(size));
-  if (size <= m_db.wal_limit_bytes() / 2) return;
   if (size <= m_db.wal_limit_bytes()) {
+    // The log, not the file: SQLite writes the log from the file's start
+    // again (without shrinking it) once a checkpoint copied all of it back
+    // and no reader still needs it. So a passive checkpoint each time the
+    // log has grown by k_checkpoint_log_bytes (or half the limit) keeps the
+    // file near that size; a reader that holds on keeps the log growing,
+    // then every batch checkpoints again until the truncating checkpoint at
+    // the limit (below).
+    const auto log_bytes = static_cast<std::uint64_t>(m_wal_frames) * m_wal_page_bytes;
+    if (log_bytes < std::min(k_checkpoint_log_bytes, m_db.wal_limit_bytes() / 2)) return;
     // Copy frames back early (no waiting for readers), so that the
     // truncating checkpoint at the limit has little left to copy. Here and
     // not on another thread: SQLite refuses a checkpoint at once (busy) while
@@ -290,6 +355,7 @@ void WriteBatcher::run_batch(std::deque<Item> &batch) {
       unreachable = true;
       m_sql = m_db.connect(/*for_writer=*/true);
       m_context = std::make_unique<WriteContext>(*m_sql);
+      if (m_db.wal_path()) watch_wal(*m_sql);
       unreachable = false;
     }
     soci::session &sql = *m_sql;
@@ -400,27 +466,26 @@ void WriteBatcher::run_batch(std::deque<Item> &batch) {
   }
   std::deque<Item> retry_foreground;
   std::deque<Item> retry_background;
+  std::lock_guard lock(m_mutex);
   for (std::size_t i = 0; i < batch.size(); ++i) {
     if (i < again.size() && again[i]) {
       (batch[i].priority == Priority::foreground ? retry_foreground : retry_background)
           .push_back(std::move(batch[i]));
       continue;
     }
-    try {
-      batch[i].done(outcomes[i]);
-    } catch (const std::exception &e) {
-      spdlog::error("write completion threw: {}", e.what());
-    }
+    // Done runs on the completion thread: the writer goes on to the next
+    // batch meanwhile.
+    ++completing_of(batch[i].priority);
+    m_finished.push_back(
+        Finished{std::move(batch[i].done), std::move(outcomes[i]), batch[i].priority});
   }
-  if (!retry_foreground.empty() || !retry_background.empty()) {
-    // First of their class in the next batch (they were admitted already:
-    // no queue limit).
-    std::lock_guard lock(m_mutex);
-    m_foreground.insert(m_foreground.begin(), std::make_move_iterator(retry_foreground.begin()),
-                        std::make_move_iterator(retry_foreground.end()));
-    m_background.insert(m_background.begin(), std::make_move_iterator(retry_background.begin()),
-                        std::make_move_iterator(retry_background.end()));
-  }
+  m_finished_wake.notify_one();
+  // First of their class in the next batch (they were admitted already: no
+  // queue limit).
+  m_foreground.insert(m_foreground.begin(), std::make_move_iterator(retry_foreground.begin()),
+                      std::make_move_iterator(retry_foreground.end()));
+  m_background.insert(m_background.begin(), std::make_move_iterator(retry_background.begin()),
+                      std::make_move_iterator(retry_background.end()));
 }
 
 } // namespace usher::store

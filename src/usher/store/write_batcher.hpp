@@ -13,6 +13,14 @@
 // (max_batch / (k_background_ratio + 1)), so that requests arriving then do
 // not wait behind a full batch of the worker's writes.
 //
+// Completions (each write's Done) run on a thread of their own, in commit
+// order, so that the writer starts the next batch as soon as one committed:
+// what a request does after its commit (dispatch, building and sending the
+// answer) does not take the one writer's time (docs/benchmarks.md, "Where the
+// time goes"). Writes committed but not yet completed count against their
+// class's queue limit, so that a slow completion cannot let requests pile up
+// unbounded behind it.
+//
 // A batch is bounded in time as well as in size: once it has run for the
 // database's batch_budget(), the writer stops adding writes, commits what it
 // applied, and puts the rest back first in their queues for the next batch.
@@ -129,8 +137,9 @@ public:
   // run again after its changes were undone (assign captured results, do not
   // accumulate into them).
   using Apply = std::function<void(WriteContext &)>;
-  // Called on the writer thread once the batch committed (an empty result)
-  // or failed (the error); never called twice.
+  // Called once the batch committed (an empty result) or failed (the
+  // error), on the batcher's completion thread, in the order the writes
+  // were committed; never called twice. It may submit more writes.
   using Done = std::function<void(const Result<void> &)>;
 
   // `queue_limit` holds for each class. `metrics` (optional): batch sizes
@@ -149,11 +158,12 @@ public:
   bool submit(Apply apply, Done done, Priority priority = Priority::foreground);
 
   // Submits `apply` and waits up to `timeout` for its commit (never call it
-  // from the writer thread); false when it was refused, failed or timed out.
+  // from inside a write); false when it was refused, failed or timed out.
   bool submit_and_wait(Apply apply, std::chrono::milliseconds timeout,
                        Priority priority = Priority::foreground);
 
-  // Finishes every queued write, then stops the thread. Idempotent.
+  // Finishes every queued write and calls every completion, then stops both
+  // threads. Idempotent; never call it from a write or a completion.
   void stop();
 
   // Writes queued (both classes, or one), not counting the running batch.
@@ -169,18 +179,35 @@ private:
     int deadlocks = 0; // times this write was a deadlock's victim
     Priority priority = Priority::foreground;
   };
+  // A committed (or failed) write waiting for its Done on the completion
+  // thread.
+  struct Finished {
+    Done done;
+    Result<void> outcome;
+    Priority priority = Priority::foreground;
+  };
   std::deque<Item> &queue_of(Priority priority) {
     return priority == Priority::foreground ? m_foreground : m_background;
+  }
+  std::size_t &completing_of(Priority priority) {
+    return priority == Priority::foreground ? m_completing_foreground : m_completing_background;
   }
   // Moves the next batch out of the queues (m_mutex held): foreground first,
   // background's share after it.
   void take_batch(std::deque<Item> &batch);
   void run();
   void run_batch(std::deque<Item> &batch);
-  // SQLite: when the WAL file is past the database's limit, a TRUNCATE
-  // checkpoint between batches (the only moment the writer holds no
-  // transaction); measured into m_wal_stats.
+  // The completion thread: calls the Done of every finished write, in order,
+  // until the writer stopped and nothing is left.
+  void complete();
+  // SQLite: a PASSIVE checkpoint between batches (the only moment the
+  // writer holds no transaction) each time the log grew by a few MiB, a
+  // TRUNCATE one when the WAL file is past the database's limit; measured
+  // into m_wal_stats.
   void bound_wal();
+  // SQLite: counts the log's frames after each commit on `sql` (the WAL
+  // hook) into m_wal_frames.
+  void watch_wal(soci::session &sql);
 
   const Database &m_db;
   const clock::Clock &m_clock;
@@ -201,12 +228,25 @@ private:
   bool m_background_turn = false;   // max_batch 1: the classes alternate
   bool m_foreground_recent = false; // the last batch had foreground writes
   bool m_stopping = false;
+  // Finished writes whose Done has not been called yet, and how many of each
+  // class (counted against its queue limit) until the completion thread takes
+  // them; m_writer_stopped once the writer thread returned.
+  std::deque<Finished> m_finished;
+  std::size_t m_completing_foreground = 0;
+  std::size_t m_completing_background = 0;
+  bool m_writer_stopped = false;
+  std::condition_variable m_finished_wake;
   // The writer's connection and what was prepared on it; reset together
   // after a failure so the next batch reconnects.
   std::unique_ptr<soci::session> m_sql;
   std::unique_ptr<WriteContext> m_context;
   WalStats m_wal_stats;
+  // Frames in the log after the last commit (set by SQLite's WAL hook on the
+  // writer thread), and the size of one.
+  int m_wal_frames = 0;
+  std::uint64_t m_wal_page_bytes = 4096;
   std::thread m_thread;
+  std::thread m_completion_thread;
 };
 
 } // namespace usher::store
