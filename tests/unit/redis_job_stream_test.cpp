@@ -218,13 +218,28 @@ long long calls_of(Connection &redis, const std::string &command) {
   return at == std::string::npos ? 0 : std::stoll(reply->text.substr(at + field.size()));
 }
 
-TEST(RedisScript, ItsSha1IsTheNameRedisGivesIt) {
+TEST(RedisScript, IsLoadedOnceThenRunBySha1) {
   testing::RedisServer server;
   Connection redis(server.endpoint(), Timeouts{100ms, 500ms});
+  ASSERT_TRUE(redis.run({"CONFIG", "RESETSTAT"}).has_value());
   const Script script("return ARGV[1]");
-  auto loaded = redis.run({"SCRIPT", "LOAD", script.text()});
-  ASSERT_TRUE(loaded.has_value());
-  EXPECT_EQ(loaded->text, script.sha1());
+  for (const char *value : {"a", "b", "c"}) {
+    auto reply = script.run(redis, {"0", value});
+    ASSERT_TRUE(reply.has_value()) << reply.error().detail;
+    EXPECT_EQ(reply->text, value);
+  }
+  EXPECT_EQ(calls_of(redis, "script|load"), 1);
+  EXPECT_EQ(calls_of(redis, "evalsha"), 3);
+  EXPECT_EQ(calls_of(redis, "eval"), 0) << "no script text sent";
+}
+
+TEST(RedisScript, ALoadRefusedIsAnError) {
+  testing::RedisServer server;
+  Connection redis(server.endpoint(), Timeouts{100ms, 500ms});
+  const Script script("this is not Lua");
+  auto reply = script.run(redis, {"0"});
+  ASSERT_FALSE(reply.has_value());
+  EXPECT_EQ(reply.error().code, "redis_error");
 }
 
 TEST_F(JobStreamTest, OnceRedisKnowsAScriptItIsSentBySha1Only) {

@@ -2,20 +2,8 @@
 
 #include <utility>
 
-#include <openssl/sha.h>
-
-#include <usher/util/text.hpp>
-
 namespace usher::redis {
 namespace {
-
-// Lower-case hex SHA-1 of `source`: the name Redis gives a script. Not a
-// security digest (util/crypto has those).
-std::string sha1_hex(const std::string &source) {
-  unsigned char digest[SHA_DIGEST_LENGTH];
-  SHA1(reinterpret_cast<const unsigned char *>(source.data()), source.size(), digest);
-  return text::to_hex(std::string_view(reinterpret_cast<const char *>(digest), sizeof digest));
-}
 
 bool is_noscript(const Reply &reply) {
   return reply.is_error() && reply.text.rfind("NOSCRIPT", 0) == 0;
@@ -33,10 +21,29 @@ Command command(const char *verb, const std::string &script, const ScriptArgs &a
 
 } // namespace
 
-Script::Script(std::string text) : m_text(std::move(text)), m_sha1(sha1_hex(m_text)) {}
+Script::Script(std::string text) : m_text(std::move(text)) {}
+
+Result<std::string> Script::sha1(Connection &redis) const {
+  {
+    std::lock_guard lock(m_known->mutex);
+    if (!m_known->sha1.empty()) return m_known->sha1;
+  }
+  // Two threads may both load it the first time: Redis names a text the same
+  // way each time, so the second answer is the first's.
+  auto loaded = redis.run({"SCRIPT", "LOAD", m_text});
+  if (!loaded) return tl::unexpected(loaded.error());
+  if (loaded->is_error() || loaded->text.empty()) {
+    return fail(ErrorKind::unavailable, "redis_error", "SCRIPT LOAD: " + loaded->text);
+  }
+  std::lock_guard lock(m_known->mutex);
+  m_known->sha1 = loaded->text;
+  return m_known->sha1;
+}
 
 Result<Reply> Script::run(Connection &redis, const ScriptArgs &args) const {
-  auto reply = redis.run(command("EVALSHA", m_sha1, args));
+  const auto sha1 = this->sha1(redis);
+  if (!sha1) return tl::unexpected(sha1.error());
+  auto reply = redis.run(command("EVALSHA", *sha1, args));
   if (!reply || !is_noscript(*reply)) return reply;
   // Not run: Redis restarted or flushed its scripts. Once by text, which loads it again.
   return redis.run(command("EVAL", m_text, args));
@@ -44,9 +51,11 @@ Result<Reply> Script::run(Connection &redis, const ScriptArgs &args) const {
 
 Result<std::vector<Reply>> Script::run_each(Connection &redis,
                                             const std::vector<ScriptArgs> &calls) const {
+  const auto sha1 = this->sha1(redis);
+  if (!sha1) return tl::unexpected(sha1.error());
   std::vector<Command> commands;
   commands.reserve(calls.size());
-  for (const auto &args : calls) commands.push_back(command("EVALSHA", m_sha1, args));
+  for (const auto &args : calls) commands.push_back(command("EVALSHA", *sha1, args));
   auto replies = redis.pipeline(commands);
   if (!replies) return replies;
   // Only the calls answered NOSCRIPT did not run (a flush can come between
