@@ -77,12 +77,34 @@ kill_redis() {
 
 rcli() { timeout 5 redis-cli -p "$REDIS_PORT_NUM" "$@"; }
 
-# fresh_db DIR MODE: a new SQLite database in DIR (exports DATABASE_URL and TOKEN).
+# seeded_template N: prints the path of a migrated database holding N
+# existing customers (bench/seed_accounts.py), made once per N and binary.
+seeded_template() {
+  local n="$1" key template
+  key=$(printf '%s' "$BIN" | md5sum | cut -c1-8)
+  template="$WORK/seeded-$key-$n.db"
+  if [ ! -f "$template" ]; then
+    DATABASE_URL="sqlite:$template.tmp" "$BIN" migrate >/dev/null
+    "$PY" bench/seed_accounts.py "$template.tmp" "$n" || die "seeding $n accounts failed"
+    mv "$template.tmp" "$template"
+  fi
+  echo "$template"
+}
+
+# fresh_db DIR MODE [ACCOUNTS]: a new SQLite database in DIR (exports
+# DATABASE_URL and TOKEN), a copy of one with ACCOUNTS existing customers
+# when ACCOUNTS > 0. Sets SEEDED to ACCOUNTS: the ids 1..SEEDED of accounts
+# and jobs are the seeded rows.
 fresh_db() {
   mkdir -p "$1"
   export DATABASE_URL="sqlite:$1/usher.db"
   DB="$1/usher.db"
-  "$BIN" migrate >/dev/null
+  SEEDED="${3:-0}"
+  if [ "$SEEDED" -gt 0 ]; then
+    cp "$(seeded_template "$SEEDED")" "$DB"
+  else
+    "$BIN" migrate >/dev/null
+  fi
   "$BIN" mode set "$2" --reason bench >/dev/null
   TOKEN=$("$BIN" token create --role sales_manager --name bench | tail -n 1)
   export TOKEN
