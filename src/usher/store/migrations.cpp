@@ -207,6 +207,13 @@ ALTER TABLE jobs ADD COLUMN deaths INTEGER NOT NULL DEFAULT 0
     R"SQL(
 ALTER TABLE jobs ADD COLUMN request_id TEXT
 )SQL",
+    // 8: a customer's activation tokens by account. Without it, reading a
+    // customer (the invitation's expiry) and a resend read every token ever
+    // issued: 0.3 s per lookup at a million accounts (docs/benchmarks.md,
+    // "Drain as the database grows").
+    R"SQL(
+CREATE INDEX activation_tokens_account_id ON activation_tokens (account_id)
+)SQL",
 };
 
 std::string replace_all(std::string s, const std::string &from, const std::string &to) {
