@@ -78,13 +78,16 @@ kill_redis() {
 rcli() { timeout 5 redis-cli -p "$REDIS_PORT_NUM" "$@"; }
 
 # seeded_template N: prints the path of a migrated database holding N
-# existing customers (bench/seed_accounts.py), made once per N and binary.
+# existing customers (bench/seed_accounts.py), made once per N and schema
+# (binaries with the same migrations share it).
 seeded_template() {
   local n="$1" key template
-  key=$(printf '%s' "$BIN" | md5sum | cut -c1-8)
+  rm -f "$WORK/schema.db" "$WORK/schema.db-wal" "$WORK/schema.db-shm"
+  DATABASE_URL="sqlite:$WORK/schema.db" "$BIN" migrate >/dev/null
+  key=$("$PY" -c 'import sqlite3,sys; print("\n".join(r[0] for r in sqlite3.connect(sys.argv[1]).execute("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name")))' "$WORK/schema.db" | md5sum | cut -c1-8)
   template="$WORK/seeded-$key-$n.db"
   if [ ! -f "$template" ]; then
-    DATABASE_URL="sqlite:$template.tmp" "$BIN" migrate >/dev/null
+    cp "$WORK/schema.db" "$template.tmp"
     "$PY" bench/seed_accounts.py "$template.tmp" "$n" || die "seeding $n accounts failed"
     mv "$template.tmp" "$template"
   fi
