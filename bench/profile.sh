@@ -9,7 +9,8 @@
 #   drain   `usher worker` draining JOBS jobs accepted beforehand
 # Usage: bench/profile.sh intake|sync|drain [SECONDS] [JOBS]
 #   (defaults 10 s, 30000 jobs; env: USHER_BIN, KEEP_WORK=1 keeps perf.data,
-#   PERF_FREQ (default 1999 Hz), any usher setting; needs perf and the right
+#   PERF_FREQ (default 1999 Hz), ACCOUNTS=N existing customers before the
+#   drain (bench/seed_accounts.py), any usher setting; needs perf and the right
 #   to profile (root, or kernel.perf_event_paranoid <= 1))
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,7 +52,7 @@ case "$what" in
     echo "$what: $rps req/s, p50 $p50 ms, p99 $p99 ms, $total requests (non-2xx $non2xx, socket errors $errors)"
     ;;
   drain)
-    fresh_db "$dir" async_queue
+    fresh_db "$dir" async_queue "${ACCOUNTS:-0}"
     start_serve "$dir" START_WORKER=false
     queued=$(fill_queue "$jobs" "$dir/intake.wrk")
     stop_pid "$SERVE_PID"

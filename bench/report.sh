@@ -11,6 +11,10 @@
 #                  wrk measures the inline fallback (201, "fallback": true)
 #   drain          JOBS jobs accepted (no worker), serve stopped, then one
 #                  `usher worker` timed until nothing is queued or running
+# With --accounts N (or ACCOUNTS=N in a variant), every scenario's database
+# starts with N existing customers (bench/seed_accounts.py: account,
+# profile, activation token, succeeded job, attempt), seeded once per N and
+# copied for each run; the checks count only the rows the run added.
 # Every scenario runs once per round; the order is rotated from round to
 # round (and with several variants, their order reversed every other round).
 # Prints every run, then per variant the medians over the rounds and each
@@ -22,14 +26,16 @@
 # provisioned every job; a drain left every job succeeded, one account each)
 # and exits 1 if a check failed.
 #
-# Usage: bench/report.sh [--seconds S] [--rounds R] [--jobs N]
+# Usage: bench/report.sh [--seconds S] [--rounds R] [--jobs N] [--accounts N]
 #          [--connections C] [--only SCENARIO,...] [--variant 'LABEL VAR=VALUE...']...
-#   --seconds 15, --rounds 3, --jobs 20000, --connections 32 by default.
+#   --seconds 15, --rounds 3, --jobs 20000, --accounts 0, --connections 32 by default.
 #   --variant (repeatable) runs every scenario once per variant in each
 #   round, with the given settings in the environment of every usher process
-#   (values without spaces); USHER_BIN=PATH in a variant picks its binary. E.g.
+#   (values without spaces); USHER_BIN=PATH in a variant picks its binary,
+#   ACCOUNTS=N its existing customers. E.g.
 #     bench/report.sh --variant glibc \
 #       --variant 'jemalloc LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2'
+#     bench/report.sh --only drain --variant empty --variant '1M ACCOUNTS=1000000'
 #   Quick try: bench/report.sh --seconds 5 --rounds 1 --jobs 5000
 #   env: USHER_BIN (default build/usher), KEEP_WORK=1, any usher setting.
 set -euo pipefail
@@ -38,6 +44,7 @@ cd "$(dirname "$0")/.."
 seconds=15
 rounds=3
 jobs=20000
+accounts=0
 connections=32
 only="healthz,intake,intake_worker,sync,fallback,drain"
 variants=()
@@ -47,6 +54,7 @@ while [ $# -gt 0 ]; do
     --seconds) seconds="$2"; shift 2 ;;
     --rounds) rounds="$2"; shift 2 ;;
     --jobs) jobs="$2"; shift 2 ;;
+    --accounts) accounts="$2"; shift 2 ;;
     --connections) connections="$2"; shift 2 ;;
     --only) only="$2"; shift 2 ;;
     --variant) variants+=("$2"); shift 2 ;;
@@ -73,16 +81,18 @@ results="$WORK/results"
 : >"$results"
 failures=0
 
-# use_variant INDEX: sets VLABEL, VENV (settings) and BIN for that variant.
+# use_variant INDEX: sets VLABEL, VENV (settings), BIN and ACCOUNTS for that variant.
 use_variant() {
   local words w
   read -r -a words <<<"${variants[$1]}"
   VLABEL="${words[0]}"
   VENV=()
   BIN="$DEFAULT_BIN"
+  ACCOUNTS="$accounts"
   for w in "${words[@]:1}"; do
     case "$w" in
       USHER_BIN=*) BIN="${w#USHER_BIN=}" ;;
+      ACCOUNTS=*) ACCOUNTS="${w#ACCOUNTS=}" ;;
       *=*) VENV+=("$w") ;;
       *) die "variant '${variants[$1]}': '$w' is not VAR=VALUE" ;;
     esac
@@ -98,7 +108,7 @@ done
 read -r fsync_med fsync_p90 < <(fsync_ms "$WORK")
 use_variant 0
 echo "# bench/report.sh: $("$BIN" version | tail -n 1), $(nproc) cores, wrk -t1 -c$connections -d${seconds}s," \
-  "$rounds rounds, drain of $jobs jobs, redis-server $(redis-server --version | grep -o 'v=[0-9.]*')"
+  "$rounds rounds, drain of $jobs jobs, $accounts existing accounts, redis-server $(redis-server --version | grep -o 'v=[0-9.]*')"
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg);" \
   "fsync (4 KiB O_DSYNC write in $(df --output=source "$WORK" | tail -n 1)): median $fsync_med ms, p90 $fsync_p90 ms"
 
@@ -107,7 +117,7 @@ echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/l
 # still have committed. Sets CHECK.
 check_rows() {
   local ok="$1" rows
-  rows=$(sql "select count(*) from jobs")
+  rows=$(($(sql "select count(*) from jobs") - SEEDED))
   CHECK=ok
   if [ "$rows" -lt "$ok" ] || [ "$rows" -gt $((ok + connections + errors)) ]; then
     CHECK="MISMATCH ($rows jobs for $ok answers)"
@@ -135,7 +145,7 @@ scenario() {
   CHECK=ok
   case "$name" in
     healthz)
-      fresh_db "$dir" async_queue
+      fresh_db "$dir" async_queue "$ACCOUNTS"
       start_serve "$dir" START_WORKER=false "${VENV[@]}"
       sleep 0.5
       idle=$(rss_kb "$SERVE_PID" | cut -d' ' -f1)
@@ -149,7 +159,7 @@ scenario() {
       note="idle RSS $((idle / 1024)) MiB"
       ;;
     intake | intake_worker)
-      fresh_db "$dir" async_queue
+      fresh_db "$dir" async_queue "$ACCOUNTS"
       if [ "$name" = intake ]; then
         start_serve "$dir" START_WORKER=false "${VENV[@]}"
       else
@@ -160,12 +170,12 @@ scenario() {
       # What the worker did while the requests came (read before the
       # shutdown, which lets the worker finish its batch).
       local during
-      during=$(sql "select count(*) from jobs where status='succeeded'")
+      during=$(($(sql "select count(*) from jobs where status='succeeded'") - SEEDED))
       queued=$(sql "select count(*) from jobs where status in ('queued','running')")
       stop_pid "$SERVE_PID"
       check_rows "$total"
-      accounts=$(sql "select count(*) from accounts")
-      done_jobs=$(sql "select count(*) from jobs where status='succeeded'")
+      accounts=$(($(sql "select count(*) from accounts") - SEEDED))
+      done_jobs=$(($(sql "select count(*) from jobs where status='succeeded'") - SEEDED))
       [ "$accounts" = "$done_jobs" ] || CHECK="MISMATCH ($accounts accounts for $done_jobs succeeded jobs)"
       if [ "$name" = intake ]; then
         [ "$done_jobs" = 0 ] || CHECK="MISMATCH ($done_jobs jobs provisioned with no worker)"
@@ -175,12 +185,12 @@ scenario() {
       ;;
     sync | fallback)
       if [ "$name" = sync ]; then
-        fresh_db "$dir" sync_direct
+        fresh_db "$dir" sync_direct "$ACCOUNTS"
         start_serve "$dir" START_WORKER=false "${VENV[@]}"
         WARMED=0
       else
         start_redis
-        fresh_db "$dir" async_queue
+        fresh_db "$dir" async_queue "$ACCOUNTS"
         start_serve "$dir" START_WORKER=false "REDIS_URL=redis://127.0.0.1:$REDIS_PORT_NUM/0" \
           "REDIS_PREFIX=bench:r$round:" "${VENV[@]}"
         open_circuit "$dir"
@@ -190,15 +200,15 @@ scenario() {
       stop_pid "$SERVE_PID"
       check_rows "$((total + WARMED))"
       local rows accounts done_jobs
-      rows=$(sql "select count(*) from jobs")
-      accounts=$(sql "select count(*) from accounts")
-      done_jobs=$(sql "select count(*) from jobs where status='succeeded'")
+      rows=$(($(sql "select count(*) from jobs") - SEEDED))
+      accounts=$(($(sql "select count(*) from accounts") - SEEDED))
+      done_jobs=$(($(sql "select count(*) from jobs where status='succeeded'") - SEEDED))
       if [ "$accounts" != "$rows" ] || [ "$done_jobs" != "$rows" ]; then
         CHECK="MISMATCH (a job was not provisioned inline)"
       fi
       ;;
     drain)
-      fresh_db "$dir" async_queue
+      fresh_db "$dir" async_queue "$ACCOUNTS"
       start_serve "$dir" START_WORKER=false "${VENV[@]}"
       local queued start end pid cpu
       fill_queue "$jobs" "$dir/intake.wrk" >/dev/null
@@ -224,16 +234,18 @@ scenario() {
       p50=- p99=-
       CPU_US=$((cpu * 1000 / queued))
       local succeeded accounts retried
-      succeeded=$(sql "select count(*) from jobs where status='succeeded'")
-      accounts=$(sql "select count(*) from accounts")
+      succeeded=$(($(sql "select count(*) from jobs where status='succeeded'") - SEEDED))
+      accounts=$(($(sql "select count(*) from accounts") - SEEDED))
       retried=$(sql "select count(*) from jobs where attempts > 1")
       if [ "$succeeded" != "$queued" ] || [ "$accounts" != "$queued" ] || [ "$retried" != 0 ]; then
         CHECK="MISMATCH (succeeded $succeeded, accounts $accounts, retried $retried of $queued)"
       fi
-      note="$queued jobs in $("$PY" -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$start" "$end") s, worker process"
+      note="$queued jobs in $("$PY" -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$start" "$end") s, worker process, $SEEDED existing accounts"
       ;;
   esac
   [ "${CHECK%% *}" = ok ] || failures=$((failures + 1))
+  # A seeded database is large (about 1.2 GB per million customers).
+  [ "$SEEDED" = 0 ] || [ "${KEEP_WORK:-}" = 1 ] || rm -f "$DB" "$DB-wal" "$DB-shm"
   printf '  %-*s %-14s %7s %-7s p50 %6s ms  p99 %6s ms  RSS peak %5.1f MiB  CPU %4s us/%s  %s%s\n' \
     "$label_width" "$VLABEL" "$name" "$rps" "$([ "$name" = drain ] && echo users/s || echo req/s)" "$p50" "$p99" \
     "$(echo "$RSS_PEAK" | awk '{print $1 / 1024}')" "$CPU_US" "$([ "$name" = drain ] && echo user || echo req)" \

@@ -2,9 +2,17 @@
 # End-to-end drain: accept N jobs (async_queue, no worker running), then start
 # `usher worker` and time until every job is provisioned. Repeats ROUNDS
 # times on the same database, so later rounds run against a larger table.
-# Usage: bench/wrk/drain.sh [N] [ROUNDS]   (env: USHER_BIN, extra usher env)
+# Usage: bench/wrk/drain.sh [--accounts A] [N] [ROUNDS]   (env: USHER_BIN, extra usher env)
+#   --accounts A: the database starts with A existing customers
+#   (bench/seed_accounts.py); bench/report.sh --accounts does the same with
+#   rounds on fresh copies.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+accounts=0
+if [ "${1:-}" = --accounts ]; then
+  accounts="$2"
+  shift 2
+fi
 n="${1:-50000}"
 rounds="${2:-1}"
 bin="${USHER_BIN:-build/usher}"
@@ -18,6 +26,7 @@ cleanup() {
 trap cleanup EXIT
 export DATABASE_URL="sqlite:$dir/usher.db"
 "$bin" migrate >/dev/null
+/usr/bin/python3 bench/seed_accounts.py "$dir/usher.db" "$accounts"
 "$bin" mode set async_queue --reason benchmark >/dev/null
 TOKEN=$("$bin" token create --role sales_manager --name bench | tail -n 1)
 export TOKEN

@@ -77,12 +77,37 @@ kill_redis() {
 
 rcli() { timeout 5 redis-cli -p "$REDIS_PORT_NUM" "$@"; }
 
-# fresh_db DIR MODE: a new SQLite database in DIR (exports DATABASE_URL and TOKEN).
+# seeded_template N: prints the path of a migrated database holding N
+# existing customers (bench/seed_accounts.py), made once per N and schema
+# (binaries with the same migrations share it).
+seeded_template() {
+  local n="$1" key template
+  rm -f "$WORK/schema.db" "$WORK/schema.db-wal" "$WORK/schema.db-shm"
+  DATABASE_URL="sqlite:$WORK/schema.db" "$BIN" migrate >/dev/null
+  key=$("$PY" -c 'import sqlite3,sys; print("\n".join(r[0] for r in sqlite3.connect(sys.argv[1]).execute("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name")))' "$WORK/schema.db" | md5sum | cut -c1-8)
+  template="$WORK/seeded-$key-$n.db"
+  if [ ! -f "$template" ]; then
+    cp "$WORK/schema.db" "$template.tmp"
+    "$PY" bench/seed_accounts.py "$template.tmp" "$n" || die "seeding $n accounts failed"
+    mv "$template.tmp" "$template"
+  fi
+  echo "$template"
+}
+
+# fresh_db DIR MODE [ACCOUNTS]: a new SQLite database in DIR (exports
+# DATABASE_URL and TOKEN), a copy of one with ACCOUNTS existing customers
+# when ACCOUNTS > 0. Sets SEEDED to ACCOUNTS: the ids 1..SEEDED of accounts
+# and jobs are the seeded rows.
 fresh_db() {
   mkdir -p "$1"
   export DATABASE_URL="sqlite:$1/usher.db"
   DB="$1/usher.db"
-  "$BIN" migrate >/dev/null
+  SEEDED="${3:-0}"
+  if [ "$SEEDED" -gt 0 ]; then
+    cp "$(seeded_template "$SEEDED")" "$DB"
+  else
+    "$BIN" migrate >/dev/null
+  fi
   "$BIN" mode set "$2" --reason bench >/dev/null
   TOKEN=$("$BIN" token create --role sales_manager --name bench | tail -n 1)
   export TOKEN

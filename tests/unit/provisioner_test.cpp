@@ -14,7 +14,10 @@
 
 #include <unistd.h>
 
+#include <soci/sqlite3/soci-sqlite3.h>
+
 #include <usher/auth/activation.hpp>
+#include <usher/jobs/attempts.hpp>
 #include <usher/jobs/job_store.hpp>
 #include <usher/jobs/provisioner.hpp>
 #include <usher/provisioning/provisioner.hpp>
@@ -314,6 +317,70 @@ TEST_F(ProvisionQueuedTest, WorkerClaimThenProvisionCreatesEverythingOnce) {
   EXPECT_EQ(count("SELECT COUNT(*) FROM activation_tokens WHERE token_hash = :h",
                   crypto::sha256_hex(m_activation_token)),
             1);
+}
+
+// The statements a SQLite session finishes while this object lives that
+// stepped through a whole table (SQLITE_STMTSTATUS_FULLSCAN_STEP) or sorted
+// (SQLITE_STMTSTATUS_SORT: an ORDER BY no index gave): their cost grows with
+// the table or the backlog, so the drain would not stay flat as the
+// database grows (docs/benchmarks.md, "Drain as the database grows").
+class FullScans {
+public:
+  explicit FullScans(soci::session &sql)
+      : m_db(static_cast<soci::sqlite3_session_backend *>(sql.get_backend())->conn_) {
+    sqlite_api::sqlite3_trace_v2(m_db, SQLITE_TRACE_PROFILE, &FullScans::finished, this);
+  }
+  ~FullScans() { sqlite_api::sqlite3_trace_v2(m_db, 0, nullptr, nullptr); }
+  FullScans(const FullScans &) = delete;
+  FullScans &operator=(const FullScans &) = delete;
+
+  const std::vector<std::string> &statements() const { return m_statements; }
+
+private:
+  static int finished(unsigned, void *self, void *statement, void *) {
+    auto *st = static_cast<sqlite_api::sqlite3_stmt *>(statement);
+    const int scanned = sqlite_api::sqlite3_stmt_status(st, SQLITE_STMTSTATUS_FULLSCAN_STEP, 1);
+    const int sorted = sqlite_api::sqlite3_stmt_status(st, SQLITE_STMTSTATUS_SORT, 1);
+    if (scanned > 0 || sorted > 0) {
+      static_cast<FullScans *>(self)->m_statements.emplace_back(sqlite_api::sqlite3_sql(st));
+    }
+    return 0;
+  }
+
+  sqlite_api::sqlite3 *m_db;
+  std::vector<std::string> m_statements;
+};
+
+TEST_F(ProvisionQueuedTest, NoStatementOfTheDrainOrOfALookupReadsAWholeTableOrSorts) {
+  // Existing customers, so that a scan has rows to step through.
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(create(buyer("existing" + std::to_string(i) + "@example.com")));
+  }
+  FullScans scans(*m_sql);
+  // Intake, the worker's claim, provisioning, completion and its attempt.
+  const auto job_id = enqueue(buyer("drained@example.com"));
+  enqueue(buyer("waiting@example.com")); // a backlog for the claim to order
+  const auto claimed = jobs::claim(*m_sql, "worker-1", 1, lease_until());
+  ASSERT_EQ(claimed.size(), 1u);
+  {
+    soci::transaction transaction(*m_sql);
+    jobs::Provisioner provisioner(*m_sql);
+    ASSERT_TRUE(provisioner.provision(claimed[0], "worker-1"));
+    jobs::record_attempt(*m_sql, {job_id, 1, "worker-1", "succeeded", std::nullopt,
+                                  clock::now_iso8601(), clock::now_iso8601(), 1});
+    transaction.commit();
+  }
+  // The fallback's claim by id, and sync_direct.
+  const auto fallback = enqueue(buyer("fallback@example.com"));
+  EXPECT_EQ(jobs::claim_ids(*m_sql, {fallback}, "inline:test", lease_until()).size(), 1u);
+  ASSERT_TRUE(create(buyer("inline@example.com")));
+  // A customer's page and a resend.
+  const auto account = find_user_by_email(*m_sql, "drained@example.com");
+  ASSERT_TRUE(account);
+  EXPECT_TRUE(find_user_by_id(*m_sql, account->id));
+  EXPECT_TRUE(auth::reissue_activation(*m_sql, account->id, std::chrono::system_clock::now(), 48h));
+
+  EXPECT_TRUE(scans.statements().empty()) << ::testing::PrintToString(scans.statements());
 }
 
 TEST_F(ProvisionQueuedTest, FallbackClaimByIdThenProvision) {

@@ -554,7 +554,7 @@ QueueDepth queue_depth(soci::session &sql, long long limit) {
   QueueDepth depth;
   sql << "SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE status = 'queued' LIMIT :limit) waiting",
       soci::use(limit), soci::into(depth.queued);
-  // One seek at the start of the (status, run_after) index.
+  // One seek at the start of the queued jobs' run_after index.
   std::string due;
   soci::indicator i_due = soci::i_null;
   sql << "SELECT MIN(run_after) FROM jobs WHERE status = 'queued'", soci::into(due, i_due);

@@ -207,6 +207,25 @@ ALTER TABLE jobs ADD COLUMN deaths INTEGER NOT NULL DEFAULT 0
     R"SQL(
 ALTER TABLE jobs ADD COLUMN request_id TEXT
 )SQL",
+    // 8: a customer's activation tokens by account. Without it, reading a
+    // customer (the invitation's expiry) and a resend read every token ever
+    // issued: 0.3 s per lookup at a million accounts (docs/benchmarks.md,
+    // "Drain as the database grows").
+    R"SQL(
+CREATE INDEX activation_tokens_account_id ON activation_tokens (account_id)
+)SQL",
+    // 9: the claim's and the lease recovery's indexes hold only the jobs
+    // they look for (queued; running) instead of every job ever run: a
+    // completion no longer moves two entries into them, and they stay small
+    // as the table grows (docs/benchmarks.md, "Drain as the database grows").
+    // They keep `status` as their first column: without it SQLite's planner
+    // prefers jobs_status_updated (status=?) and sorts every queued job.
+    R"SQL(
+CREATE INDEX jobs_queued_run_after ON jobs (status, run_after) WHERE status = 'queued';
+CREATE INDEX jobs_running_lease ON jobs (status, lease_expires_at) WHERE status = 'running';
+DROP INDEX jobs_status_run_after;
+DROP INDEX jobs_lease
+)SQL",
 };
 
 std::string replace_all(std::string s, const std::string &from, const std::string &to) {
