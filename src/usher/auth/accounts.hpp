@@ -31,7 +31,7 @@ class Accounts {
 public:
   Accounts(store::BlockingPool &pool, store::WriteBatcher &writer, HashingPool &hashing,
            AccountSettings settings)
-      : m_pool(pool), m_writer(writer), m_hashing(hashing), m_settings(std::move(settings)) {}
+      : m_pool(pool), m_writer(writer), m_hashing(hashing), m_settings(settings) {}
 
   // Sets the password of the account whose unused, unexpired activation
   // token has digest `token_hash` (the token is checked before argon2id is
