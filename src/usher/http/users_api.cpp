@@ -3,6 +3,7 @@
 #include <usher/http/api.hpp>
 
 #include <charconv>
+#include <string>
 
 #include <usher/auth/activation.hpp>
 #include <usher/idempotency/idempotency.hpp>
@@ -17,14 +18,10 @@ constexpr std::initializer_list<auth::Role> k_user_roles = {auth::Role::sales_ma
                                                             auth::Role::admin};
 
 // A 202 points at its job, also when it is replayed.
-Response with_location(Response response) {
+void add_location(Response &response, std::int64_t job_id) {
   if (response.status == 202) {
-    const auto body = nlohmann::json::parse(response.body, nullptr, false);
-    if (body.is_object() && body.contains("job_id")) {
-      response.headers.emplace_back("Location", "/api/v1/jobs/" + body["job_id"].dump());
-    }
+    response.headers.emplace_back("Location", "/api/v1/jobs/" + std::to_string(job_id));
   }
-  return response;
 }
 
 Response user_response(const provisioning::UserRecord &user) {
@@ -34,11 +31,19 @@ Response user_response(const provisioning::UserRecord &user) {
 // The answer to an intake outcome that was not refused.
 Response outcome_response(intake::Outcome outcome) {
   if (outcome.kind == intake::OutcomeKind::replay) {
-    // The first status and body, without the activation token.
-    return with_location(
-        Response{outcome.replay.status, std::move(outcome.replay.body), "application/json", {}});
+    // The first status and body, without the activation token; its job is
+    // read back from the stored body.
+    Response response{outcome.replay.status, std::move(outcome.replay.body), "application/json",
+                      {}};
+    const auto body = nlohmann::json::parse(response.body, nullptr, false);
+    if (body.is_object() && body.contains("job_id") && body["job_id"].is_number_integer()) {
+      add_location(response, body["job_id"].get<std::int64_t>());
+    }
+    return response;
   }
-  return with_location(json_response(intake::stored_status(outcome.kind), outcome.answer));
+  auto response = json_response(intake::stored_status(outcome.kind), outcome.answer);
+  add_location(response, outcome.job_id);
+  return response;
 }
 
 } // namespace
