@@ -54,8 +54,8 @@ TEST_F(MigrationsTest, TheJobsWritesBuildNoThrowawayTable) {
   EXPECT_FALSE(builds_a_throwaway_table(
       "INSERT INTO job_attempts (job_id, attempt, worker, outcome, started_at, finished_at, "
       "duration_ms) VALUES (1, 1, 'w', 'succeeded', 't', 't', 0)"));
-  EXPECT_FALSE(builds_a_throwaway_table(
-      "INSERT INTO system_health_logs (event_type, message, created_at) VALUES ('INFO', 'm', 't')"));
+  EXPECT_FALSE(builds_a_throwaway_table("INSERT INTO system_health_logs (event_type, message, "
+                                        "created_at) VALUES ('INFO', 'm', 't')"));
   EXPECT_FALSE(builds_a_throwaway_table("UPDATE alert_outbox SET status = 'sent' WHERE id = 1"));
   EXPECT_FALSE(builds_a_throwaway_table("UPDATE webhook_outbox SET status = 'sent' WHERE id = 1"));
 }
@@ -96,8 +96,7 @@ TEST_F(MigrationsTest, TheRewrittenSchemaIsIntactAndMigratingAgainChangesNothing
   sql() << "PRAGMA writable_schema", soci::into(writable);
   EXPECT_EQ(writable, 0);
   std::string jobs;
-  sql() << "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'jobs'",
-      soci::into(jobs);
+  sql() << "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'jobs'", soci::into(jobs);
   EXPECT_EQ(jobs.find("status IN"), std::string::npos) << jobs;
   EXPECT_EQ(migrate(sql(), Dialect::sqlite), 0);
 }

@@ -33,8 +33,8 @@ Response outcome_response(intake::Outcome outcome) {
   if (outcome.kind == intake::OutcomeKind::replay) {
     // The first status and body, without the activation token; its job is
     // read back from the stored body.
-    Response response{outcome.replay.status, std::move(outcome.replay.body), "application/json",
-                      {}};
+    Response response{
+        outcome.replay.status, std::move(outcome.replay.body), "application/json", {}};
     const auto body = nlohmann::json::parse(response.body, nullptr, false);
     if (body.is_object() && body.contains("job_id") && body["job_id"].is_number_integer()) {
       add_location(response, body["job_id"].get<std::int64_t>());
