@@ -19,11 +19,6 @@ constexpr const char *k_insert_queued =
     "VALUES (:email, :norm, :payload, 'queued', 0, :token_id, :now, :now2, :now3, :hash, :exp, "
     ":request_id) "
     "ON CONFLICT DO NOTHING";
-// PostgreSQL: the new row's id comes back with the INSERT. SQLite's
-// RETURNING opens and closes an ephemeral table on every run (4 % of
-// intake's CPU, docs/benchmarks.md): there the id is the connection's last
-// inserted rowid instead (store::inserted_rowid).
-constexpr const char *k_returning_id = " RETURNING id";
 
 // The claim's rows: the oldest runnable jobs. {SKIP_LOCKED} (PostgreSQL)
 // lets claimers in other processes take the next rows instead of waiting
@@ -191,23 +186,19 @@ nlohmann::json Job::to_json() const {
           {"request_id", request_id ? nlohmann::json(*request_id) : nlohmann::json(nullptr)}};
 }
 
-IntakeStatements::IntakeStatements(soci::session &sql)
-    : m_sql(sql), m_returning(store::dialect_of(sql) == store::Dialect::postgresql), m_insert(sql) {
-  m_insert.exchange(soci::use(m_email)); // :email
-  m_insert.exchange(soci::use(m_email)); // :norm
-  m_insert.exchange(soci::use(m_payload));
-  m_insert.exchange(soci::use(m_token_id));
-  m_insert.exchange(soci::use(m_now)); // run_after
-  m_insert.exchange(soci::use(m_now)); // created_at
-  m_insert.exchange(soci::use(m_now)); // updated_at
-  m_insert.exchange(soci::use(m_activation_hash));
-  m_insert.exchange(soci::use(m_activation_expires_at));
-  m_insert.exchange(soci::use(m_request_id, m_request_id_indicator));
-  if (m_returning) m_insert.exchange(soci::into(m_job_id));
-  m_insert.alloc();
-  m_insert.prepare(m_returning ? std::string(k_insert_queued) + k_returning_id
-                               : std::string(k_insert_queued));
-  m_insert.define_and_bind();
+IntakeStatements::IntakeStatements(soci::session &sql) : m_insert(sql) {
+  auto &insert = m_insert.statement();
+  insert.exchange(soci::use(m_email)); // :email
+  insert.exchange(soci::use(m_email)); // :norm
+  insert.exchange(soci::use(m_payload));
+  insert.exchange(soci::use(m_token_id));
+  insert.exchange(soci::use(m_now)); // run_after
+  insert.exchange(soci::use(m_now)); // created_at
+  insert.exchange(soci::use(m_now)); // updated_at
+  insert.exchange(soci::use(m_activation_hash));
+  insert.exchange(soci::use(m_activation_expires_at));
+  insert.exchange(soci::use(m_request_id, m_request_id_indicator));
+  m_insert.prepare(k_insert_queued);
 }
 
 Result<QueuedJob> IntakeStatements::enqueue(const provisioning::NewUser &user,
@@ -226,19 +217,13 @@ Result<QueuedJob> IntakeStatements::enqueue(const provisioning::NewUser &user,
   m_activation_hash = std::move(secret.hash);
   m_activation_expires_at = clock::iso8601(now + activation_ttl);
   // The partial unique index on the normalised email decides: no row
-  // inserted (nothing returned, or no row changed) is a conflict.
-  const bool inserted =
-      m_insert.execute(true) || (!m_returning && m_insert.get_affected_rows() == 1);
-  if (!inserted) {
+  // inserted is a conflict.
+  const auto job_id = m_insert.run();
+  if (!job_id) {
     return fail(ErrorKind::conflict, "user_exists",
                 "an account or a pending request already exists for " + user.email, "email");
   }
-  if (m_returning) {
-    m_insert.fetch(); // finish the RETURNING statement so that COMMIT can run
-  } else {
-    m_job_id = store::inserted_rowid(m_sql);
-  }
-  return QueuedJob{m_job_id, std::move(secret.token)};
+  return QueuedJob{*job_id, std::move(secret.token)};
 }
 
 namespace {

@@ -16,6 +16,7 @@
 
 #include <usher/provisioning/new_user.hpp>
 #include <usher/provisioning/provisioner.hpp>
+#include <usher/store/dialect.hpp>
 #include <usher/util/error.hpp>
 #include <usher/webhooks/outbox.hpp>
 
@@ -92,10 +93,7 @@ private:
   std::string m_activation_expires_at;
   std::string m_request_id;
   soci::indicator m_request_id_indicator = soci::i_null;
-  long long m_job_id = 0;
-  soci::session &m_sql;
-  bool m_returning; // PostgreSQL: the INSERT returns the id
-  soci::statement m_insert;
+  store::InsertWithId m_insert;
 };
 
 // Takes up to `max` runnable queued jobs (oldest first) for `owner` until

@@ -15,7 +15,7 @@ constexpr const char *k_insert_inline_job =
     "created_by_token_id, lease_owner, lease_expires_at, run_after, created_at, updated_at, "
     "request_id) "
     "VALUES (:email, :norm, :payload, 'running', 1, :token_id, :owner, :lease, :now, :now2, "
-    ":now3, :request_id) ON CONFLICT DO NOTHING RETURNING id";
+    ":now3, :request_id) ON CONFLICT DO NOTHING";
 
 constexpr const char *k_complete_job =
     "UPDATE jobs SET status = 'succeeded', user_id = :user_id, lease_owner = NULL, "
@@ -29,14 +29,22 @@ void step(const Provisioner::Checkpoint &checkpoint, const char *name) {
 } // namespace
 
 Provisioner::Provisioner(soci::session &sql)
-    : m_sql(sql), m_accounts(sql),
-      m_insert_inline_job((sql.prepare << k_insert_inline_job, soci::use(m_email),
-                           soci::use(m_email), soci::use(m_payload), soci::use(m_token_id),
-                           soci::use(m_owner), soci::use(m_now), soci::use(m_now), soci::use(m_now),
-                           soci::use(m_now), soci::use(m_request_id, m_request_id_indicator),
-                           soci::into(m_job_id))),
+    : m_sql(sql), m_accounts(sql), m_insert_inline_job(sql),
       m_complete_job((sql.prepare << k_complete_job, soci::use(m_user_id), soci::use(m_now),
-                      soci::use(m_job_id), soci::use(m_owner))) {}
+                      soci::use(m_job_id), soci::use(m_owner))) {
+  auto &insert = m_insert_inline_job.statement();
+  insert.exchange(soci::use(m_email));
+  insert.exchange(soci::use(m_email));
+  insert.exchange(soci::use(m_payload));
+  insert.exchange(soci::use(m_token_id));
+  insert.exchange(soci::use(m_owner));
+  insert.exchange(soci::use(m_now)); // lease_expires_at
+  insert.exchange(soci::use(m_now)); // run_after
+  insert.exchange(soci::use(m_now)); // created_at
+  insert.exchange(soci::use(m_now)); // updated_at
+  insert.exchange(soci::use(m_request_id, m_request_id_indicator));
+  m_insert_inline_job.prepare(k_insert_inline_job);
+}
 
 tl::expected<Provisioned, TransitionError> Provisioner::provision(
     const ClaimedJob &job, const std::string &owner, const webhooks::OutboundTargets *outbound,
@@ -80,12 +88,12 @@ Result<provisioning::CreatedUser> Provisioner::provision_inline(
   m_request_id_indicator = creator.request_id.empty() ? soci::i_null : soci::i_ok;
   m_owner = k_inline_owner;
   // A queued or running job for this email (async intake) means "exists".
-  if (!m_insert_inline_job.execute(true)) return provisioning::user_exists(user.email);
-  m_insert_inline_job.fetch(); // finish the RETURNING statement so that COMMIT can run
+  const auto job_id = m_insert_inline_job.run();
+  if (!job_id) return provisioning::user_exists(user.email);
 
   auto secret = auth::issue_activation_token();
   ClaimedJob job;
-  job.id = m_job_id;
+  job.id = *job_id;
   job.attempts = 1;
   job.user = user;
   job.creator = creator;

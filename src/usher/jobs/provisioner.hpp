@@ -68,7 +68,7 @@ private:
   long long m_user_id = 0;
   long long m_job_id = 0;
 
-  soci::statement m_insert_inline_job;
+  store::InsertWithId m_insert_inline_job;
   soci::statement m_complete_job;
 };
 

@@ -9,7 +9,7 @@ namespace {
 
 constexpr const char *k_insert_account =
     "INSERT INTO accounts (email, email_normalized, created_at) VALUES (:email, :norm, :now) "
-    "ON CONFLICT DO NOTHING RETURNING id";
+    "ON CONFLICT DO NOTHING";
 
 constexpr const char *k_select_account_id =
     "SELECT id FROM accounts WHERE email_normalized = :email";
@@ -70,17 +70,21 @@ std::string invitation_state(bool activated, const std::optional<std::string> &e
 }
 
 AccountStatements::AccountStatements(soci::session &sql)
-    : m_insert_account((sql.prepare << k_insert_account, soci::use(m_email), soci::use(m_email),
-                        soci::use(m_now), soci::into(m_user_id))),
-      m_select_account(
-          (sql.prepare << k_select_account_id, soci::use(m_email), soci::into(m_user_id))),
+    : m_insert_account(sql), m_select_account((sql.prepare << k_select_account_id,
+                                               soci::use(m_email), soci::into(m_user_id))),
       m_insert_profile((sql.prepare << k_insert_profile, soci::use(m_user_id),
                         soci::use(m_full_name), soci::use(m_phone, m_phone_ind),
                         soci::use(m_product, m_product_ind), soci::use(m_created_by),
                         soci::use(m_token_id), soci::use(m_now))),
       m_insert_activation((sql.prepare << k_insert_activation, soci::use(m_user_id),
                            soci::use(m_activation_hash), soci::use(m_activation_expires_at),
-                           soci::use(m_now))) {}
+                           soci::use(m_now))) {
+  auto &insert = m_insert_account.statement();
+  insert.exchange(soci::use(m_email));
+  insert.exchange(soci::use(m_email));
+  insert.exchange(soci::use(m_now));
+  m_insert_account.prepare(k_insert_account);
+}
 
 namespace {
 
@@ -99,7 +103,7 @@ bool fetch_one(soci::statement &st) {
 AccountRef AccountStatements::get_or_create(const std::string &email) {
   m_now = clock::now_iso8601();
   m_email = email;
-  if (fetch_one(m_insert_account)) return AccountRef{m_user_id, true};
+  if (const auto id = m_insert_account.run()) return AccountRef{*id, true};
   if (!fetch_one(m_select_account)) throw std::runtime_error("account vanished after insert");
   return AccountRef{m_user_id, false};
 }

@@ -14,6 +14,7 @@
 #include <soci/soci.h>
 
 #include <usher/provisioning/new_user.hpp>
+#include <usher/store/dialect.hpp>
 #include <usher/util/error.hpp>
 
 namespace usher::provisioning {
@@ -72,7 +73,7 @@ private:
   std::string m_activation_expires_at;
   long long m_user_id = 0;
 
-  soci::statement m_insert_account;
+  store::InsertWithId m_insert_account;
   soci::statement m_select_account;
   soci::statement m_insert_profile;
   soci::statement m_insert_activation;

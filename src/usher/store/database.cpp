@@ -132,4 +132,22 @@ long long inserted_rowid(soci::session &sql) {
   return sqlite_api::sqlite3_last_insert_rowid(backend->conn_);
 }
 
+void InsertWithId::prepare(const std::string &insert) {
+  if (m_returning) m_statement.exchange(soci::into(m_id));
+  m_statement.alloc();
+  m_statement.prepare(m_returning ? insert + " RETURNING id" : insert);
+  m_statement.define_and_bind();
+}
+
+std::optional<long long> InsertWithId::run() {
+  if (m_returning) {
+    if (!m_statement.execute(true)) return std::nullopt;
+    m_statement.fetch(); // finish the RETURNING statement so that COMMIT can run
+    return m_id;
+  }
+  m_statement.execute(true);
+  if (m_statement.get_affected_rows() != 1) return std::nullopt;
+  return inserted_rowid(m_sql);
+}
+
 } // namespace usher::store

@@ -6,6 +6,7 @@
 // and compare the same on both.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include <soci/soci.h>
@@ -38,6 +39,30 @@ inline void begin_write(soci::session &sql, Dialect dialect) {
 // get_affected_rows() first: an INSERT that inserted nothing leaves the
 // previous row's id).
 long long inserted_rowid(soci::session &sql);
+
+// A prepared `INSERT ... ON CONFLICT DO NOTHING` whose new row's id is
+// wanted, reused across runs. PostgreSQL runs it with `RETURNING id`.
+// SQLite runs it without: its RETURNING opens and closes a throw-away
+// table on every run (docs/benchmarks.md), so the id is the connection's
+// inserted rowid once the INSERT changed one row. Bind the parameters to
+// statement() with soci::use(), then prepare() once.
+class InsertWithId {
+public:
+  explicit InsertWithId(soci::session &sql)
+      : m_sql(sql), m_returning(dialect_of(sql) == Dialect::postgresql), m_statement(sql) {}
+
+  soci::statement &statement() { return m_statement; }
+  void prepare(const std::string &insert);
+  // Runs it with the bound values: the new row's id, or nothing when the
+  // conflict clause took no row.
+  std::optional<long long> run();
+
+private:
+  soci::session &m_sql;
+  bool m_returning;
+  long long m_id = 0;
+  soci::statement m_statement;
+};
 
 // The column definition of a generated primary key ({ID} in migrations).
 constexpr const char *identity_column(Dialect dialect) {
