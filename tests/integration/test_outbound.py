@@ -19,7 +19,13 @@ import unittest
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from redis_harness import WorkerProcess
-from usher_harness import ServerPerTestCase, unique_email, wait_for_job, wait_until
+from usher_harness import (
+    ServerPerTestCase,
+    mapped_libraries,
+    unique_email,
+    wait_for_job,
+    wait_until,
+)
 
 SECRET = "whsec_" + secrets.token_urlsafe(24)
 TIMEOUT_MS = 1000
@@ -104,12 +110,6 @@ class Receiver:
     def events(self, type_=None):
         with self.lock:
             return [e for e in self.accepted if type_ is None or e["type"] == type_]
-
-
-def mapped_libcurl(pid):
-    """The paths of libcurl's mappings in process `pid` (/proc/PID/maps)."""
-    with open(f"/proc/{pid}/maps") as f:
-        return {line.split()[-1] for line in f if "libcurl" in line}
 
 
 class OutboundEventsTest(ServerPerTestCase):
@@ -216,11 +216,11 @@ class OutboundEventsTest(ServerPerTestCase):
         receiver = self.receiver()
         server = self.new_server("outbound-lazy", mode="sync_direct", env=self.env(receiver))
         self.assertEqual(server.healthz().status, 200)
-        self.assertEqual(mapped_libcurl(server.proc.pid), set(), "libcurl mapped at idle")
+        self.assertEqual(mapped_libraries(server.proc.pid, "libcurl"), set(), "libcurl mapped at idle")
         self.assertEqual(server.create_user(email=unique_email("outlazy")).status, 201)
         wait_until(lambda: receiver.events("user.provisioned"), timeout=20,
                    what="the user.provisioned event")
-        self.assertNotEqual(mapped_libcurl(server.proc.pid), set(),
+        self.assertNotEqual(mapped_libraries(server.proc.pid, "libcurl"), set(),
                             "libcurl not mapped after a POST")
         self.assertEqual(server.stop(), 0)
 

@@ -2,7 +2,9 @@
 with a non-zero exit and a message naming DATABASE_URL, never the password;
 several processes migrating one database at once apply each migration once;
 `usher backup`/`restore` refuse PostgreSQL and point to pg_dump; every
-connection has a lock timeout and a statement timeout.
+connection has a lock timeout and a statement timeout. SOCI's PostgreSQL
+backend and libpq are loaded by the first PostgreSQL connection: a serve on
+SQLite maps neither.
 
 Always runs against a real PostgreSQL (pg_harness): a missing PostgreSQL fails.
 """
@@ -15,7 +17,15 @@ import unittest
 import uuid
 
 from pg_harness import _free_port, shared_cluster
-from usher_harness import USHER_BIN, base_env, http_request, run_cli, wait_until
+from usher_harness import (
+    USHER_BIN,
+    UsherServer,
+    base_env,
+    http_request,
+    mapped_libraries,
+    run_cli,
+    wait_until,
+)
 
 # Start-up must fail fast: connect_timeout is 5 s and nothing else waits.
 STARTUP_BOUND = 15.0
@@ -88,6 +98,8 @@ class PostgresStartupTest(unittest.TestCase):
             # /readyz pings through a reader's connection (opened on first use)
             port = int(first.strip().rsplit(":", 1)[1])
             self.assertEqual(http_request(port, "GET", "/readyz").status, 200)
+            for library in ("libsoci_postgresql", "libpq"):
+                self.assertNotEqual(mapped_libraries(proc.pid, library), set(), library)
             conn = self.cluster.connect("postgres")
             try:
                 cur = conn.cursor()
@@ -103,6 +115,18 @@ class PostgresStartupTest(unittest.TestCase):
             proc.terminate()
             self.assertEqual(proc.wait(timeout=20), 0)
             proc.stdout.close()
+
+    def test_a_serve_on_sqlite_maps_neither_libpq_nor_the_backend(self):
+        # docs/benchmarks.md, "Memory": libpq and the libraries it pulls in are
+        # about 5 MiB of an idle serve's resident pages.
+        server = UsherServer("pg-not-loaded", env={
+            "DATABASE_URL": "sqlite:" + os.path.join(self.workdir, "not-loaded.db")})
+        self.addCleanup(server.close)
+        server.start()
+        self.assertEqual(http_request(server.port, "GET", "/readyz").status, 200)
+        for library in ("libsoci_postgresql", "libpq", "libldap", "libgnutls"):
+            self.assertEqual(mapped_libraries(server.proc.pid, library), set(), library)
+        self.assertEqual(server.stop(), 0)
 
     def test_concurrent_migrations_apply_each_once(self):
         database = self.cluster.create_database("migrate")
