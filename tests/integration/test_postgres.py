@@ -38,10 +38,10 @@ class PostgresStartupTest(unittest.TestCase):
         cls.database = cls.cluster.create_database("startup")
         cls.workdir = tempfile.mkdtemp(prefix="usher-pg-startup-")
 
-    def serve_fails(self, url, *, secrets):
+    def serve_fails(self, url, *, secrets, extra_env=None):
         """`usher serve` with `url`: exits non-zero within STARTUP_BOUND, names
         DATABASE_URL on stderr and prints none of `secrets`; returns stderr."""
-        env = base_env({"DATABASE_URL": url, "USHER_LISTEN": "127.0.0.1:0"})
+        env = base_env({"DATABASE_URL": url, "USHER_LISTEN": "127.0.0.1:0", **(extra_env or {})})
         started = time.monotonic()
         result = subprocess.run([USHER_BIN, "serve"], env=env, capture_output=True, text=True,
                                 timeout=STARTUP_BOUND + 5, cwd=self.workdir,
@@ -115,6 +115,16 @@ class PostgresStartupTest(unittest.TestCase):
             proc.terminate()
             self.assertEqual(proc.wait(timeout=20), 0)
             proc.stdout.close()
+
+    def test_a_backend_that_cannot_be_loaded_fails_the_connection(self):
+        # An empty libsoci_postgresql.so.4.0 found first: dlopen fails.
+        fake = tempfile.mkdtemp(prefix="usher-no-backend-", dir=self.workdir)
+        open(os.path.join(fake, "libsoci_postgresql.so.4.0"), "wb").close()
+        stderr = self.serve_fails(self.cluster.url(self.database),
+                                  secrets=[self.cluster.password],
+                                  extra_env={"LD_LIBRARY_PATH": fake})
+        self.assertIn("cannot load libsoci_postgresql.so.4.0", stderr)
+        self.assertIn("file too short", stderr)
 
     def test_a_serve_on_sqlite_maps_neither_libpq_nor_the_backend(self):
         # docs/benchmarks.md, "Memory": libpq and the libraries it pulls in are

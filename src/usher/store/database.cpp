@@ -85,7 +85,10 @@ std::unique_ptr<soci::session> Database::connect(bool for_writer) const {
     // SOCI's backend and libpq are loaded by the first connection
     // (postgres_library.hpp); a process on SQLite never maps them.
     const auto postgres = postgres_library();
-    if (!postgres) throw soci::soci_error(postgres.error().detail);
+    if (!postgres) {
+      throw soci::soci_error(
+          connect_failure(postgres_url::redacted(m_url), postgres.error().detail));
+    }
     try {
       sql = std::make_unique<soci::session>(*(*postgres)->factory, m_connect_string);
     } catch (const soci::soci_error &e) {

@@ -7,7 +7,6 @@
 
 #include <dlfcn.h>
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 namespace usher::store {
 namespace {
@@ -40,11 +39,10 @@ Result<void *> open_shared(const char *file) {
 const Result<PostgresLibrary> &loaded_library() {
   // One per process, like dlopen's handles: the static is initialised once,
   // thread-safely, by the first caller.
-  static const Result<PostgresLibrary> k_loaded = [] {
-    auto library = open_postgres_library(k_soci_postgresql_soname, k_libpq_soname);
-    if (!library) spdlog::error("PostgreSQL unavailable: {}", library.error().detail);
-    return library;
-  }();
+  // Not logged here: the failure reaches the caller, which reports a
+  // connection it could not make (at start-up, the one line before exit).
+  static const Result<PostgresLibrary> k_loaded =
+      open_postgres_library(k_soci_postgresql_soname, k_libpq_soname);
   return k_loaded;
 }
 

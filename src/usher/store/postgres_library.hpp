@@ -40,8 +40,7 @@ Result<PostgresLibrary> open_postgres_library(const char *backend, const char *l
 
 // The libraries of k_soci_postgresql_soname and k_libpq_soname, loaded and
 // resolved by the first call, from any thread; every later call gives the
-// same answer, a failure included, which is logged once as an error. Never
-// unloaded.
+// same answer, a failure included. Never unloaded.
 Result<const PostgresLibrary *> postgres_library();
 
 // The SQLSTATE of `error` when it is a soci::postgresql_soci_error
