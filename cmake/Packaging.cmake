@@ -34,9 +34,13 @@ set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
-# The shared libraries' packages, found by dpkg-shlibdeps from the binary.
+# The shared libraries' packages, found by dpkg-shlibdeps from the binary;
+# libcurl4 and libsoci-postgresql4.0 (with libpq5) are named here because
+# usher loads them with dlopen on first use (util/curl_library.hpp,
+# store/postgres_library.hpp), so the binary does not list them. 7.84:
+# thread-safe curl_global_init.
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser")
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser, libcurl4 (>= 7.84), libsoci-postgresql4.0, libpq5")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
     ${CMAKE_SOURCE_DIR}/packaging/debian/postinst ${CMAKE_SOURCE_DIR}/packaging/debian/postrm
     ${CMAKE_SOURCE_DIR}/packaging/debian/conffiles)

@@ -4,19 +4,28 @@ first deliveries with 500, hangs once past WEBHOOK_TIMEOUT_MS, then accepts:
 every provisioned user arrives as a user.provisioned event (duplicates only
 with the same id), a dead job as job.dead, a receiver holding another secret
 accepts nothing (so the signature is what it checks), and the signing secret
-is in no log line."""
+is in no log line. libcurl is loaded by the first POST, not at start-up, and
+a libcurl that cannot be loaded fails the deliveries, not serve."""
 
 import hashlib
 import hmac
 import json
+import os
 import secrets
+import tempfile
 import threading
 import time
 import unittest
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from redis_harness import WorkerProcess
-from usher_harness import ServerPerTestCase, unique_email, wait_for_job, wait_until
+from usher_harness import (
+    ServerPerTestCase,
+    mapped_libraries,
+    unique_email,
+    wait_for_job,
+    wait_until,
+)
 
 SECRET = "whsec_" + secrets.token_urlsafe(24)
 TIMEOUT_MS = 1000
@@ -199,6 +208,43 @@ class OutboundEventsTest(ServerPerTestCase):
         self.assertEqual(receiver.accepted, [])
         self.assertEqual(server.query(
             "SELECT COUNT(*) FROM webhook_outbox WHERE status = 'sent'")[0][0], 0)
+        self.assertEqual(server.stop(), 0)
+
+    def test_libcurl_is_loaded_by_the_first_post_not_at_start_up(self):
+        # docs/benchmarks.md, "Memory": libcurl and its libraries are about a
+        # megabyte of an idle serve's resident pages.
+        receiver = self.receiver()
+        server = self.new_server("outbound-lazy", mode="sync_direct", env=self.env(receiver))
+        self.assertEqual(server.healthz().status, 200)
+        self.assertEqual(mapped_libraries(server.proc.pid, "libcurl"), set(), "libcurl mapped at idle")
+        self.assertEqual(server.create_user(email=unique_email("outlazy")).status, 201)
+        wait_until(lambda: receiver.events("user.provisioned"), timeout=20,
+                   what="the user.provisioned event")
+        self.assertNotEqual(mapped_libraries(server.proc.pid, "libcurl"), set(),
+                            "libcurl not mapped after a POST")
+        self.assertEqual(server.stop(), 0)
+
+    def test_a_libcurl_that_cannot_be_loaded_fails_the_posts_not_serve(self):
+        # An empty libcurl.so.4 found first by the dynamic loader: dlopen
+        # fails with "file too short". (A binary linked against libcurl does
+        # not even start with it.)
+        fake = tempfile.mkdtemp(prefix="usher-no-libcurl-")
+        self.addCleanup(os.rmdir, fake)
+        open(os.path.join(fake, "libcurl.so.4"), "wb").close()
+        self.addCleanup(os.remove, os.path.join(fake, "libcurl.so.4"))
+        receiver = self.receiver()
+        server = self.new_server("outbound-nocurl", mode="sync_direct", env=self.env(
+            receiver, LD_LIBRARY_PATH=fake))
+        self.assertEqual(server.create_user(email=unique_email("outnocurl")).status, 201)
+        server.wait_for_log(r"HTTP client unavailable, no Telegram alert or outbound webhook "
+                            r"can be sent: cannot load libcurl\.so\.4: .*file too short")
+        # Each attempt fails like an unreachable receiver and is retried.
+        server.wait_for_log(r"webhooks: event \S+ to \S+ failed \(attempt 2\): cannot send: "
+                            r"cannot load libcurl\.so\.4", timeout=20)
+        self.assertEqual(receiver.requests, 0)
+        self.assertEqual(server.query(
+            "SELECT COUNT(*) FROM webhook_outbox WHERE status = 'sent'")[0][0], 0)
+        self.assertEqual(server.healthz().status, 200)
         self.assertEqual(server.stop(), 0)
 
     def test_without_urls_no_event_is_written_and_urls_need_a_secret(self):

@@ -97,6 +97,10 @@ class PackageTest(unittest.TestCase):
         # dpkg-shlibdeps found the shared libraries' packages.
         for dependency in ("adduser", "libsoci-sqlite3", "libsodium", "libhiredis"):
             self.assertIn(dependency, info.stdout)
+        # Loaded with dlopen (util/curl_library.hpp, store/postgres_library.hpp):
+        # named by hand, not found.
+        for dependency in ("libcurl4 (>= 7.84)", "libsoci-postgresql4.0", "libpq5"):
+            self.assertIn(dependency, info.stdout)
         control = self.scratch / "control"
         run(["dpkg-deb", "-e", str(self.deb), str(control)])
         self.assertEqual((control / "conffiles").read_text().split(), ["/etc/usher/usher.env"])

@@ -2,7 +2,9 @@
 with a non-zero exit and a message naming DATABASE_URL, never the password;
 several processes migrating one database at once apply each migration once;
 `usher backup`/`restore` refuse PostgreSQL and point to pg_dump; every
-connection has a lock timeout and a statement timeout.
+connection has a lock timeout and a statement timeout. SOCI's PostgreSQL
+backend and libpq are loaded by the first PostgreSQL connection: a serve on
+SQLite maps neither.
 
 Always runs against a real PostgreSQL (pg_harness): a missing PostgreSQL fails.
 """
@@ -15,7 +17,15 @@ import unittest
 import uuid
 
 from pg_harness import _free_port, shared_cluster
-from usher_harness import USHER_BIN, base_env, http_request, run_cli, wait_until
+from usher_harness import (
+    USHER_BIN,
+    UsherServer,
+    base_env,
+    http_request,
+    mapped_libraries,
+    run_cli,
+    wait_until,
+)
 
 # Start-up must fail fast: connect_timeout is 5 s and nothing else waits.
 STARTUP_BOUND = 15.0
@@ -28,10 +38,10 @@ class PostgresStartupTest(unittest.TestCase):
         cls.database = cls.cluster.create_database("startup")
         cls.workdir = tempfile.mkdtemp(prefix="usher-pg-startup-")
 
-    def serve_fails(self, url, *, secrets):
+    def serve_fails(self, url, *, secrets, extra_env=None):
         """`usher serve` with `url`: exits non-zero within STARTUP_BOUND, names
         DATABASE_URL on stderr and prints none of `secrets`; returns stderr."""
-        env = base_env({"DATABASE_URL": url, "USHER_LISTEN": "127.0.0.1:0"})
+        env = base_env({"DATABASE_URL": url, "USHER_LISTEN": "127.0.0.1:0", **(extra_env or {})})
         started = time.monotonic()
         result = subprocess.run([USHER_BIN, "serve"], env=env, capture_output=True, text=True,
                                 timeout=STARTUP_BOUND + 5, cwd=self.workdir,
@@ -88,6 +98,8 @@ class PostgresStartupTest(unittest.TestCase):
             # /readyz pings through a reader's connection (opened on first use)
             port = int(first.strip().rsplit(":", 1)[1])
             self.assertEqual(http_request(port, "GET", "/readyz").status, 200)
+            for library in ("libsoci_postgresql", "libpq"):
+                self.assertNotEqual(mapped_libraries(proc.pid, library), set(), library)
             conn = self.cluster.connect("postgres")
             try:
                 cur = conn.cursor()
@@ -103,6 +115,28 @@ class PostgresStartupTest(unittest.TestCase):
             proc.terminate()
             self.assertEqual(proc.wait(timeout=20), 0)
             proc.stdout.close()
+
+    def test_a_backend_that_cannot_be_loaded_fails_the_connection(self):
+        # An empty libsoci_postgresql.so.4.0 found first: dlopen fails.
+        fake = tempfile.mkdtemp(prefix="usher-no-backend-", dir=self.workdir)
+        open(os.path.join(fake, "libsoci_postgresql.so.4.0"), "wb").close()
+        stderr = self.serve_fails(self.cluster.url(self.database),
+                                  secrets=[self.cluster.password],
+                                  extra_env={"LD_LIBRARY_PATH": fake})
+        self.assertIn("cannot load libsoci_postgresql.so.4.0", stderr)
+        self.assertIn("file too short", stderr)
+
+    def test_a_serve_on_sqlite_maps_neither_libpq_nor_the_backend(self):
+        # docs/benchmarks.md, "Memory": libpq and the libraries it pulls in are
+        # about 5 MiB of an idle serve's resident pages.
+        server = UsherServer("pg-not-loaded", env={
+            "DATABASE_URL": "sqlite:" + os.path.join(self.workdir, "not-loaded.db")})
+        self.addCleanup(server.close)
+        server.start()
+        self.assertEqual(http_request(server.port, "GET", "/readyz").status, 200)
+        for library in ("libsoci_postgresql", "libpq", "libldap", "libgnutls"):
+            self.assertEqual(mapped_libraries(server.proc.pid, library), set(), library)
+        self.assertEqual(server.stop(), 0)
 
     def test_concurrent_migrations_apply_each_once(self):
         database = self.cluster.create_database("migrate")

@@ -200,6 +200,13 @@ def wait_until(predicate, timeout=WAIT_TIMEOUT, what="the condition", interval=0
         time.sleep(interval)
 
 
+def mapped_libraries(pid, fragment):
+    """The paths mapped in process `pid` (/proc/PID/maps) that contain
+    `fragment`: which shared libraries it has loaded."""
+    with open(f"/proc/{pid}/maps") as f:
+        return {line.split()[-1] for line in f if fragment in line}
+
+
 def connections(port, states=("ESTABLISHED", "CLOSE_WAIT")):
     """The server side of TCP connections to local `port` in `states` (Linux,
     /proc/net/tcp*): [(peer port, state)]. A connection the client closed stays

@@ -16,14 +16,7 @@ DirectAlerts::~DirectAlerts() = default;
 
 int DirectAlerts::send(const std::string &html, const std::atomic<bool> &stopping,
                        const Pause &pause) {
-  if (!m_client) {
-    try {
-      m_client = std::make_unique<TelegramClient>(m_settings.telegram);
-    } catch (const std::exception &e) {
-      spdlog::error("alerts: cannot send directly, the HTTP client failed to start: {}", e.what());
-      return 0;
-    }
-  }
+  if (!m_client) m_client = std::make_unique<TelegramClient>(m_settings.telegram);
   const std::string &token = m_settings.telegram.bot_token;
   const auto started = m_clock.wall();
   int delivered = 0;

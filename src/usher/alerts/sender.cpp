@@ -71,15 +71,9 @@ bool AlertSender::write(store::WriteBatcher::Apply apply) {
 }
 
 void AlertSender::run() {
-  std::unique_ptr<TelegramClient> client_owner;
-  try {
-    client_owner = std::make_unique<TelegramClient>(m_settings.telegram);
-  } catch (const std::exception &e) {
-    // Alerts stay in the outbox for the next process that can send them.
-    spdlog::error("alerts: cannot send, the HTTP client failed to start: {}", e.what());
-    return;
-  }
-  TelegramClient &client = *client_owner;
+  // libcurl is loaded by the first send: a sender with nothing due never
+  // maps it. Without it every send fails and is retried like a network error.
+  TelegramClient client(m_settings.telegram);
   spdlog::info("alerts: delivering to {} Telegram chat(s) through {}", m_policy.chat_ids.size(),
                client.masked_url());
   std::unique_ptr<soci::session> read;

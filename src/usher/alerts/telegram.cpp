@@ -3,14 +3,13 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <mutex>
-#include <stdexcept>
 
 #include <curl/curl.h>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <usher/alerts/message.hpp>
+#include <usher/util/curl_library.hpp>
 
 namespace usher::alerts {
 namespace {
@@ -41,11 +40,6 @@ int on_progress(void *transfer, curl_off_t, curl_off_t, curl_off_t, curl_off_t) 
 }
 
 } // namespace
-
-void initialise_http() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
 
 const char *to_string(SendResult::Outcome outcome) {
   switch (outcome) {
@@ -120,50 +114,71 @@ std::string send_message_body(const std::string &chat_id, const std::string &htm
 
 TelegramClient::TelegramClient(TelegramSettings settings)
     : m_settings(std::move(settings)),
-      m_url(m_settings.api_url + "/bot" + m_settings.bot_token + "/sendMessage") {
-  initialise_http();
-  CURL *curl = curl_easy_init();
-  if (curl == nullptr) throw std::runtime_error("libcurl could not create a handle");
-  m_curl = curl;
-  m_headers = curl_slist_append(nullptr, "Content-Type: application/json");
-  m_headers = curl_slist_append(m_headers, "Expect:"); // no 100-continue round trip
-  curl_easy_setopt(curl, CURLOPT_URL, m_url.c_str());
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, m_headers);
-  curl_easy_setopt(curl, CURLOPT_POST, 1L);
-  // Threads and signals: no SIGALRM for timeouts.
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
-                   static_cast<long>(m_settings.connect_timeout.count()));
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(m_settings.timeout.count()));
-  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
-  curl_easy_setopt(curl, CURLOPT_USERAGENT, "usher/" USHER_VERSION);
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &on_answer);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &m_transfer);
-  curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-  curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, &on_progress);
-  curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &m_transfer);
-}
+      m_url(m_settings.api_url + "/bot" + m_settings.bot_token + "/sendMessage") {}
 
 TelegramClient::~TelegramClient() {
-  curl_easy_cleanup(static_cast<CURL *>(m_curl));
-  curl_slist_free_all(m_headers);
+  if (m_library == nullptr) return;
+  m_library->easy_cleanup(static_cast<CURL *>(m_curl));
+  m_library->slist_free_all(m_headers);
+}
+
+bool TelegramClient::open_handle(std::string &error) {
+  if (m_curl != nullptr) return true;
+  const auto loaded = curl::library();
+  if (!loaded) {
+    error = loaded.error().detail;
+    return false;
+  }
+  const curl::Library &lib = **loaded;
+  CURL *curl = lib.easy_init();
+  if (curl == nullptr) {
+    error = "libcurl could not create a handle";
+    return false;
+  }
+  m_library = &lib;
+  m_curl = curl;
+  m_headers = lib.slist_append(nullptr, "Content-Type: application/json");
+  m_headers = lib.slist_append(m_headers, "Expect:"); // no 100-continue round trip
+  lib.easy_setopt(curl, CURLOPT_URL, m_url.c_str());
+  lib.easy_setopt(curl, CURLOPT_HTTPHEADER, m_headers);
+  lib.easy_setopt(curl, CURLOPT_POST, 1L);
+  // Threads and signals: no SIGALRM for timeouts.
+  lib.easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  lib.easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
+                  static_cast<long>(m_settings.connect_timeout.count()));
+  lib.easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(m_settings.timeout.count()));
+  lib.easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+  lib.easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+  lib.easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
+  lib.easy_setopt(curl, CURLOPT_USERAGENT, "usher/" USHER_VERSION);
+  lib.easy_setopt(curl, CURLOPT_WRITEFUNCTION, &on_answer);
+  lib.easy_setopt(curl, CURLOPT_WRITEDATA, &m_transfer);
+  lib.easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+  lib.easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, &on_progress);
+  lib.easy_setopt(curl, CURLOPT_XFERINFODATA, &m_transfer);
+  return true;
 }
 
 SendResult TelegramClient::send_message(const std::string &chat_id, const std::string &html,
                                         const std::atomic<bool> *abort) {
+  if (std::string unavailable; !open_handle(unavailable)) {
+    SendResult result;
+    result.outcome = SendResult::Outcome::failed;
+    result.description = "cannot send: " + unavailable;
+    return result;
+  }
+  const curl::Library &lib = *m_library;
   CURL *curl = static_cast<CURL *>(m_curl);
   const std::string request = send_message_body(chat_id, html);
   m_transfer.answer.clear();
   m_transfer.abort = abort;
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.size()));
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, request.data());
+  lib.easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.size()));
+  lib.easy_setopt(curl, CURLOPT_POSTFIELDS, request.data());
   char error[CURL_ERROR_SIZE] = {};
-  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error);
-  const CURLcode code = curl_easy_perform(curl);
-  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, nullptr);
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, nullptr);
+  lib.easy_setopt(curl, CURLOPT_ERRORBUFFER, error);
+  const CURLcode code = lib.easy_perform(curl);
+  lib.easy_setopt(curl, CURLOPT_ERRORBUFFER, nullptr);
+  lib.easy_setopt(curl, CURLOPT_POSTFIELDS, nullptr);
   m_transfer.abort = nullptr;
 
   if (code == CURLE_ABORTED_BY_CALLBACK) {
@@ -175,7 +190,7 @@ SendResult TelegramClient::send_message(const std::string &chat_id, const std::s
   if (code != CURLE_OK) {
     SendResult result;
     result.outcome = SendResult::Outcome::failed;
-    const std::string detail = error[0] != '\0' ? error : curl_easy_strerror(code);
+    const std::string detail = error[0] != '\0' ? error : lib.easy_strerror(code);
     result.description = code == CURLE_OPERATION_TIMEDOUT
                              ? fmt::format("no answer from the Bot API within {} ms ({})",
                                            m_settings.timeout.count(), detail)
@@ -185,7 +200,7 @@ SendResult TelegramClient::send_message(const std::string &chat_id, const std::s
     return result;
   }
   long status = 0;
-  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  lib.easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
   auto result = interpret_response(status, m_transfer.answer);
   result.description = mask(result.description, m_settings.bot_token);
   return result;

@@ -1,6 +1,8 @@
 // The Telegram Bot API client: sendMessage over libcurl with one reused
 // handle (keep-alive, one TLS handshake), connect and total timeouts, and
 // the interpretation of the Bot API's answers. One client per thread.
+// libcurl is loaded by the first send (util/curl_library.hpp), not by the
+// client's construction.
 #pragma once
 
 #include <atomic>
@@ -10,15 +12,11 @@
 
 struct curl_slist;
 
-namespace usher::alerts {
+namespace usher::curl {
+struct Library;
+} // namespace usher::curl
 
-// Initialises libcurl (and with it OpenSSL) for the process, once; called by
-// every user of libcurl before its first handle, so that a process that
-// sends nothing does not pay for it (about 2 MiB resident, docs/benchmarks.md
-// "Memory"). From any thread: libcurl 7.84 and later initialise thread-safely
-// (Debian 12 ships 7.88, "threadsafe" in its features), and std::call_once
-// orders our own callers.
-void initialise_http();
+namespace usher::alerts {
 
 struct TelegramSettings {
   std::string api_url; // TELEGRAM_API_URL, without a trailing slash
@@ -70,7 +68,8 @@ public:
 
   // Sends `html` to `chat_id`. Never throws for network or API failures and
   // never takes longer than the total timeout; returns `aborted` within
-  // about a second once `*abort` becomes true.
+  // about a second once `*abort` becomes true, and `failed` when libcurl
+  // cannot be loaded.
   SendResult send_message(const std::string &chat_id, const std::string &html,
                           const std::atomic<bool> *abort = nullptr);
 
@@ -78,9 +77,14 @@ public:
   std::string masked_url() const;
 
 private:
+  // Makes the handle on first use; false when libcurl is unavailable, with
+  // why in `error`.
+  bool open_handle(std::string &error);
+
   TelegramSettings m_settings;
   std::string m_url;
-  void *m_curl = nullptr; // CURL*, one per client, reused for every request
+  const curl::Library *m_library = nullptr; // set with m_curl
+  void *m_curl = nullptr;                   // CURL*, one per client, reused for every request
   curl_slist *m_headers = nullptr;
   detail::Transfer m_transfer;
 };

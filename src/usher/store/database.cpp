@@ -8,6 +8,7 @@
 #include <soci/sqlite3/soci-sqlite3.h>
 
 #include <usher/store/dialect.hpp>
+#include <usher/store/postgres_library.hpp>
 #include <usher/util/postgres_url.hpp>
 
 namespace usher::store {
@@ -81,8 +82,15 @@ std::unique_ptr<soci::session> Database::connect(bool for_writer) const {
     *sql << fmt::format("PRAGMA journal_size_limit = {}", m_wal_limit_bytes);
     if (for_writer) *sql << "PRAGMA wal_autocheckpoint = 0";
   } else {
+    // SOCI's backend and libpq are loaded by the first connection
+    // (postgres_library.hpp); a process on SQLite never maps them.
+    const auto postgres = postgres_library();
+    if (!postgres) {
+      throw soci::soci_error(
+          connect_failure(postgres_url::redacted(m_url), postgres.error().detail));
+    }
     try {
-      sql = std::make_unique<soci::session>(*soci::factory_postgresql(), m_connect_string);
+      sql = std::make_unique<soci::session>(*(*postgres)->factory, m_connect_string);
     } catch (const soci::soci_error &e) {
       throw soci::soci_error(connect_failure(postgres_url::redacted(m_url), e.what()));
     }

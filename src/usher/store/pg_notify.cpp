@@ -12,6 +12,8 @@
 #include <soci/postgresql/soci-postgresql.h>
 #include <spdlog/spdlog.h>
 
+#include <usher/store/postgres_library.hpp>
+
 namespace usher::store {
 namespace {
 
@@ -99,18 +101,22 @@ void PgListener::run() {
       }
       PGconn *conn = pg_connection(*sql);
       if (conn == nullptr) throw std::runtime_error("not a PostgreSQL session");
-      std::array<pollfd, 2> wait{pollfd{PQsocket(conn), POLLIN, 0}, pollfd{m_stop_fd, POLLIN, 0}};
+      // A PostgreSQL session exists: the library is loaded.
+      const auto postgres = postgres_library();
+      if (!postgres) throw std::runtime_error(postgres.error().detail);
+      const PostgresLibrary &pq = **postgres;
+      std::array<pollfd, 2> wait{pollfd{pq.socket(conn), POLLIN, 0}, pollfd{m_stop_fd, POLLIN, 0}};
       const int ready =
           ::poll(wait.data(), m_stop_fd >= 0 ? 2 : 1, static_cast<int>(k_poll_slice.count()));
       if (ready < 0 && errno != EINTR) throw std::runtime_error("poll failed on the connection");
       if (m_stopping.load()) break;
       if (ready > 0 && (wait[0].revents & (POLLIN | POLLERR | POLLHUP)) != 0 &&
-          PQconsumeInput(conn) == 0) {
-        throw std::runtime_error(std::string("connection lost: ") + PQerrorMessage(conn));
+          pq.consume_input(conn) == 0) {
+        throw std::runtime_error(std::string("connection lost: ") + pq.error_message(conn));
       }
-      while (PGnotify *note = PQnotifies(conn)) {
+      while (PGnotify *note = pq.notifies(conn)) {
         const std::string channel = note->relname;
-        PQfreemem(note);
+        pq.freemem(note);
         m_on_notify(channel);
       }
       if (std::chrono::steady_clock::now() >= next_ping) {

@@ -7,6 +7,8 @@
 #include <soci/postgresql/soci-postgresql.h>
 #include <spdlog/spdlog.h>
 
+#include <usher/store/postgres_library.hpp>
+
 namespace usher::store {
 
 StallWatchdog::~StallWatchdog() {
@@ -52,8 +54,10 @@ StallWatchdog::Guard StallWatchdog::arm(soci::session &sql, std::chrono::millise
   auto *base = sql.get_backend();
   if (base == nullptr || base->get_backend_name() != "postgresql") return {};
   auto *backend = static_cast<soci::postgresql_session_backend *>(base);
-  if (backend->conn_ == nullptr) return {};
-  return arm_socket(PQsocket(backend->conn_), limit);
+  // A PostgreSQL session exists: the library is loaded.
+  const auto postgres = postgres_library();
+  if (backend->conn_ == nullptr || !postgres) return {};
+  return arm_socket((*postgres)->socket(backend->conn_), limit);
 }
 
 StallWatchdog::Guard StallWatchdog::arm_socket(int fd, std::chrono::milliseconds limit) {

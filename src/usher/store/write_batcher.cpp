@@ -6,10 +6,11 @@
 #include <memory>
 #include <system_error>
 
-#include <soci/postgresql/soci-postgresql.h>
 #include <soci/sqlite3/soci-sqlite3.h>
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
+
+#include <usher/store/postgres_library.hpp>
 
 namespace usher::store {
 namespace {
@@ -62,12 +63,11 @@ bool is_database_failure(const soci::soci_error &e) {
     default: return false;
     }
   }
-  if (const auto *pg = dynamic_cast<const soci::postgresql_soci_error *>(&e)) {
+  if (const std::string state = postgres_sqlstate(e); !state.empty()) {
     // SQLSTATE classes: 08 connection, 40 serialization/deadlock, 53
     // resources (disk full, too many connections), 55P03 lock_timeout, 57
     // statement_timeout and shutdown, 58 I/O, XX internal. A constraint
     // (23) or a bug's syntax error (42) is the write's own.
-    const std::string state = pg->sqlstate();
     const std::string cls = state.substr(0, 2);
     if (cls == "08" || cls == "40" || cls == "53" || cls == "57" || cls == "58" || cls == "XX" ||
         state == "55P03" || state == "55006")
@@ -81,10 +81,7 @@ bool is_database_failure(const soci::soci_error &e) {
 // PostgreSQL aborted this statement to break a deadlock (40P01): the
 // transaction holds on once rolled back to the write's savepoint, which
 // also releases what the write had locked, so the other side goes on.
-bool is_deadlock_victim(const soci::soci_error &e) {
-  const auto *pg = dynamic_cast<const soci::postgresql_soci_error *>(&e);
-  return pg != nullptr && pg->sqlstate() == "40P01";
-}
+bool is_deadlock_victim(const soci::soci_error &e) { return postgres_sqlstate(e) == "40P01"; }
 
 } // namespace
 

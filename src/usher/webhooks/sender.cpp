@@ -3,15 +3,14 @@
 
 #include <algorithm>
 #include <memory>
-#include <stdexcept>
 
 #include <curl/curl.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <usher/alerts/delivery.hpp>
-#include <usher/alerts/telegram.hpp>
 #include <usher/health/health_log.hpp>
+#include <usher/util/curl_library.hpp>
 #include <usher/util/log_fields.hpp>
 #include <usher/util/text.hpp>
 #include <usher/webhooks/signature.hpp>
@@ -107,16 +106,28 @@ OutboundSender::OutboundSender(const store::Database &db, store::WriteBatcher &w
     : m_db(db), m_writer(writer), m_settings(std::move(settings)),
       // A claim outlives the longest POST with room to settle it; an event
       // whose sender died is taken again after this.
-      m_lease(2 * m_settings.timeout + std::chrono::seconds(5)) {
-  alerts::initialise_http();
-  CURL *curl = curl_easy_init();
-  if (curl == nullptr) throw std::runtime_error("libcurl could not create a handle");
-  m_curl = curl;
-}
+      m_lease(2 * m_settings.timeout + std::chrono::seconds(5)) {}
 
 OutboundSender::~OutboundSender() {
   stop();
-  curl_easy_cleanup(static_cast<CURL *>(m_curl));
+  if (m_library != nullptr) m_library->easy_cleanup(static_cast<CURL *>(m_curl));
+}
+
+bool OutboundSender::open_handle(std::string &error) {
+  if (m_curl != nullptr) return true;
+  const auto loaded = curl::library();
+  if (!loaded) {
+    error = loaded.error().detail;
+    return false;
+  }
+  CURL *curl = (*loaded)->easy_init();
+  if (curl == nullptr) {
+    error = "libcurl could not create a handle";
+    return false;
+  }
+  m_library = *loaded;
+  m_curl = curl;
+  return true;
 }
 
 void OutboundSender::start() {
@@ -142,42 +153,48 @@ bool OutboundSender::write(store::WriteBatcher::Apply apply) {
 }
 
 PostResult OutboundSender::post(const OutboundMessage &message) {
+  if (std::string unavailable; !open_handle(unavailable)) {
+    PostResult result;
+    result.description = "cannot send: " + unavailable;
+    return result;
+  }
+  const curl::Library &lib = *m_library;
   CURL *curl = static_cast<CURL *>(m_curl);
-  curl_easy_reset(curl);
+  lib.easy_reset(curl);
   const auto now = m_settings.clock->wall();
   const auto timestamp =
       std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
   const std::string signature =
       "Usher-Signature: " + signature_header(m_settings.secret, timestamp, message.body);
   const std::string event_header = "Usher-Event-Id: " + message.event_id;
-  curl_slist *headers = curl_slist_append(nullptr, "Content-Type: application/json");
-  headers = curl_slist_append(headers, "Expect:"); // no 100-continue round trip
-  headers = curl_slist_append(headers, signature.c_str());
-  headers = curl_slist_append(headers, event_header.c_str());
+  curl_slist *headers = lib.slist_append(nullptr, "Content-Type: application/json");
+  headers = lib.slist_append(headers, "Expect:"); // no 100-continue round trip
+  headers = lib.slist_append(headers, signature.c_str());
+  headers = lib.slist_append(headers, event_header.c_str());
   Transfer transfer;
   transfer.abort = &m_stopping;
-  curl_easy_setopt(curl, CURLOPT_URL, message.url.c_str());
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(curl, CURLOPT_POST, 1L);
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(m_settings.timeout.count()));
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(m_settings.timeout.count()));
-  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(curl, CURLOPT_USERAGENT, "usher/" USHER_VERSION);
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &on_answer);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &transfer);
-  curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-  curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, &on_progress);
-  curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &transfer);
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(message.body.size()));
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, message.body.data());
+  lib.easy_setopt(curl, CURLOPT_URL, message.url.c_str());
+  lib.easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  lib.easy_setopt(curl, CURLOPT_POST, 1L);
+  lib.easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  lib.easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(m_settings.timeout.count()));
+  lib.easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(m_settings.timeout.count()));
+  lib.easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+  lib.easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+  lib.easy_setopt(curl, CURLOPT_USERAGENT, "usher/" USHER_VERSION);
+  lib.easy_setopt(curl, CURLOPT_WRITEFUNCTION, &on_answer);
+  lib.easy_setopt(curl, CURLOPT_WRITEDATA, &transfer);
+  lib.easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+  lib.easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, &on_progress);
+  lib.easy_setopt(curl, CURLOPT_XFERINFODATA, &transfer);
+  lib.easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(message.body.size()));
+  lib.easy_setopt(curl, CURLOPT_POSTFIELDS, message.body.data());
   char error[CURL_ERROR_SIZE] = {};
-  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error);
-  const CURLcode code = curl_easy_perform(curl);
-  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, nullptr);
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, nullptr);
-  curl_slist_free_all(headers);
+  lib.easy_setopt(curl, CURLOPT_ERRORBUFFER, error);
+  const CURLcode code = lib.easy_perform(curl);
+  lib.easy_setopt(curl, CURLOPT_ERRORBUFFER, nullptr);
+  lib.easy_setopt(curl, CURLOPT_HTTPHEADER, nullptr);
+  lib.slist_free_all(headers);
 
   PostResult result;
   if (code == CURLE_ABORTED_BY_CALLBACK) {
@@ -186,14 +203,14 @@ PostResult OutboundSender::post(const OutboundMessage &message) {
     return result;
   }
   if (code != CURLE_OK) {
-    const std::string detail = error[0] != '\0' ? error : curl_easy_strerror(code);
+    const std::string detail = error[0] != '\0' ? error : lib.easy_strerror(code);
     result.description =
         code == CURLE_OPERATION_TIMEDOUT
             ? fmt::format("no answer within {} ms ({})", m_settings.timeout.count(), detail)
             : fmt::format("cannot reach the receiver: {}", detail);
     return result;
   }
-  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &result.http_status);
+  lib.easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &result.http_status);
   if (result.http_status >= 200 && result.http_status < 300) {
     result.outcome = PostResult::Outcome::delivered;
   } else {

@@ -26,6 +26,10 @@
 #include <usher/util/clock.hpp>
 #include <usher/webhooks/outbox.hpp>
 
+namespace usher::curl {
+struct Library;
+} // namespace usher::curl
+
 namespace usher::webhooks {
 
 struct SenderSettings {
@@ -95,7 +99,12 @@ public:
 
 private:
   void run();
+  // POSTs `message`; `failed` without trying when libcurl is unavailable.
   PostResult post(const OutboundMessage &message);
+  // Makes the handle on first use, so that a sender with nothing to send
+  // never loads libcurl; false when libcurl is unavailable, with why in
+  // `error`.
+  bool open_handle(std::string &error);
   void settle(const OutboundMessage &message, const PostResult &result, const Decision &decision);
   bool write(store::WriteBatcher::Apply apply);
   void pause(std::chrono::milliseconds duration);
@@ -105,7 +114,8 @@ private:
   SenderSettings m_settings;
   std::chrono::milliseconds m_lease;
   std::mt19937_64 m_random{std::random_device{}()};
-  void *m_curl = nullptr; // CURL*, reused across POSTs
+  const curl::Library *m_library = nullptr; // set with m_curl
+  void *m_curl = nullptr;                   // CURL*, reused across POSTs
   std::atomic<bool> m_stopping{false};
   std::mutex m_mutex;
   std::condition_variable m_wake;
