@@ -16,12 +16,13 @@
 // HTTP threads need about as much as its writes), the backlog drains after
 // the burst at full speed (U = 0, A = 1), and the worker keeps its
 // guaranteed share of every window meanwhile (docs/benchmarks.md, "Intake
-// before draining"). Within that, counts still cap background per batch:
-// one write per k_background_ratio foreground ones (at least one) while
-// foreground is in the batch, and right after a batch with foreground a
-// batch of background alone holds at most max_batch / (k_background_ratio +
-// 1), so that requests arriving then do not wait behind a full batch of the
-// worker's writes.
+// before draining"). While foreground has load, one batch holds at most
+// k_background_slice of background. Within that, counts still cap
+// background per batch: one write per k_background_ratio foreground ones
+// (at least one) while foreground is in the batch, and right after a batch
+// with foreground a batch of background alone holds at most max_batch /
+// (k_background_ratio + 1), so that requests arriving then do not wait
+// behind a full batch of the worker's writes.
 //
 // Completions (each write's Done) run on a thread of their own, in commit
 // order, so that the writer starts the next batch as soon as one committed:
@@ -125,7 +126,8 @@ struct WalStats {
 // Writes committed in one transaction at most (the default).
 inline constexpr std::size_t k_max_batch = 512;
 // While foreground writes wait, a batch takes at most one background write
-// per this many foreground writes, and at least one (the worker's share).
+// per this many foreground writes, and at least one while background's
+// share of the window's time (WriterTimeShare) is not spent.
 inline constexpr std::size_t k_background_ratio = 4;
 // Times one write runs again after PostgreSQL picked it as a deadlock's
 // victim; then it fails alone with 503 (database_unavailable).
