@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -908,6 +909,74 @@ private:
 };
 
 constexpr auto k_window = std::chrono::duration_cast<std::chrono::milliseconds>(k_share_window);
+
+// WriterTimeShare on its own: time points in, allowances out.
+WriterTimeShare::Time at(std::chrono::milliseconds since_start) {
+  return WriterTimeShare::Time(since_start);
+}
+WriterTimeShare::BatchTime writes(std::chrono::milliseconds foreground, std::size_t foreground_n,
+                                  std::chrono::milliseconds background, std::size_t background_n) {
+  return {foreground, background, foreground_n, background_n};
+}
+
+// Background's time left, in milliseconds (A * window is a double).
+double left_ms(WriterTimeShare &share, WriterTimeShare::Time now) {
+  return std::chrono::duration<double, std::milli>(share.background_left(now)).count();
+}
+
+TEST(WriterTimeShare, BackgroundMayUseWhatTwiceForegroundsShareLeaves) {
+  WriterTimeShare share(at(0ms));
+  EXPECT_NEAR(left_ms(share, at(0ms)), 50, 1e-3); // no foreground: the whole window
+  // 10 ms of foreground in window 0: its share so far is 0.2 of a window.
+  share.charge(writes(10ms, 10, 0ms, 0), at(0ms), at(10ms));
+  EXPECT_DOUBLE_EQ(share.foreground_share(at(10ms)), 0.2);
+  EXPECT_NEAR(left_ms(share, at(10ms)), 30, 1e-3); // (1 - 2 * 0.2) * 50 ms
+  // Window 1 starts with window 0's U (0.2), and 20 ms of foreground in it
+  // make its own 0.4: A = 1 - 0.8, minus the 4 ms background already used.
+  share.charge(writes(20ms, 20, 4ms, 2), at(50ms), at(74ms));
+  EXPECT_DOUBLE_EQ(share.foreground_share(at(74ms)), 0.4);
+  EXPECT_NEAR(left_ms(share, at(74ms)), 6, 1e-3);
+  // Past half a window of foreground, background keeps its floor: 5 ms.
+  share.charge(writes(30ms, 30, 0ms, 0), at(74ms), at(99ms));
+  EXPECT_NEAR(left_ms(share, at(99ms)), 50 * k_background_floor - 4, 1e-3);
+  // Window 2 is idle; window 3 reads window 2's U, 0: the whole window again.
+  EXPECT_NEAR(left_ms(share, at(160ms)), 50, 1e-3);
+  EXPECT_EQ(share.window_end(at(160ms)), at(200ms));
+}
+
+TEST(WriterTimeShare, ABatchsCommitIsSplitByItsWritesAndItsTimeByWindow) {
+  WriterTimeShare share(at(0ms));
+  // 6 ms of foreground writes, 2 ms of background, 2 ms of COMMIT: 7.5 and
+  // 2.5 ms; the batch ran 40-50 ms, all in window 0.
+  const auto charged = share.charge(writes(6ms, 3, 2ms, 1), at(40ms), at(50ms) - 1ns);
+  using Ms = std::chrono::duration<double, std::milli>;
+  EXPECT_NEAR(Ms(charged.foreground).count(), 7.5, 1e-3);
+  EXPECT_NEAR(Ms(charged.background).count(), 2.5, 1e-3);
+  // A batch of foreground alone from 90 to 110 ms: half of it in window 1,
+  // half in window 2.
+  share.charge(writes(20ms, 20, 0ms, 0), at(90ms), at(110ms));
+  EXPECT_NEAR(share.foreground_share(at(110ms)), 0.2, 1e-3); // window 1's 10 ms of 50
+  EXPECT_NEAR(left_ms(share, at(110ms)), 30, 1e-3);
+}
+
+TEST(WriterTimeShare, BackgroundWritesFitTheTimeLeftAndOneSliceUnderLoad) {
+  WriterTimeShare share(at(0ms));
+  // Unknown average: no count limit.
+  EXPECT_EQ(share.background_writes(at(0ms)), std::numeric_limits<std::size_t>::max());
+  share.charge(writes(0ms, 0, 4ms, 4), at(0ms), at(4ms)); // 1 ms per background write
+  // No foreground load: still no limit (a drain is not cut into windows).
+  EXPECT_EQ(share.background_writes(at(4ms)), std::numeric_limits<std::size_t>::max());
+  // Foreground load (U = 0.2): 26 ms left, but one slice (5 ms) per batch.
+  share.charge(writes(10ms, 10, 0ms, 0), at(4ms), at(14ms));
+  EXPECT_EQ(share.background_writes(at(14ms)), static_cast<std::size_t>(k_background_slice / 1ms));
+  // U = 0.5: the floor, 5 ms, of which 4 are used: one write fits.
+  share.charge(writes(15ms, 15, 0ms, 0), at(14ms), at(29ms));
+  EXPECT_EQ(share.background_writes(at(29ms)), 1u);
+  // Spent: none until the next window.
+  share.charge(writes(0ms, 0, 1ms, 1), at(29ms), at(30ms));
+  EXPECT_EQ(share.background_writes(at(30ms)), 0u);
+  EXPECT_GT(share.background_writes(at(50ms)), 0u);
+}
 
 TEST(WriterTimeShare, BackgroundAloneRunsUnthrottled) {
   // No foreground: background gets every window whole (A = 1), in full
