@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -586,9 +587,10 @@ public:
   }
 
   // Waits (at most k_max_wait) until `name`'s Done was called.
-  bool wait_done(const std::string &name) {
+  bool wait_done(const std::string &name) { return wait_done_for(name, k_max_wait); }
+  bool wait_done_for(const std::string &name, std::chrono::milliseconds timeout) {
     std::unique_lock lock(m_mutex);
-    return m_changed.wait_for(lock, k_max_wait, [&] {
+    return m_changed.wait_for(lock, timeout, [&] {
       return std::find_if(m_events.begin(), m_events.end(), [&](const auto &event) {
                return event.first == "d:" + name;
              }) != m_events.end();
@@ -638,7 +640,10 @@ TEST(WriteBatcherPriority, ForegroundGoesFirstWhenBothAreQueued) {
   TempDatabase temp;
   BatchLog log;
   // Batches of 5: while foreground waits, background keeps room for one.
-  WriteBatcher batcher(temp.db(), 100, 5, log.registry());
+  // A clock that stands still: the writer's time share never binds, the
+  // count rules alone decide.
+  testing::ManualClock still;
+  WriteBatcher batcher(temp.db(), 100, 5, log.registry(), still);
   Gate gate;
   ASSERT_TRUE(batcher.submit(gate.blocking_write(), [](const Result<void> &) {}));
   ASSERT_TRUE(gate.wait_entered());
@@ -663,7 +668,10 @@ TEST(WriteBatcherPriority, ForegroundGoesFirstWhenBothAreQueued) {
 TEST(WriteBatcherPriority, BackgroundAloneFillsTheBatch) {
   TempDatabase temp;
   BatchLog log;
-  WriteBatcher batcher(temp.db(), 100, 5, log.registry());
+  // A clock that stands still: the writer's time share never binds, the
+  // count rules alone decide.
+  testing::ManualClock still;
+  WriteBatcher batcher(temp.db(), 100, 5, log.registry(), still);
   Gate gate;
   ASSERT_TRUE(batcher.submit(
       gate.blocking_write(), [](const Result<void> &) {}, Priority::background));
@@ -682,7 +690,10 @@ TEST(WriteBatcherPriority, BackgroundKeepsItsShareWhileForegroundNeverStops) {
   BatchLog log;
   constexpr std::size_t k_batch = 10; // foreground at most 8, background 2 while both wait
   constexpr std::size_t k_background = 30;
-  WriteBatcher batcher(temp.db(), 1000, k_batch, log.registry());
+  // A clock that stands still: the writer's time share never binds, the
+  // count rules alone decide.
+  testing::ManualClock still;
+  WriteBatcher batcher(temp.db(), 1000, k_batch, log.registry(), still);
   Gate gate;
   ASSERT_TRUE(batcher.submit(gate.blocking_write(), [](const Result<void> &) {}));
   ASSERT_TRUE(gate.wait_entered());
@@ -769,7 +780,10 @@ TEST(WriteBatcherPriority, EachClassHasItsOwnQueueLimit) {
 TEST(WriteBatcherPriority, BatchesOfOneAlternateWhileBothWait) {
   TempDatabase temp;
   BatchLog log;
-  WriteBatcher batcher(temp.db(), 100, 1, log.registry());
+  // A clock that stands still: the writer's time share never binds, the
+  // count rules alone decide.
+  testing::ManualClock still;
+  WriteBatcher batcher(temp.db(), 100, 1, log.registry(), still);
   Gate gate;
   ASSERT_TRUE(batcher.submit(gate.blocking_write(), [](const Result<void> &) {}));
   ASSERT_TRUE(gate.wait_entered());
@@ -785,6 +799,312 @@ TEST(WriteBatcherPriority, BatchesOfOneAlternateWhileBothWait) {
   // The gate's batch was foreground's turn, so background's comes next.
   const std::vector<std::vector<std::string>> expected{{"b1"}, {"f1"}, {"b2"}, {"f2"}, {"f3"}};
   EXPECT_EQ(log.batches(), expected);
+}
+
+// The share of the writer's time (WriterTimeShare): writes whose apply moves
+// the writer's ManualClock by a fixed time, as a write that takes that long
+// would. Only they move the clock (and the test, when the writer waits for
+// the next window), so the writer is busy all the time they measure.
+class TimedWrites {
+public:
+  TimedWrites(BatchLog &log, testing::ManualClock &clock) : m_log(log), m_clock(clock) {}
+
+  // A write named `name` ('f...' foreground, 'b...' background) that takes `takes`.
+  WriteBatcher::Apply apply(std::string name, std::chrono::milliseconds takes) {
+    return [this, name = std::move(name), takes](WriteContext &context) {
+      {
+        std::lock_guard lock(m_mutex);
+        m_writes.push_back(Write{name.front(), m_clock.now().time_since_epoch(), takes});
+      }
+      m_log.apply(name)(context);
+      m_clock.advance(takes);
+    };
+  }
+  WriteBatcher::Done done(std::string name) { return m_log.done(std::move(name)); }
+
+  // The writer time of the writes of class `prefix` that started in [from, to).
+  std::chrono::milliseconds time_in(char prefix, std::chrono::milliseconds from,
+                                    std::chrono::milliseconds to) const {
+    std::lock_guard lock(m_mutex);
+    std::chrono::milliseconds sum{0};
+    for (const auto &write : m_writes) {
+      if (write.prefix == prefix && write.started >= from && write.started < to) sum += write.takes;
+    }
+    return sum;
+  }
+  // When the last write of class `prefix` ended (0 if none ran).
+  std::chrono::nanoseconds last_end(char prefix) const {
+    std::lock_guard lock(m_mutex);
+    std::chrono::nanoseconds end{0};
+    for (const auto &write : m_writes) {
+      if (write.prefix == prefix)
+        end = std::max<std::chrono::nanoseconds>(end, write.started + write.takes);
+    }
+    return end;
+  }
+
+private:
+  struct Write {
+    char prefix;
+    std::chrono::nanoseconds started;
+    std::chrono::milliseconds takes;
+  };
+  BatchLog &m_log;
+  testing::ManualClock &m_clock;
+  mutable std::mutex m_mutex;
+  std::vector<Write> m_writes;
+};
+
+double counter_value(BatchLog &log, const std::string &name,
+                     const metrics::LabelValues &labels = {}) {
+  return log.registry()
+      ->counter(name, "", labels.empty() ? metrics::LabelNames{} : metrics::LabelNames{"class"})
+      .with(labels)
+      .value();
+}
+double background_holds(BatchLog &log) {
+  return counter_value(log, "usher_writer_background_holds_total");
+}
+
+// Keeps at least `depth` foreground writes of `takes` queued until the
+// writer's clock reaches `until` (or k_max_wait passed): a foreground that
+// never lets the writer rest.
+class ForegroundLoad {
+public:
+  ForegroundLoad(WriteBatcher &batcher, TimedWrites &timed, const testing::ManualClock &clock,
+                 std::chrono::milliseconds takes, std::size_t depth,
+                 std::chrono::milliseconds until)
+      : m_thread([&batcher, &timed, &clock, takes, depth, until] {
+          const auto deadline = std::chrono::steady_clock::now() + k_max_wait;
+          std::size_t next = 0;
+          while (clock.now().time_since_epoch() < until &&
+                 std::chrono::steady_clock::now() < deadline) {
+            if (batcher.pending(Priority::foreground) >= depth) {
+              std::this_thread::yield();
+              continue;
+            }
+            const std::string name = "f" + std::to_string(next);
+            if (batcher.submit(timed.apply(name, takes), timed.done(name))) ++next;
+          }
+        }) {}
+  ~ForegroundLoad() { join(); }
+  // Waits (at most k_max_wait) until `depth` foreground writes are queued:
+  // the writer, held by a gate, has not taken any yet.
+  static bool wait_queued(const WriteBatcher &batcher, std::size_t depth) {
+    const auto deadline = std::chrono::steady_clock::now() + k_max_wait;
+    while (batcher.pending(Priority::foreground) < depth) {
+      if (std::chrono::steady_clock::now() >= deadline) return false;
+      std::this_thread::yield();
+    }
+    return true;
+  }
+  ForegroundLoad(const ForegroundLoad &) = delete;
+  ForegroundLoad &operator=(const ForegroundLoad &) = delete;
+  void join() {
+    if (m_thread.joinable()) m_thread.join();
+  }
+
+private:
+  std::thread m_thread;
+};
+
+constexpr auto k_window = std::chrono::duration_cast<std::chrono::milliseconds>(k_share_window);
+
+// WriterTimeShare on its own: time points in, allowances out.
+WriterTimeShare::Time at(std::chrono::milliseconds since_start) {
+  return WriterTimeShare::Time(since_start);
+}
+WriterTimeShare::BatchTime writes(std::chrono::milliseconds foreground, std::size_t foreground_n,
+                                  std::chrono::milliseconds background, std::size_t background_n) {
+  return {foreground, background, foreground_n, background_n};
+}
+
+// Background's time left, in milliseconds (A * window is a double).
+double left_ms(WriterTimeShare &share, WriterTimeShare::Time now) {
+  return std::chrono::duration<double, std::milli>(share.background_left(now)).count();
+}
+
+TEST(WriterTimeShare, BackgroundMayUseWhatTwiceForegroundsShareLeaves) {
+  WriterTimeShare share(at(0ms));
+  EXPECT_NEAR(left_ms(share, at(0ms)), 50, 1e-3); // no foreground: the whole window
+  // 10 ms of foreground in window 0: its share so far is 0.2 of a window.
+  share.charge(writes(10ms, 10, 0ms, 0), at(0ms), at(10ms));
+  EXPECT_DOUBLE_EQ(share.foreground_share(at(10ms)), 0.2);
+  EXPECT_NEAR(left_ms(share, at(10ms)), 30, 1e-3); // (1 - 2 * 0.2) * 50 ms
+  // Window 1 starts with window 0's U (0.2), and 20 ms of foreground in it
+  // make its own 0.4: A = 1 - 0.8, minus the 4 ms background already used.
+  share.charge(writes(20ms, 20, 4ms, 2), at(50ms), at(74ms));
+  EXPECT_DOUBLE_EQ(share.foreground_share(at(74ms)), 0.4);
+  EXPECT_NEAR(left_ms(share, at(74ms)), 6, 1e-3);
+  // Past half a window of foreground, background keeps its floor: 5 ms.
+  share.charge(writes(30ms, 30, 0ms, 0), at(74ms), at(99ms));
+  EXPECT_NEAR(left_ms(share, at(99ms)), 50 * k_background_floor - 4, 1e-3);
+  // Window 2 is idle; window 3 reads window 2's U, 0: the whole window again.
+  EXPECT_NEAR(left_ms(share, at(160ms)), 50, 1e-3);
+  EXPECT_EQ(share.window_end(at(160ms)), at(200ms));
+}
+
+TEST(WriterTimeShare, ABatchsCommitIsSplitByItsWritesAndItsTimeByWindow) {
+  WriterTimeShare share(at(0ms));
+  // 6 ms of foreground writes, 2 ms of background, 2 ms of COMMIT: 7.5 and
+  // 2.5 ms; the batch ran 40-50 ms, all in window 0.
+  const auto charged = share.charge(writes(6ms, 3, 2ms, 1), at(40ms), at(50ms) - 1ns);
+  using Ms = std::chrono::duration<double, std::milli>;
+  EXPECT_NEAR(Ms(charged.foreground).count(), 7.5, 1e-3);
+  EXPECT_NEAR(Ms(charged.background).count(), 2.5, 1e-3);
+  // A batch of foreground alone from 90 to 110 ms: half of it in window 1,
+  // half in window 2.
+  share.charge(writes(20ms, 20, 0ms, 0), at(90ms), at(110ms));
+  EXPECT_NEAR(share.foreground_share(at(110ms)), 0.2, 1e-3); // window 1's 10 ms of 50
+  EXPECT_NEAR(left_ms(share, at(110ms)), 30, 1e-3);
+}
+
+TEST(WriterTimeShare, BackgroundWritesFitTheTimeLeftAndOneSliceUnderLoad) {
+  WriterTimeShare share(at(0ms));
+  // Unknown average: no count limit.
+  EXPECT_EQ(share.background_writes(at(0ms)), std::numeric_limits<std::size_t>::max());
+  share.charge(writes(0ms, 0, 4ms, 4), at(0ms), at(4ms)); // 1 ms per background write
+  // No foreground load: still no limit (a drain is not cut into windows).
+  EXPECT_EQ(share.background_writes(at(4ms)), std::numeric_limits<std::size_t>::max());
+  // Foreground load (U = 0.2): 26 ms left, but one slice (5 ms) per batch.
+  share.charge(writes(10ms, 10, 0ms, 0), at(4ms), at(14ms));
+  EXPECT_EQ(share.background_writes(at(14ms)), static_cast<std::size_t>(k_background_slice / 1ms));
+  // U = 0.5: the floor, 5 ms, of which 4 are used: one write fits.
+  share.charge(writes(15ms, 15, 0ms, 0), at(14ms), at(29ms));
+  EXPECT_EQ(share.background_writes(at(29ms)), 1u);
+  // Spent: none until the next window.
+  share.charge(writes(0ms, 0, 1ms, 1), at(29ms), at(30ms));
+  EXPECT_EQ(share.background_writes(at(30ms)), 0u);
+  EXPECT_GT(share.background_writes(at(50ms)), 0u);
+}
+
+TEST(WriterTimeShare, BackgroundAloneRunsUnthrottled) {
+  // No foreground: background gets every window whole (A = 1), in full
+  // batches, and the writer never holds it back.
+  TempDatabase temp;
+  testing::ManualClock clock;
+  BatchLog log;
+  TimedWrites timed(log, clock);
+  WriteBatcher batcher(temp.db(), 1000, 10, log.registry(), clock);
+  Gate gate;
+  ASSERT_TRUE(batcher.submit(
+      gate.blocking_write(), [](const Result<void> &) {}, Priority::background));
+  ASSERT_TRUE(gate.wait_entered());
+  constexpr int k_writes = 100; // 3 ms each: 300 ms, six windows
+  for (int i = 0; i < k_writes; ++i) {
+    const std::string name = "b" + std::to_string(i);
+    ASSERT_TRUE(batcher.submit(timed.apply(name, 3ms), timed.done(name), Priority::background));
+  }
+  gate.open();
+  ASSERT_TRUE(log.wait_done("b" + std::to_string(k_writes - 1)));
+  EXPECT_EQ(background_holds(log), 0.0);
+  EXPECT_NEAR(counter_value(log, "usher_writer_seconds_total", metrics::LabelValues{"background"}),
+              0.3, 1e-6);
+  const auto batches = log.batches();
+  ASSERT_EQ(batches.size(), 10u);
+  for (const auto &batch : batches) EXPECT_EQ(batch.size(), 10u);
+}
+
+TEST(WriterTimeShare, BackgroundKeepsItsGuaranteedShareUnderASteadyForeground) {
+  // Foreground writes (1 ms) always queued: background (3 ms each, about
+  // twice an intake write, as provisioning is) gets its guaranteed share of
+  // every window, k_background_floor, and little more; the count rules
+  // alone would give it 2 writes of every 10, 6 ms in 14 (43 %).
+  TempDatabase temp;
+  testing::ManualClock clock;
+  BatchLog log;
+  TimedWrites timed(log, clock);
+  WriteBatcher batcher(temp.db(), 1000, 10, log.registry(), clock);
+  Gate gate;
+  ASSERT_TRUE(batcher.submit(gate.blocking_write(), [](const Result<void> &) {}));
+  ASSERT_TRUE(gate.wait_entered());
+  for (int i = 0; i < 400; ++i) { // more than a second of background
+    const std::string name = "b" + std::to_string(i);
+    ASSERT_TRUE(batcher.submit(timed.apply(name, 3ms), timed.done(name), Priority::background));
+  }
+  constexpr int k_windows = 20;
+  ForegroundLoad load(batcher, timed, clock, 1ms, 40, k_windows * k_window);
+  ASSERT_TRUE(ForegroundLoad::wait_queued(batcher, 40));
+  gate.open();
+  load.join();
+  ASSERT_GE(clock.now().time_since_epoch(), k_windows * k_window) << "the writer stalled";
+
+  // Every window after the first (U of the last window is not known in it)
+  // and before the load stopped.
+  for (int w = 1; w + 1 < k_windows; ++w) {
+    const auto from = w * k_window;
+    const auto background = timed.time_in('b', from, from + k_window);
+    const auto foreground = timed.time_in('f', from, from + k_window);
+    const double share = std::chrono::duration<double>(background) / (background + foreground);
+    EXPECT_GT(background, 0ms) << "window " << w << ": background starved";
+    EXPECT_GE(share, k_background_floor - 0.01) << "window " << w;
+    EXPECT_LE(share, 0.2) << "window " << w;
+  }
+}
+
+TEST(WriterTimeShare, BackgroundGetsTheWholeWriterBackOnceForegroundStops) {
+  // Foreground fills the writer for six windows, then stops. Background is
+  // held to its share while the windows' U says foreground had load (the
+  // window where it stopped, and the next), then runs without a hold.
+  TempDatabase temp;
+  testing::ManualClock clock;
+  BatchLog log;
+  TimedWrites timed(log, clock);
+  WriteBatcher batcher(temp.db(), 1000, 10, log.registry(), clock);
+  Gate gate;
+  ASSERT_TRUE(batcher.submit(gate.blocking_write(), [](const Result<void> &) {}));
+  ASSERT_TRUE(gate.wait_entered());
+  constexpr int k_background = 200; // 600 ms
+  for (int i = 0; i < k_background; ++i) {
+    const std::string name = "b" + std::to_string(i);
+    ASSERT_TRUE(batcher.submit(timed.apply(name, 3ms), timed.done(name), Priority::background));
+  }
+  {
+    ForegroundLoad load(batcher, timed, clock, 1ms, 40, 6 * k_window);
+    ASSERT_TRUE(ForegroundLoad::wait_queued(batcher, 40));
+    gate.open();
+  }
+  // The last foreground write committed (the load stopped at 300 ms with
+  // some still queued).
+  const auto wait_start = std::chrono::steady_clock::now();
+  while (batcher.pending(Priority::foreground) > 0 &&
+         std::chrono::steady_clock::now() - wait_start < k_max_wait) {
+    std::this_thread::sleep_for(1ms);
+  }
+  ASSERT_EQ(batcher.pending(Priority::foreground), 0u);
+  // While background waits for the next window, the test moves the clock
+  // there (the writer reads it again within a window of real time).
+  std::vector<std::chrono::nanoseconds> holds_at;
+  double holds_seen = background_holds(log);
+  const std::string last = "b" + std::to_string(k_background - 1);
+  const auto deadline = std::chrono::steady_clock::now() + k_max_wait;
+  while (!log.wait_done_for(last, 1ms) && std::chrono::steady_clock::now() < deadline) {
+    const double holds = background_holds(log);
+    if (holds == holds_seen) continue;
+    holds_seen = holds;
+    const auto now = clock.now().time_since_epoch();
+    holds_at.push_back(now);
+    clock.advance(k_window - now % k_window);
+  }
+  ASSERT_TRUE(log.wait_done_for(last, 0ms)) << "background did not finish";
+  const auto foreground_end = timed.last_end('f');
+  ASSERT_GE(foreground_end, 6 * k_window);
+  // Held while foreground's windows counted (so the share did apply)...
+  EXPECT_FALSE(holds_at.empty());
+  // ... and never from the second window after foreground's last write on.
+  const auto free_from = (foreground_end / k_window + 2) * k_window;
+  for (const auto at : holds_at) {
+    EXPECT_LT(at, free_from) << "background held " << (at - foreground_end) / 1ms
+                             << " ms after foreground stopped";
+  }
+  // From then on the writer ran background alone, back to back: every window
+  // but the last is background's whole.
+  const auto background_end = timed.last_end('b');
+  for (auto from = free_from; from + k_window <= background_end; from += k_window) {
+    const auto window = std::chrono::duration_cast<std::chrono::milliseconds>(from);
+    EXPECT_GE(timed.time_in('b', window, window + k_window), k_window - 3ms)
+        << "window at " << window.count() << " ms";
+  }
 }
 
 // The batch's time budget (Database::batch_budget(), half the request's

@@ -1,8 +1,10 @@
 #include <usher/store/write_batcher.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <future>
 #include <iterator>
+#include <limits>
 #include <memory>
 #include <system_error>
 
@@ -85,10 +87,113 @@ bool is_deadlock_victim(const soci::soci_error &e) { return postgres_sqlstate(e)
 
 } // namespace
 
+WriterTimeShare::BatchTime WriterTimeShare::charge(const BatchTime &batch, Time began, Time ended) {
+  const Duration writes = batch.foreground + batch.background;
+  const std::size_t count = batch.foreground_writes + batch.background_writes;
+  roll(began);
+  if (count == 0) return {}; // a batch that failed before its first write
+  // BEGIN, COMMIT (the fsync) and the checkpoint are the batch's: each class
+  // pays for them in proportion to what its writes took.
+  const Duration total = ended - began;
+  const Duration rest = std::max(total - writes, Duration::zero());
+  const double foreground_part =
+      writes > Duration::zero()
+          ? static_cast<double>(batch.foreground.count()) / static_cast<double>(writes.count())
+          : static_cast<double>(batch.foreground_writes) / static_cast<double>(count);
+  BatchTime charged = batch;
+  charged.foreground += std::chrono::duration_cast<Duration>(rest * foreground_part);
+  charged.background = writes + rest - charged.foreground;
+  if (batch.background_writes > 0) {
+    const Duration each = charged.background / static_cast<Duration::rep>(batch.background_writes);
+    m_background_write =
+        m_background_write == Duration::zero() ? each : (7 * m_background_write + each) / 8;
+  }
+  auto add = [&](double part) {
+    m_foreground += std::chrono::duration_cast<Duration>(charged.foreground * part);
+    m_background += std::chrono::duration_cast<Duration>(charged.background * part);
+  };
+  const auto last = window_of(ended);
+  if (last == m_current || total <= Duration::zero()) {
+    add(1.0);
+    return charged;
+  }
+  // The batch ran past the window's end: each window gets the part of it
+  // that ran in it, evenly spread over the batch's time.
+  const auto span = std::chrono::duration<double>(total);
+  add(std::chrono::duration<double>(window_end(began) - began) / span);
+  const bool whole_windows = last > m_current + 1;
+  roll(ended);
+  // The last complete window was this batch's alone.
+  const double total_charged =
+      static_cast<double>((charged.foreground + charged.background).count());
+  if (whole_windows && total_charged > 0) {
+    m_last_foreground_share = static_cast<double>(charged.foreground.count()) / total_charged;
+  }
+  add(std::chrono::duration<double>(ended - (m_start + last * m_window)) / span);
+  return charged;
+}
+
+void WriterTimeShare::roll(Time now) {
+  const auto window = window_of(now);
+  if (window <= m_current) return;
+  // A window passed with nothing charged to it: the writer was idle (charge()
+  // sets the share of windows that one long batch covered whole).
+  m_last_foreground_share =
+      window == m_current + 1
+          ? std::min(1.0, std::chrono::duration<double>(m_foreground) / m_window)
+          : 0.0;
+  m_current = window;
+  m_foreground = Duration::zero();
+  m_background = Duration::zero();
+}
+
+double WriterTimeShare::foreground_share(Time now) {
+  roll(now);
+  return std::max(m_last_foreground_share,
+                  std::min(1.0, std::chrono::duration<double>(m_foreground) / m_window));
+}
+
+WriterTimeShare::Duration WriterTimeShare::background_left(Time now) {
+  const double allowed =
+      std::max(k_background_floor, 1.0 - k_foreground_weight * foreground_share(now));
+  return std::chrono::duration_cast<Duration>(m_window * allowed) - m_background;
+}
+
+std::size_t WriterTimeShare::background_writes(Time now) {
+  Duration left = background_left(now);
+  if (left <= Duration::zero()) return 0;
+  // With no foreground load the writer is background's whole: batches are
+  // not cut at the window's end (that would only add commits to a drain).
+  if (m_background_write == Duration::zero() || foreground_share(now) == 0.0) {
+    return std::numeric_limits<std::size_t>::max();
+  }
+  // Requests are arriving: the next one waits behind one slice at most.
+  left = std::min<Duration>(left, k_background_slice);
+  return static_cast<std::size_t>((left + m_background_write - Duration(1)) / m_background_write);
+}
+
+WriterTimeShare::Time WriterTimeShare::window_end(Time now) const {
+  return m_start + (window_of(now) + 1) * m_window;
+}
+
 WriteBatcher::WriteBatcher(const Database &db, std::size_t queue_limit, std::size_t max_batch,
                            metrics::Registry *metrics, const clock::Clock &clock)
-    : m_db(db), m_clock(clock), m_queue_limit(queue_limit), m_max_batch(max_batch) {
+    : m_db(db), m_clock(clock), m_queue_limit(queue_limit), m_max_batch(max_batch),
+      m_share(clock.now()) {
   if (metrics != nullptr) {
+    auto &writer_seconds = metrics->counter(
+        "usher_writer_seconds_total",
+        "Wall time the writer spent on each class of writes (its batches' BEGIN and COMMIT "
+        "split by what each class's writes took).",
+        {"class"});
+    m_foreground_seconds = &writer_seconds.with({"foreground"});
+    m_background_seconds = &writer_seconds.with({"background"});
+    m_background_holds =
+        &metrics
+             ->counter("usher_writer_background_holds_total",
+                       "Times the writer left background writes waiting with nothing else to do: "
+                       "their share of the current window was spent (foreground had load).")
+             .with();
     m_batch_size = &metrics
                         ->histogram("usher_writer_batch_size",
                                     "Writes committed together in one transaction (group commit).",
@@ -173,15 +278,19 @@ std::size_t WriteBatcher::pending(Priority priority) const {
   return priority == Priority::foreground ? m_foreground.size() : m_background.size();
 }
 
-void WriteBatcher::take_batch(std::deque<Item> &batch) {
-  // While both classes wait, foreground may fill the batch but for the room
-  // of background's share; background then gets one write per
-  // k_background_ratio foreground ones, and at least one. With nothing in
-  // the foreground, background fills the batch, but only up to its share
-  // right after a batch that had foreground writes: requests are arriving,
-  // and the next one should not wait behind a whole batch of the worker's.
+void WriteBatcher::take_batch(std::deque<Item> &batch, WriterTimeShare::Time now) {
+  // Background first gets what its share of the window's time allows (in
+  // writes, from their average time; everything while stopping: stop()
+  // finishes every queued write at once). Then counts: while both classes
+  // wait, foreground may fill the batch but for the room of background's
+  // share; background then gets one write per k_background_ratio foreground
+  // ones, and at least one. With nothing in the foreground, background fills
+  // the batch, but only up to its share right after a batch that had
+  // foreground writes: requests are arriving, and the next one should not
+  // wait behind a whole batch of the worker's.
   std::size_t foreground = m_foreground.size();
   std::size_t background = m_background.size();
+  if (!m_stopping) background = std::min(background, m_share.background_writes(now));
   if (m_max_batch == 1) {
     // A batch of one cannot hold both: the classes take turns while both wait.
     const bool background_turn = background > 0 && (foreground == 0 || m_background_turn);
@@ -214,18 +323,40 @@ void WriteBatcher::run() {
   for (;;) {
     {
       std::unique_lock lock(m_mutex);
-      m_wake.wait(lock,
-                  [&] { return m_stopping || !m_foreground.empty() || !m_background.empty(); });
-      if (m_foreground.empty() && m_background.empty()) { // stopping and drained
-        m_writer_stopped = true;
-        m_finished_wake.notify_one();
-        return;
+      for (;;) {
+        m_wake.wait(lock,
+                    [&] { return m_stopping || !m_foreground.empty() || !m_background.empty(); });
+        if (m_foreground.empty() && m_background.empty()) { // stopping and drained
+          m_writer_stopped = true;
+          m_finished_wake.notify_one();
+          return;
+        }
+        const auto now = m_clock.now();
+        if (!m_foreground.empty() || m_stopping ||
+            m_share.background_left(now) > WriterTimeShare::Duration::zero()) {
+          take_batch(batch, now);
+          break;
+        }
+        // Only background waits, and its share of this window is spent: the
+        // writer idles (the cores go to foreground's other threads) until
+        // foreground arrives or the next window starts. At most one window of
+        // real time, so that a clock moved by a test is read again.
+        if (m_background_holds != nullptr) m_background_holds->inc();
+        const auto left =
+            std::min<WriterTimeShare::Duration>(m_share.window_end(now) - now, k_share_window);
+        m_wake.wait_for(lock, left, [&] { return m_stopping || !m_foreground.empty(); });
       }
-      take_batch(batch);
     }
-    run_batch(batch);
+    const auto began = m_clock.now();
+    const auto writes = run_batch(batch);
     batch.clear();
     bound_wal();
+    const auto ended = m_clock.now();
+    const auto charged = m_share.charge(writes, began, ended);
+    if (m_foreground_seconds != nullptr) {
+      m_foreground_seconds->inc(std::chrono::duration<double>(charged.foreground).count());
+      m_background_seconds->inc(std::chrono::duration<double>(charged.background).count());
+    }
   }
 }
 
@@ -332,7 +463,19 @@ void WriteBatcher::bound_wal() {
               busy != 0 ? " (incomplete: a reader or another writer held on)" : "");
 }
 
-void WriteBatcher::run_batch(std::deque<Item> &batch) {
+WriterTimeShare::BatchTime WriteBatcher::run_batch(std::deque<Item> &batch) {
+  WriterTimeShare::BatchTime spent;
+  // Each write's time runs from its start to the next one's (or to the end
+  // of the loop): one clock read per write.
+  auto charge = [&spent](const Item &write, WriterTimeShare::Duration took) {
+    if (write.priority == Priority::foreground) {
+      spent.foreground += took;
+      ++spent.foreground_writes;
+    } else {
+      spent.background += took;
+      ++spent.background_writes;
+    }
+  };
   std::vector<Result<void>> outcomes(batch.size());
   // Writes rolled back as a deadlock's victim: they run again in the next
   // batch (once this one committed, the other side's wait is over) instead
@@ -364,16 +507,20 @@ void WriteBatcher::run_batch(std::deque<Item> &batch) {
     // fails at once with SQLITE_BUSY when another process committed in
     // between, without waiting: two processes on one file would 503.
     begin_write(sql, m_db.dialect());
+    auto write_started = started;
     for (std::size_t i = 0; i < batch.size(); ++i) {
+      const auto now = m_clock.now();
       if (i > 0) {
+        charge(batch[i - 1], now - write_started);
         // The stall limit bounds progress, not the batch: a server that
         // answers slowly is not cut, one that stops answering still is.
         stall.extend(stall_limit);
-        if (m_clock.now() - started >= m_db.batch_budget()) {
+        if (now - started >= m_db.batch_budget()) {
           applied = i;
           break;
         }
       }
+      write_started = now;
       savepoint.begin.execute(true);
       try {
         batch[i].apply(*m_context);
@@ -415,6 +562,9 @@ void WriteBatcher::run_batch(std::deque<Item> &batch) {
         spdlog::error("write rolled back: {}", e.what());
         outcomes[i] = fail(ErrorKind::internal, "internal", e.what());
       }
+    }
+    if (applied == batch.size() && !batch.empty()) {
+      charge(batch.back(), m_clock.now() - write_started);
     }
     stall.extend(stall_limit);
     const auto commit_started = std::chrono::steady_clock::now();
@@ -483,6 +633,7 @@ void WriteBatcher::run_batch(std::deque<Item> &batch) {
                       std::make_move_iterator(retry_foreground.end()));
   m_background.insert(m_background.begin(), std::make_move_iterator(retry_background.begin()),
                       std::make_move_iterator(retry_background.end()));
+  return spent;
 }
 
 } // namespace usher::store

@@ -5,13 +5,24 @@
 //
 // Two classes of writes, each with its own queue and limit: foreground (what
 // a request waits for) and background (the worker's claims, completions and
-// lease upkeep, maintenance). While foreground writes wait, a batch holds at
-// most one background write for every k_background_ratio foreground ones, but
-// always at least one: intake goes first, the worker keeps a guaranteed share
-// (docs/benchmarks.md, "Intake before draining"). Right after a batch with
-// foreground writes, a batch of background alone is capped at that share
-// (max_batch / (k_background_ratio + 1)), so that requests arriving then do
-// not wait behind a full batch of the worker's writes.
+// lease upkeep, maintenance). Foreground goes first into every batch.
+// Background gets what foreground leaves, measured in the writer's wall time
+// (WriterTimeShare): over windows of k_share_window, with U the share of the
+// writer that foreground writes took, background may use
+// A = max(k_background_floor, 1 - k_foreground_weight * U) of each window.
+// Once that is spent, batches hold foreground only, and with foreground
+// empty the writer waits for foreground or the next window instead of
+// running background: under an intake burst the CPU stays with intake (its
+// HTTP threads need about as much as its writes), the backlog drains after
+// the burst at full speed (U = 0, A = 1), and the worker keeps its
+// guaranteed share of every window meanwhile (docs/benchmarks.md, "Intake
+// before draining"). While foreground has load, one batch holds at most
+// k_background_slice of background. Within that, counts still cap
+// background per batch: one write per k_background_ratio foreground ones
+// (at least one) while foreground is in the batch, and right after a batch
+// with foreground a batch of background alone holds at most max_batch /
+// (k_background_ratio + 1), so that requests arriving then do not wait
+// behind a full batch of the worker's writes.
 //
 // Completions (each write's Done) run on a thread of their own, in commit
 // order, so that the writer starts the next batch as soon as one committed:
@@ -115,16 +126,94 @@ struct WalStats {
 // Writes committed in one transaction at most (the default).
 inline constexpr std::size_t k_max_batch = 512;
 // While foreground writes wait, a batch takes at most one background write
-// per this many foreground writes, and at least one (the worker's share).
+// per this many foreground writes, and at least one while background's
+// share of the window's time (WriterTimeShare) is not spent.
 inline constexpr std::size_t k_background_ratio = 4;
 // Times one write runs again after PostgreSQL picked it as a deadlock's
 // victim; then it fails alone with 503 (database_unavailable).
 inline constexpr int k_deadlock_retries = 3;
 
+// The writer's time is shared out over windows of this length: long enough
+// to hold many batches (a full batch of intake writes takes 15-25 ms), short
+// enough that background gets the writer back within two windows of a
+// burst's end.
+inline constexpr std::chrono::milliseconds k_share_window{50};
+// Background's guaranteed share of the writer's wall time in every window
+// while it has work: the worker is never starved, whatever the foreground.
+inline constexpr double k_background_floor = 0.1;
+// Background may use 1 - k_foreground_weight * U of a window, U being the
+// share foreground took: serve's HTTP threads spend about as much CPU per
+// intake request as the writer spends on its write, so a foreground using
+// half of the writer already fills two cores.
+inline constexpr double k_foreground_weight = 2.0;
+
+// While foreground has load, one batch holds at most this much background
+// (by a background write's average time): a request arriving meanwhile
+// waits behind that much of the worker's writes at most, not behind a
+// window's whole share in one batch (up to 45 ms at A = 0.9).
+inline constexpr std::chrono::milliseconds k_background_slice{5};
+
 // Which of the writer's two queues a write waits in.
 enum class Priority {
   foreground, // a request waits for it (intake, sync, admin)
   background, // the worker's and maintenance's writes: what foreground leaves
+};
+
+// The writer's wall time by class over fixed windows (k_share_window long,
+// counted from `start`), and what it leaves to background. Fed by the writer
+// thread alone; plain time points, so tests drive it directly.
+class WriterTimeShare {
+public:
+  using Time = std::chrono::steady_clock::time_point;
+  using Duration = std::chrono::nanoseconds;
+
+  // The writer's time in one batch: each class's writes on their own (their
+  // savepoint, statements and release) and how many there were.
+  struct BatchTime {
+    Duration foreground{0};
+    Duration background{0};
+    std::size_t foreground_writes = 0;
+    std::size_t background_writes = 0;
+  };
+
+  explicit WriterTimeShare(Time start, Duration window = k_share_window)
+      : m_start(start), m_window(window) {}
+
+  // Charges a batch that ran from `began` to `ended` (BEGIN, the writes,
+  // COMMIT, the checkpoint after it): the time outside the writes is split
+  // by the classes' own times (by their counts when those are zero), and a
+  // batch that ran past a window's end is split between the windows by
+  // time. Returns what each class was charged. `began` is never before a
+  // time already given.
+  BatchTime charge(const BatchTime &batch, Time began, Time ended);
+
+  // Foreground's share U of the writer: the larger of the last complete
+  // window's and the current window's so far (its foreground time over a
+  // whole window, so a lower bound of what it will be).
+  double foreground_share(Time now);
+  // Background's time left in the window holding `now`: A * window minus
+  // what it used, A = max(k_background_floor, 1 - k_foreground_weight * U).
+  Duration background_left(Time now);
+  // How many background writes fit in what is left (and, while foreground
+  // has load, in k_background_slice), from a background write's average
+  // time: 0 once spent, otherwise at least 1 (no limit while the average is
+  // not known yet or foreground has no load).
+  std::size_t background_writes(Time now);
+  // When the window holding `now` ends.
+  Time window_end(Time now) const;
+
+private:
+  std::int64_t window_of(Time t) const { return (t - m_start) / m_window; }
+  // Moves to the window holding `now` (time does not go back).
+  void roll(Time now);
+
+  Time m_start;
+  Duration m_window;
+  std::int64_t m_current = 0;
+  Duration m_foreground{0}; // the current window's
+  Duration m_background{0};
+  double m_last_foreground_share = 0; // U of the last complete window
+  Duration m_background_write{0};     // average, with its share of COMMIT; 0: not known
 };
 
 class WriteBatcher {
@@ -192,11 +281,12 @@ private:
   std::size_t &completing_of(Priority priority) {
     return priority == Priority::foreground ? m_completing_foreground : m_completing_background;
   }
-  // Moves the next batch out of the queues (m_mutex held): foreground first,
-  // background's share after it.
-  void take_batch(std::deque<Item> &batch);
+  // Moves the next batch out of the queues (m_mutex held) at `now`:
+  // foreground first, then what background's share allows.
+  void take_batch(std::deque<Item> &batch, WriterTimeShare::Time now);
   void run();
-  void run_batch(std::deque<Item> &batch);
+  // Runs one batch; returns the writer time its writes took, by class.
+  WriterTimeShare::BatchTime run_batch(std::deque<Item> &batch);
   // The completion thread: calls the Done of every finished write, in order,
   // until the writer stopped and nothing is left.
   void complete();
@@ -221,6 +311,13 @@ private:
   metrics::Counter *m_checkpoints_complete = nullptr;
   metrics::Counter *m_checkpoints_incomplete = nullptr;
   metrics::Histogram *m_checkpoint_pause = nullptr;
+  // Writer seconds by class, and the times the writer held background back
+  // for foreground (null: not recorded).
+  metrics::Counter *m_foreground_seconds = nullptr;
+  metrics::Counter *m_background_seconds = nullptr;
+  metrics::Counter *m_background_holds = nullptr;
+  // The writer thread's alone (take_batch runs on it).
+  WriterTimeShare m_share;
   mutable std::mutex m_mutex;
   std::condition_variable m_wake;
   std::deque<Item> m_foreground;
