@@ -874,7 +874,7 @@ public:
   ForegroundLoad(WriteBatcher &batcher, TimedWrites &timed, const testing::ManualClock &clock,
                  std::chrono::milliseconds takes, std::size_t depth,
                  std::chrono::milliseconds until)
-      : m_thread([&batcher, &timed, &clock, takes, depth, until] {
+      : m_thread([this, &batcher, &timed, &clock, takes, depth, until] {
           const auto deadline = std::chrono::steady_clock::now() + k_max_wait;
           std::size_t next = 0;
           while (clock.now().time_since_epoch() < until &&
@@ -886,6 +886,7 @@ public:
             const std::string name = "f" + std::to_string(next);
             if (batcher.submit(timed.apply(name, takes), timed.done(name))) ++next;
           }
+          m_submitted = next;
         }) {}
   ~ForegroundLoad() { join(); }
   // Waits (at most k_max_wait) until `depth` foreground writes are queued:
@@ -903,8 +904,11 @@ public:
   void join() {
     if (m_thread.joinable()) m_thread.join();
   }
+  // The foreground writes it submitted ("f0", "f1", ...); read after join().
+  std::size_t submitted() const { return m_submitted; }
 
 private:
+  std::size_t m_submitted = 0;
   std::thread m_thread;
 };
 
@@ -1059,18 +1063,18 @@ TEST(WriterTimeShare, BackgroundGetsTheWholeWriterBackOnceForegroundStops) {
     const std::string name = "b" + std::to_string(i);
     ASSERT_TRUE(batcher.submit(timed.apply(name, 3ms), timed.done(name), Priority::background));
   }
+  std::size_t foreground = 0;
   {
     ForegroundLoad load(batcher, timed, clock, 1ms, 40, 6 * k_window);
     ASSERT_TRUE(ForegroundLoad::wait_queued(batcher, 40));
     gate.open();
+    load.join();
+    foreground = load.submitted();
   }
   // The last foreground write committed (the load stopped at 300 ms with
-  // some still queued).
-  const auto wait_start = std::chrono::steady_clock::now();
-  while (batcher.pending(Priority::foreground) > 0 &&
-         std::chrono::steady_clock::now() - wait_start < k_max_wait) {
-    std::this_thread::sleep_for(1ms);
-  }
+  // some still queued; foreground commits in submission order).
+  ASSERT_GT(foreground, 0u);
+  ASSERT_TRUE(log.wait_done("f" + std::to_string(foreground - 1)));
   ASSERT_EQ(batcher.pending(Priority::foreground), 0u);
   // While background waits for the next window, the test moves the clock
   // there (the writer reads it again within a window of real time).

@@ -8,33 +8,14 @@
 #include <dlfcn.h>
 #include <fmt/format.h>
 
+#include <usher/util/shared_library.hpp>
+
 namespace usher::store {
 namespace {
 
 // typeid(soci::postgresql_soci_error).name(), the Itanium C++ ABI's mangled
 // name; the typeinfo object itself is the backend's.
 constexpr const char *k_postgres_error_type = "N4soci21postgresql_soci_errorE";
-
-// Points `function` at the symbol `name` of `handle`; false when it has none.
-template <typename Function>
-bool resolve(void *handle, const char *name, Function &function) {
-  void *symbol = dlsym(handle, name);
-  if (symbol == nullptr) return false;
-  // POSIX guarantees that dlsym's object pointer converts to a function pointer.
-  function = reinterpret_cast<Function>(symbol);
-  return true;
-}
-
-// dlopen with RTLD_LOCAL: the libraries' symbols stay out of the global
-// namespace, so they cannot change what other libraries bind to.
-Result<void *> open_shared(const char *file) {
-  void *handle = dlopen(file, RTLD_NOW | RTLD_LOCAL);
-  if (handle != nullptr) return handle;
-  // glibc keeps dlerror's message per thread.
-  const char *why = dlerror(); // NOLINT(concurrency-mt-unsafe)
-  return fail(ErrorKind::unavailable, "database_unavailable",
-              fmt::format("cannot load {}: {}", file, why != nullptr ? why : "unknown error"));
-}
 
 const Result<PostgresLibrary> &loaded_library() {
   // One per process, like dlopen's handles: the static is initialised once,
@@ -49,13 +30,13 @@ const Result<PostgresLibrary> &loaded_library() {
 } // namespace
 
 Result<PostgresLibrary> open_postgres_library(const char *backend, const char *libpq) {
-  auto backend_handle = open_shared(backend);
+  auto backend_handle = shared_library::open(backend, "database_unavailable");
   if (!backend_handle) return tl::unexpected(backend_handle.error());
   PostgresLibrary library;
   const char *missing = nullptr;
   const char *missing_in = backend;
   const auto need = [&](void *handle, const char *file, const char *name, auto &member) {
-    if (missing == nullptr && !resolve(handle, name, member)) {
+    if (missing == nullptr && !shared_library::resolve(handle, name, member)) {
       missing = name;
       missing_in = file;
     }
@@ -74,7 +55,7 @@ Result<PostgresLibrary> open_postgres_library(const char *backend, const char *l
         fmt::format("{} has no {}: it is not SOCI's PostgreSQL backend 4.0", backend, missing));
   }
   // The backend's own dependency: loaded already, this only takes a handle.
-  auto libpq_handle = open_shared(libpq);
+  auto libpq_handle = shared_library::open(libpq, "database_unavailable");
   if (!libpq_handle) {
     dlclose(*backend_handle);
     return tl::unexpected(libpq_handle.error());

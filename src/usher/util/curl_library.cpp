@@ -7,35 +7,18 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <usher/util/shared_library.hpp>
+
 namespace usher::curl {
-namespace {
-
-// Points `function` at the symbol `name` of `handle`; false when it has none.
-template <typename Function>
-bool resolve(void *handle, const char *name, Function &function) {
-  void *symbol = dlsym(handle, name);
-  if (symbol == nullptr) return false;
-  // POSIX guarantees that dlsym's object pointer converts to a function pointer.
-  function = reinterpret_cast<Function>(symbol);
-  return true;
-}
-
-} // namespace
 
 Result<Library> open_library(const char *file) {
-  // RTLD_LOCAL: libcurl's symbols and those of its dependencies stay out of
-  // the global namespace, so they cannot change what other libraries bind to.
-  void *handle = dlopen(file, RTLD_NOW | RTLD_LOCAL);
-  if (handle == nullptr) {
-    // glibc keeps dlerror's message per thread.
-    const char *why = dlerror(); // NOLINT(concurrency-mt-unsafe)
-    return fail(ErrorKind::unavailable, "http_client_unavailable",
-                fmt::format("cannot load {}: {}", file, why != nullptr ? why : "unknown error"));
-  }
+  auto opened = shared_library::open(file, "http_client_unavailable");
+  if (!opened) return tl::unexpected(opened.error());
+  void *handle = *opened;
   Library library;
   const char *missing = nullptr;
   const auto need = [&](const char *name, auto &function) {
-    if (missing == nullptr && !resolve(handle, name, function)) missing = name;
+    if (missing == nullptr && !shared_library::resolve(handle, name, function)) missing = name;
   };
   need("curl_global_init", library.global_init);
   need("curl_easy_init", library.easy_init);
