@@ -210,6 +210,17 @@ TEST(Database, ExecuteScriptRunsEveryStatement) {
   EXPECT_EQ(temp.count("SELECT SUM(x) FROM a"), 3);
 }
 
+// main.cpp configures SQLite as cli::run does, before any connection.
+TEST(Database, ConnectionsTakeNoMutexOnceSqliteIsConfigured) {
+  TempDatabase temp;
+  auto reader = temp.db().connect();
+  auto writer = temp.db().connect(/*for_writer=*/true);
+  EXPECT_FALSE(sqlite_connection_serialized(*reader));
+  EXPECT_FALSE(sqlite_connection_serialized(*writer));
+  // Too late once SQLite is in use: refused, and nothing changes.
+  EXPECT_FALSE(configure_sqlite_process());
+}
+
 TEST(WriteBatcher, BatchSizesAndCommitTimesAreRecorded) {
   constexpr std::size_t k_writes = 50;
   TempDatabase temp;

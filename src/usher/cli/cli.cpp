@@ -14,11 +14,13 @@
 #include <usher/app/serve.hpp>
 #include <usher/cli/commands.hpp>
 #include <usher/config/config.hpp>
+#include <usher/store/database.hpp>
 #include <usher/util/crypto.hpp>
 
 namespace usher::cli {
 
 int run(int argc, char **argv) {
+  store::configure_sqlite_process(); // before any connection: see its comment
   CLI::App app{"usher: provisions customer accounts exactly once"};
   app.require_subcommand(1);
   app.fallthrough(); // settings flags are accepted after the command too

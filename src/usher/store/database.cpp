@@ -135,6 +135,16 @@ void ping(soci::session &sql) {
   sql << "SELECT 1", soci::into(one);
 }
 
+bool configure_sqlite_process() {
+  return sqlite_api::sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) == SQLITE_OK &&
+         sqlite_api::sqlite3_config(SQLITE_CONFIG_MULTITHREAD) == SQLITE_OK;
+}
+
+bool sqlite_connection_serialized(soci::session &sql) {
+  auto *backend = static_cast<soci::sqlite3_session_backend *>(sql.get_backend());
+  return sqlite_api::sqlite3_db_mutex(backend->conn_) != nullptr;
+}
+
 long long inserted_rowid(soci::session &sql) {
   auto *backend = static_cast<soci::sqlite3_session_backend *>(sql.get_backend());
   return sqlite_api::sqlite3_last_insert_rowid(backend->conn_);

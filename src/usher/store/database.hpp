@@ -89,6 +89,23 @@ private:
   std::unique_ptr<StallWatchdog> m_watchdog; // PostgreSQL only
 };
 
+// SQLite's process-wide settings, applied once before its first connection
+// (cli::run does, as its first step): no memory statistics, which take a
+// global mutex around every allocation SQLite makes, and the multi-thread
+// mode, in which a connection takes no mutex around each call. That mode
+// asks what usher does anyway, since a soci::session is not thread-safe
+// either: a connection is used by one thread at a time (each thread opens
+// its own; the writer's is the writer thread's alone). Together they cut
+// 5-10 % of the CPU per request and per drained user (docs/benchmarks.md,
+// "SQLite without its mutexes"). Returns false when SQLite was already
+// initialised (a connection opened first): the settings are then left as
+// they were, which is correct, only slower.
+bool configure_sqlite_process();
+
+// Whether `sql` (an SQLite connection) takes a mutex around each call:
+// false once configure_sqlite_process() ran before it was opened.
+bool sqlite_connection_serialized(soci::session &sql);
+
 // Runs `sql` (several statements separated by ';') one statement at a time.
 void execute_script(soci::session &sql, const std::string &script);
 
