@@ -64,11 +64,12 @@ void write_minute(soci::session &sql, long long &serial, int intakes, WallTime a
         soci::use(account), soci::use(token_hash), soci::use(expires), soci::use(now);
     const int attempts = n % 5 == 0 ? 2 : 1;
     long long job = 0;
-    sql << "INSERT INTO jobs (email, email_normalized, payload, status, attempts, user_id, "
-           "run_after, created_at, updated_at) VALUES (:e, :n, :p, 'succeeded', :a, :u, :t, "
-           ":t2, :t3) RETURNING id",
-        soci::use(email), soci::use(email), soci::use(payload), soci::use(attempts),
-        soci::use(account), soci::use(now), soci::use(now), soci::use(now), soci::into(job);
+    sql << "INSERT INTO jobs (email, email_normalized, active_email, payload, status, attempts, "
+           "user_id, run_after, created_at, updated_at) VALUES (:e, :n, :ae, :p, 'succeeded', :a, "
+           ":u, :t, :t2, :t3) RETURNING id",
+        soci::use(email), soci::use(email), soci::use(email), soci::use(payload),
+        soci::use(attempts), soci::use(account), soci::use(now), soci::use(now), soci::use(now),
+        soci::into(job);
     for (int attempt = 1; attempt <= attempts; ++attempt) {
       const std::string outcome = attempt == attempts ? "succeeded" : "failed";
       sql << "INSERT INTO job_attempts (job_id, attempt, worker, outcome, started_at, "

@@ -35,10 +35,10 @@ SEED = [
        SELECT id, h, '2026-01-08T00:00:00.000Z', created_at FROM (
          SELECT id, lower(hex(randomblob(32))) AS h, created_at FROM accounts)
        ORDER BY h""",
-    """INSERT INTO jobs (id, email, email_normalized, payload, status, attempts, user_id,
-         created_by_token_id, run_after, created_at, updated_at, activation_token_hash,
+    """INSERT INTO jobs (id, email, email_normalized, active_email, payload, status, attempts,
+         user_id, created_by_token_id, run_after, created_at, updated_at, activation_token_hash,
          activation_expires_at)
-       SELECT a.id, a.email, a.email_normalized,
+       SELECT a.id, a.email, a.email_normalized, a.email_normalized,
          '{"email":"' || a.email || '","full_name":"Seeded Buyer","created_by":"bench"}',
          'succeeded', 1, a.id, 1, a.created_at, a.created_at, '2026-01-01T00:00:01.000Z',
          t.token_hash, t.expires_at
@@ -70,7 +70,12 @@ def main() -> None:
     indexes = db.execute(JOB_INDEXES).fetchall()
     for name, _ in indexes:
         db.execute(f'DROP INDEX "{name}"')
+    columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
     for statement in SEED:
+        if "active_email" not in columns:  # a schema before migration 11
+            statement = statement.replace("email_normalized, active_email,", "email_normalized,")
+            statement = statement.replace("a.email_normalized, a.email_normalized,",
+                                          "a.email_normalized,")
         db.execute(statement, {"n": n})
     for _, sql in indexes:
         db.execute(sql)

@@ -21,9 +21,10 @@ class RetentionTest(ServerPerTestCase):
         email = unique_email("retention")
         at = iso(days_ago)
         job = conn.execute(
-            "INSERT INTO jobs (email, email_normalized, payload, status, attempts, run_after, "
-            "created_at, updated_at) VALUES (?, ?, '{}', ?, ?, ?, ?, ?) RETURNING id",
-            (email, email, status, attempts, at, at, at)).fetchone()[0]
+            "INSERT INTO jobs (email, email_normalized, active_email, payload, status, attempts, "
+            "run_after, created_at, updated_at) VALUES (?, ?, ?, '{}', ?, ?, ?, ?, ?) RETURNING id",
+            (email, email, None if status == "dead" else email, status, attempts, at, at,
+             at)).fetchone()[0]
         for attempt in range(1, attempts + 1):
             conn.execute(
                 "INSERT INTO job_attempts (job_id, attempt, worker, outcome, started_at, "

@@ -1,12 +1,20 @@
 // Unit tests for the schema's migrations (store/migrations.hpp) on SQLite:
-// migration 10 rewrites the IN lists of the CHECKs and of the jobs' partial
-// unique index as comparisons. The rules must be exactly as strict as
-// before, and the statements on the hot paths must no longer build a
-// throw-away table (OpenEphemeral) for them.
+// migration 10 rewrites the IN lists of the CHECKs as comparisons. The
+// rules must be exactly as strict as before, and the statements on the hot
+// paths must no longer build a throw-away table (OpenEphemeral) for them.
+// Migrations 11 and 12 move the unique index of active jobs' emails onto
+// `active_email`, tied to the status by a CHECK, for the jobs that exist
+// at the upgrade too.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <filesystem>
+#include <optional>
 #include <string>
+#include <system_error>
 #include <vector>
+
+#include <unistd.h>
 
 #include <usher/store/migrations.hpp>
 
@@ -29,6 +37,21 @@ protected:
     return names;
   }
 
+  // Whether `statement` opens the index `index` (its root page) for writing.
+  bool writes_index(const std::string &statement, const std::string &index) {
+    int root = 0;
+    sql() << "SELECT rootpage FROM sqlite_schema WHERE type = 'index' AND name = :n",
+        soci::use(index), soci::into(root);
+    EXPECT_NE(root, 0) << index;
+    soci::rowset<soci::row> rows = sql().prepare << "EXPLAIN " + statement;
+    for (const auto &row : rows) {
+      // SOCI reads EXPLAIN's untyped columns as text.
+      if (row.get<std::string>(1) == "OpenWrite" && row.get<std::string>(3) == std::to_string(root))
+        return true;
+    }
+    return false;
+  }
+
   bool builds_a_throwaway_table(const std::string &statement) {
     for (const auto &name : opcodes(statement)) {
       if (name == "OpenEphemeral") return true;
@@ -36,10 +59,18 @@ protected:
     return false;
   }
 
+  // A job as usher writes one: active_email is the email unless it is dead.
   void insert_job(const std::string &email, const std::string &status) {
-    sql() << "INSERT INTO jobs (email, email_normalized, payload, status, run_after, created_at, "
-             "updated_at) VALUES (:e, :n, '{}', :s, 't', 't', 't')",
-        soci::use(email), soci::use(email), soci::use(status);
+    insert_job(email, status, status == "dead" ? std::nullopt : std::optional(email));
+  }
+
+  void insert_job(const std::string &email, const std::string &status,
+                  const std::optional<std::string> &active_email) {
+    std::string active = active_email.value_or("");
+    soci::indicator active_ind = active_email ? soci::i_ok : soci::i_null;
+    sql() << "INSERT INTO jobs (email, email_normalized, active_email, payload, status, "
+             "run_after, created_at, updated_at) VALUES (:e, :n, :a, '{}', :s, 't', 't', 't')",
+        soci::use(email), soci::use(email), soci::use(active, active_ind), soci::use(status);
   }
 
   testing::MigratedDatabase m_database;
@@ -47,8 +78,9 @@ protected:
 
 TEST_F(MigrationsTest, TheJobsWritesBuildNoThrowawayTable) {
   EXPECT_FALSE(builds_a_throwaway_table(
-      "INSERT INTO jobs (email, email_normalized, payload, status, run_after, created_at, "
-      "updated_at) VALUES ('a', 'a', '{}', 'queued', 't', 't', 't') ON CONFLICT DO NOTHING"));
+      "INSERT INTO jobs (email, email_normalized, active_email, payload, status, run_after, "
+      "created_at, updated_at) VALUES ('a', 'a', 'a', '{}', 'queued', 't', 't', 't') "
+      "ON CONFLICT DO NOTHING"));
   EXPECT_FALSE(builds_a_throwaway_table(
       "UPDATE jobs SET status = 'succeeded', updated_at = 't' WHERE id = 1"));
   EXPECT_FALSE(builds_a_throwaway_table(
@@ -84,8 +116,71 @@ TEST_F(MigrationsTest, TheUniqueIndexStillAllowsOneJobPerEmailThatIsNotDead) {
   for (const char *status : {"queued", "running", "succeeded"}) {
     EXPECT_THROW(insert_job("one@example.com", status), soci::soci_error) << status;
   }
-  sql() << "UPDATE jobs SET status = 'dead' WHERE status = 'queued'";
+  sql() << "UPDATE jobs SET status = 'dead', active_email = NULL WHERE status = 'queued'";
   EXPECT_NO_THROW(insert_job("one@example.com", "running"));
+}
+
+// active_email follows the status, or the statement fails: a job that dies
+// but keeps it would block its email for ever; one that is not dead without
+// it would let a second active job in.
+TEST_F(MigrationsTest, ActiveEmailIsTheEmailExactlyWhileTheJobIsNotDead) {
+  EXPECT_THROW(insert_job("a@example.com", "queued", std::nullopt), soci::soci_error);
+  EXPECT_THROW(insert_job("a@example.com", "running", std::string("b@example.com")),
+               soci::soci_error);
+  EXPECT_THROW(insert_job("a@example.com", "dead", std::string("a@example.com")), soci::soci_error);
+  insert_job("a@example.com", "queued");
+  EXPECT_THROW(sql() << "UPDATE jobs SET status = 'dead'", soci::soci_error);
+  EXPECT_THROW(sql() << "UPDATE jobs SET active_email = NULL", soci::soci_error);
+  EXPECT_NO_THROW(sql() << "UPDATE jobs SET status = 'running'");
+  EXPECT_NO_THROW(sql() << "UPDATE jobs SET status = 'dead', active_email = NULL");
+  EXPECT_NO_THROW(sql() << "UPDATE jobs SET status = 'queued', active_email = email_normalized");
+}
+
+// SQLite rewrites an index entry when a column its WHERE names changes:
+// the index on active_email names none, so a status change leaves it alone.
+TEST_F(MigrationsTest, AStatusChangeDoesNotRewriteTheActiveEmailIndex) {
+  EXPECT_FALSE(writes_index("UPDATE jobs SET status = 'running', updated_at = 't' WHERE id = 1",
+                            "jobs_active_email_key"));
+  EXPECT_FALSE(writes_index("UPDATE jobs SET status = 'succeeded', user_id = 1, lease_owner = "
+                            "NULL, updated_at = 't' WHERE id = 1 AND status = 'running'",
+                            "jobs_active_email_key"));
+  // It is written when the job dies, the change it exists for.
+  EXPECT_TRUE(writes_index("UPDATE jobs SET status = 'dead', active_email = NULL WHERE id = 1",
+                           "jobs_active_email_key"));
+}
+
+// An upgrade: the jobs that exist when migration 11 runs get active_email
+// from their status, and the CHECK of migration 12 holds for them.
+TEST(MigrationsUpgrade, JobsThatExistGetActiveEmailFromTheirStatus) {
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("usher_unit_upgrade_" + std::to_string(::getpid()) + ".db");
+  {
+    Database db("sqlite:" + path.string(), std::chrono::milliseconds(5000));
+    auto sql = db.connect();
+    ASSERT_EQ(migrate(*sql, Dialect::sqlite, 10), 10);
+    for (const char *status : {"queued", "running", "succeeded", "dead"}) {
+      const std::string email = std::string(status) + "@example.com";
+      const std::string state = status;
+      *sql << "INSERT INTO jobs (email, email_normalized, payload, status, run_after, "
+              "created_at, updated_at) VALUES (:e, :n, '{}', :s, 't', 't', 't')",
+          soci::use(email), soci::use(email), soci::use(state);
+    }
+    EXPECT_EQ(migrate(*sql, Dialect::sqlite), latest_migration() - 10);
+    int mismatched = -1;
+    *sql << "SELECT COUNT(*) FROM jobs WHERE active_email IS NOT "
+            "(CASE WHEN status = 'dead' THEN NULL ELSE email_normalized END)",
+        soci::into(mismatched);
+    EXPECT_EQ(mismatched, 0);
+    EXPECT_THROW(*sql << "UPDATE jobs SET status = 'dead' WHERE status = 'queued'",
+                 soci::soci_error);
+    std::string integrity;
+    *sql << "PRAGMA integrity_check", soci::into(integrity);
+    EXPECT_EQ(integrity, "ok");
+  }
+  for (const char *suffix : {"", "-wal", "-shm"}) {
+    std::error_code ignored;
+    std::filesystem::remove(path.string() + suffix, ignored);
+  }
 }
 
 TEST_F(MigrationsTest, TheRewrittenSchemaIsIntactAndMigratingAgainChangesNothing) {

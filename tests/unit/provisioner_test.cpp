@@ -180,9 +180,10 @@ TEST_F(ProvisionerTest, AQueuedJobForTheEmailAlsoMeansUserExists) {
   // An async request recorded the email first; the inline path must not
   // provision it a second time.
   const std::string email = "queued@example.com";
-  *m_sql << "INSERT INTO jobs (email, email_normalized, payload, status, run_after, created_at, "
-            "updated_at) VALUES (:e, :n, '{}', 'queued', 'now', 'now', 'now')",
-      soci::use(email), soci::use(email);
+  *m_sql << "INSERT INTO jobs (email, email_normalized, active_email, payload, status, "
+            "run_after, created_at, updated_at) "
+            "VALUES (:e, :n, :a, '{}', 'queued', 'now', 'now', 'now')",
+      soci::use(email), soci::use(email), soci::use(email);
   const auto created = create(buyer(email));
   ASSERT_FALSE(created);
   EXPECT_EQ(created.error().code, "user_exists");

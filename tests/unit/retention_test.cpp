@@ -52,10 +52,12 @@ protected:
     const std::string at = ago(age);
     const std::string email = "job" + std::to_string(++m_rows) + "@example.com";
     long long id = 0;
-    *m_sql << "INSERT INTO jobs (email, email_normalized, payload, status, attempts, run_after, "
-              "created_at, updated_at) VALUES (:e, :n, '{}', :s, :a, :t, :t2, :t3) RETURNING id",
-        soci::use(email), soci::use(email), soci::use(status), soci::use(attempts), soci::use(at),
-        soci::use(at), soci::use(at), soci::into(id);
+    *m_sql << "INSERT INTO jobs (email, email_normalized, active_email, payload, status, "
+              "attempts, run_after, created_at, updated_at) VALUES (:e, :n, "
+              "CASE WHEN :s = 'dead' THEN NULL ELSE :n2 END, '{}', :s2, :a, :t, :t2, :t3) "
+              "RETURNING id",
+        soci::use(email), soci::use(email), soci::use(status), soci::use(email), soci::use(status),
+        soci::use(attempts), soci::use(at), soci::use(at), soci::use(at), soci::into(id);
     for (int attempt = 1; attempt <= attempts; ++attempt) {
       const std::string outcome = status == "dead" ? "dead" : "succeeded";
       *m_sql << "INSERT INTO job_attempts (job_id, attempt, worker, outcome, started_at, "

@@ -13,11 +13,14 @@
 namespace usher::jobs {
 namespace {
 
+// active_email: the email while the job is not dead (migration 11): its
+// unique index refuses a second active job for one email.
 constexpr const char *k_insert_queued =
-    "INSERT INTO jobs (email, email_normalized, payload, status, attempts, created_by_token_id, "
-    "run_after, created_at, updated_at, activation_token_hash, activation_expires_at, request_id) "
-    "VALUES (:email, :norm, :payload, 'queued', 0, :token_id, :now, :now2, :now3, :hash, :exp, "
-    ":request_id) "
+    "INSERT INTO jobs (email, email_normalized, active_email, payload, status, attempts, "
+    "created_by_token_id, run_after, created_at, updated_at, activation_token_hash, "
+    "activation_expires_at, request_id) "
+    "VALUES (:email, :norm, :active, :payload, 'queued', 0, :token_id, :now, :now2, :now3, :hash, "
+    ":exp, :request_id) "
     "ON CONFLICT DO NOTHING";
 
 // The claim's rows: the oldest runnable jobs. {SKIP_LOCKED} (PostgreSQL)
@@ -50,10 +53,12 @@ constexpr const char *k_extend =
     "UPDATE jobs SET lease_expires_at = :lease WHERE id = :id AND status = 'running' "
     "AND lease_owner = :owner";
 
-// `deaths` counts the job's dead transitions: the job.dead event's id.
+// `deaths` counts the job's dead transitions: the job.dead event's id. A
+// dead job leaves the unique index of active emails (active_email NULL).
 constexpr const char *k_fail =
     "UPDATE jobs SET status = CASE WHEN attempts >= :max THEN 'dead' ELSE 'queued' END, "
     "deaths = deaths + CASE WHEN attempts >= :max2 THEN 1 ELSE 0 END, "
+    "active_email = CASE WHEN attempts >= :max3 THEN NULL ELSE active_email END, "
     "last_error = :error, run_after = :retry_at, lease_owner = NULL, lease_expires_at = NULL, "
     "updated_at = :now WHERE id = :id AND status = 'running' AND lease_owner = :owner "
     "RETURNING status, email, attempts, deaths, request_id";
@@ -61,6 +66,7 @@ constexpr const char *k_fail =
 constexpr const char *k_recover =
     "UPDATE jobs SET status = CASE WHEN attempts >= :max THEN 'dead' ELSE 'queued' END, "
     "deaths = deaths + CASE WHEN attempts >= :max2 THEN 1 ELSE 0 END, "
+    "active_email = CASE WHEN attempts >= :max3 THEN NULL ELSE active_email END, "
     "last_error = 'the worker holding the lease stopped or crashed', run_after = :now, "
     "lease_owner = NULL, lease_expires_at = NULL, updated_at = :now2 "
     "WHERE id IN (SELECT id FROM jobs WHERE status = 'running' AND lease_expires_at < :now3"
@@ -76,10 +82,9 @@ constexpr const char *k_select_job =
     "updated_at, request_id FROM jobs ";
 
 constexpr const char *k_retry =
-    "UPDATE jobs SET status = 'queued', attempts = 0, run_after = :now, last_error = NULL, "
-    "updated_at = :now2 WHERE id = :id AND status = 'dead' AND NOT EXISTS ("
-    "SELECT 1 FROM jobs other WHERE other.email_normalized = jobs.email_normalized "
-    "AND other.status IN ('queued', 'running', 'succeeded'))";
+    "UPDATE jobs SET status = 'queued', active_email = email_normalized, attempts = 0, "
+    "run_after = :now, last_error = NULL, updated_at = :now2 WHERE id = :id AND status = 'dead' "
+    "AND NOT EXISTS (SELECT 1 FROM jobs other WHERE other.active_email = jobs.email_normalized)";
 
 // The request id a job row holds (NULL when its request had none).
 std::string request_id_of(soci::indicator indicator, const std::string &value) {
@@ -190,6 +195,7 @@ IntakeStatements::IntakeStatements(soci::session &sql) : m_insert(sql) {
   auto &insert = m_insert.statement();
   insert.exchange(soci::use(m_email)); // :email
   insert.exchange(soci::use(m_email)); // :norm
+  insert.exchange(soci::use(m_email)); // :active
   insert.exchange(soci::use(m_payload));
   insert.exchange(soci::use(m_token_id));
   insert.exchange(soci::use(m_now)); // run_after
@@ -390,9 +396,9 @@ tl::expected<JobStatus, TransitionError> fail_attempt(
   std::string status, email, request_id;
   int attempts = 0, deaths = 0;
   soci::indicator i_request = soci::i_null;
-  sql << k_fail, soci::use(max_attempts), soci::use(max_attempts), soci::use(error),
-      soci::use(retry_at), soci::use(now), soci::use(id), soci::use(owner), soci::into(status),
-      soci::into(email), soci::into(attempts), soci::into(deaths),
+  sql << k_fail, soci::use(max_attempts), soci::use(max_attempts), soci::use(max_attempts),
+      soci::use(error), soci::use(retry_at), soci::use(now), soci::use(id), soci::use(owner),
+      soci::into(status), soci::into(email), soci::into(attempts), soci::into(deaths),
       soci::into(request_id, i_request);
   if (!sql.got_data()) return tl::unexpected(TransitionError::lease_lost);
   const auto result = parse_status(status).value_or(JobStatus::queued);
@@ -415,9 +421,9 @@ std::vector<std::int64_t> recover_expired_leases(soci::session &sql, int max_att
   soci::indicator i_request = soci::i_null;
   soci::statement st =
       (sql.prepare << store::with_skip_locked(sql, k_recover), soci::use(max_attempts),
-       soci::use(max_attempts), soci::use(now), soci::use(now), soci::use(now), soci::into(id),
-       soci::into(status), soci::into(email), soci::into(attempts), soci::into(deaths),
-       soci::into(request_id, i_request));
+       soci::use(max_attempts), soci::use(max_attempts), soci::use(now), soci::use(now),
+       soci::use(now), soci::into(id), soci::into(status), soci::into(email), soci::into(attempts),
+       soci::into(deaths), soci::into(request_id, i_request));
   st.execute();
   std::vector<std::int64_t> requeued;
   std::vector<std::tuple<long long, std::string, int, int, std::string>> dead;

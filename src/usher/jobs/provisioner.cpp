@@ -8,14 +8,14 @@ namespace {
 
 // The job of a sync_direct request: running, leased to the inline owner,
 // one attempt, no activation hash (the timeline tells inline jobs by it).
-// The partial unique index on the normalised email refuses it while another
-// job for the email is active.
+// The unique index on active_email (the email of every job not dead)
+// refuses it while another job for the email is active.
 constexpr const char *k_insert_inline_job =
-    "INSERT INTO jobs (email, email_normalized, payload, status, attempts, "
+    "INSERT INTO jobs (email, email_normalized, active_email, payload, status, attempts, "
     "created_by_token_id, lease_owner, lease_expires_at, run_after, created_at, updated_at, "
     "request_id) "
-    "VALUES (:email, :norm, :payload, 'running', 1, :token_id, :owner, :lease, :now, :now2, "
-    ":now3, :request_id) ON CONFLICT DO NOTHING";
+    "VALUES (:email, :norm, :active, :payload, 'running', 1, :token_id, :owner, :lease, :now, "
+    ":now2, :now3, :request_id) ON CONFLICT DO NOTHING";
 
 constexpr const char *k_complete_job =
     "UPDATE jobs SET status = 'succeeded', user_id = :user_id, lease_owner = NULL, "
@@ -33,8 +33,9 @@ Provisioner::Provisioner(soci::session &sql)
       m_complete_job((sql.prepare << k_complete_job, soci::use(m_user_id), soci::use(m_now),
                       soci::use(m_job_id), soci::use(m_owner))) {
   auto &insert = m_insert_inline_job.statement();
-  insert.exchange(soci::use(m_email));
-  insert.exchange(soci::use(m_email));
+  insert.exchange(soci::use(m_email)); // :email
+  insert.exchange(soci::use(m_email)); // :norm
+  insert.exchange(soci::use(m_email)); // :active
   insert.exchange(soci::use(m_payload));
   insert.exchange(soci::use(m_token_id));
   insert.exchange(soci::use(m_owner));

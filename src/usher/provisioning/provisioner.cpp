@@ -150,8 +150,7 @@ std::optional<UserRecord> find_user_by_id(soci::session &sql, std::int64_t id) {
 bool email_taken(soci::session &sql, const std::string &email_normalized) {
   long long taken = 0;
   sql << "SELECT (SELECT COUNT(*) FROM accounts WHERE email_normalized = :a) + "
-         "(SELECT COUNT(*) FROM jobs WHERE email_normalized = :j "
-         "AND status IN ('queued', 'running', 'succeeded'))",
+         "(SELECT COUNT(*) FROM jobs WHERE active_email = :j)",
       soci::use(email_normalized), soci::use(email_normalized), soci::into(taken);
   return taken > 0;
 }

@@ -8,11 +8,13 @@
 
 namespace usher::store {
 
-// Applies every migration not yet recorded in `schema_migrations`, each in
-// its own transaction; returns how many were applied. Throws soci_error.
-int migrate(soci::session &sql, Dialect dialect);
-
 // The highest migration number this build knows.
 int latest_migration();
+
+// Applies every migration not yet recorded in `schema_migrations`, each in
+// its own transaction; returns how many were applied. Throws soci_error.
+// `up_to` stops after that migration (tests of an upgrade from an older
+// schema).
+int migrate(soci::session &sql, Dialect dialect, int up_to = latest_migration());
 
 } // namespace usher::store
