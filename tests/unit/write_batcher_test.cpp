@@ -1325,12 +1325,15 @@ TEST(WriteBatcherWal, TheWalStaysWithinItsLimitPlusOneBatch) {
   EXPECT_EQ(temp.count("SELECT COUNT(*) FROM filler"), 2000);
 }
 
-// With the default limit (64 MiB), a passive checkpoint runs each time the
-// log grew by 4 MiB, not after every batch (each one syncs the database
-// file): the log restarts from the file's start, so the file stays near
-// 4 MiB instead of growing to half the limit.
-TEST(WriteBatcherWal, PassiveCheckpointsRunOncePerFewMegabytesOfLog) {
-  TempDatabase temp;
+// While requests write, a passive checkpoint runs each time the log grew by
+// 4 MiB, not after every batch (each one syncs the database file): the log
+// restarts from the file's start, so the file stays near 4 MiB instead of
+// growing to the limit. While only background writes (a drain), it runs
+// at half the limit: fewer, longer pauses that no request waits for. Both
+// write 12 MiB of log under a 16 MiB limit.
+std::pair<double, std::uintmax_t> passive_checkpoints_and_largest_wal(Priority priority) {
+  constexpr std::uint64_t k_limit = 16 * 1024 * 1024;
+  TempDatabase temp(k_limit);
   {
     auto sql = temp.db().connect();
     *sql << "CREATE TABLE filler (id INTEGER PRIMARY KEY, data BLOB)";
@@ -1341,24 +1344,36 @@ TEST(WriteBatcherWal, PassiveCheckpointsRunOncePerFewMegabytesOfLog) {
   constexpr int k_batches = 300; // about 40 KiB of log each: 12 MiB in all
   std::uintmax_t largest = 0;
   for (int batch = 0; batch < k_batches; ++batch) {
-    ASSERT_TRUE(writer.submit_and_wait(
+    EXPECT_TRUE(writer.submit_and_wait(
         [&data](soci::session &sql) {
           for (int i = 0; i < 32; ++i) {
             sql << "INSERT INTO filler (data) VALUES (:d)", soci::use(data);
           }
         },
-        k_max_wait));
+        k_max_wait, priority));
     std::error_code ignored;
     largest = std::max(largest, std::filesystem::file_size(*temp.db().wal_path(), ignored));
   }
   writer.stop();
-  const auto passive =
-      registry.counter("usher_sqlite_checkpoints_total", "", {"kind"}).with({"passive"}).value();
-  EXPECT_GE(passive, 2.0);
-  EXPECT_LE(passive, 6.0) << "a checkpoint per 4 MiB of log, not per batch";
-  EXPECT_LE(largest, 5U * 1024 * 1024);
   EXPECT_EQ(writer.wal_stats().checkpoints.load(), 0U); // never near the limit
   EXPECT_EQ(temp.count("SELECT COUNT(*) FROM filler"), 32 * k_batches);
+  return {
+      registry.counter("usher_sqlite_checkpoints_total", "", {"kind"}).with({"passive"}).value(),
+      largest};
+}
+
+TEST(WriteBatcherWal, WhileRequestsWritePassiveCheckpointsRunEveryFewMegabytesOfLog) {
+  const auto [passive, largest] = passive_checkpoints_and_largest_wal(Priority::foreground);
+  EXPECT_GE(passive, 2.0);
+  EXPECT_LE(passive, 4.0) << "a checkpoint per 4 MiB of log, not per batch";
+  EXPECT_LE(largest, 5U * 1024 * 1024);
+}
+
+TEST(WriteBatcherWal, WhileOnlyBackgroundWritesPassiveCheckpointsWaitForHalfTheLimit) {
+  const auto [passive, largest] = passive_checkpoints_and_largest_wal(Priority::background);
+  EXPECT_EQ(passive, 1.0) << "one checkpoint, at 8 MiB of log";
+  EXPECT_GT(largest, 7U * 1024 * 1024);
+  EXPECT_LE(largest, 9U * 1024 * 1024);
 }
 
 } // namespace

@@ -21,12 +21,14 @@ namespace {
 // waited for it (docs/operations.md).
 constexpr auto k_slow_checkpoint = std::chrono::milliseconds(100);
 
-// A passive checkpoint runs once the log holds this much since it last
-// restarted (or half of SQLITE_WAL_LIMIT_MIB, if less): SQLite's own default
-// cadence (wal_autocheckpoint, 1000 pages of 4 KiB). Each checkpoint syncs
-// the database file; one after every batch cost intake 19.5 us per request
-// (docs/benchmarks.md, "Where the time goes"), and copied the same hot index
-// pages back again and again.
+// While requests write, a passive checkpoint runs once the log holds this
+// much (or half of SQLITE_WAL_LIMIT_MIB, if less): SQLite's own cadence
+// (wal_autocheckpoint, 1000 pages of 4 KiB). The writer pauses for each
+// checkpoint, and requests with it, so they are kept short; while only
+// background writes (a drain), a checkpoint waits for half the limit:
+// longer pauses that nobody waits for, and a page that several batches
+// dirtied is copied once for all of them (a drain on a million customers
+// +15 %: docs/benchmarks.md, "Checkpoints at half the WAL limit").
 constexpr std::uint64_t k_checkpoint_log_bytes = 4 * 1024 * 1024;
 
 // SQLite's WAL hook: after every commit on the writer's connection, the
@@ -211,8 +213,9 @@ WriteBatcher::WriteBatcher(const Database &db, std::size_t queue_limit, std::siz
                          .with();
       auto &checkpoints = metrics->counter(
           "usher_sqlite_checkpoints_total",
-          "WAL checkpoints the writer ran: passive each time the log grew by 4 MiB (or half of "
-          "SQLITE_WAL_LIMIT_MIB), truncate past the limit (truncate_incomplete: a reader held "
+          "WAL checkpoints the writer ran: passive each time the log grew by 4 MiB while "
+          "requests wrote (by half of SQLITE_WAL_LIMIT_MIB while only background did), "
+          "truncate past the limit (truncate_incomplete: a reader held "
           "on past the busy timeout).",
           {"kind"});
       m_checkpoints_passive = &checkpoints.with({"passive"});
@@ -350,6 +353,7 @@ void WriteBatcher::run() {
     const auto began = m_clock.now();
     const auto writes = run_batch(batch);
     batch.clear();
+    if (writes.foreground_writes > 0) m_foreground_since_checkpoint = true;
     bound_wal();
     const auto ended = m_clock.now();
     const auto charged = m_share.charge(writes, began, ended);
@@ -405,12 +409,17 @@ void WriteBatcher::bound_wal() {
     // The log, not the file: SQLite writes the log from the file's start
     // again (without shrinking it) once a checkpoint copied all of it back
     // and no reader still needs it. So a passive checkpoint each time the
-    // log has grown by k_checkpoint_log_bytes (or half the limit) keeps the
-    // file near that size; a reader that holds on keeps the log growing,
-    // then every batch checkpoints again until the truncating checkpoint at
-    // the limit (below).
+    // log holds k_checkpoint_log_bytes (or half the limit) keeps the file
+    // near that size; a reader that holds on keeps the log growing, then
+    // every batch checkpoints again until the truncating checkpoint at the
+    // limit (below). Each checkpoint writes every page the log holds back
+    // into the database file and syncs it.
     const auto log_bytes = static_cast<std::uint64_t>(m_wal_frames) * m_wal_page_bytes;
-    if (log_bytes < std::min(k_checkpoint_log_bytes, m_db.wal_limit_bytes() / 2)) return;
+    const auto half_limit = m_db.wal_limit_bytes() / 2;
+    const auto cadence =
+        m_foreground_since_checkpoint ? std::min(k_checkpoint_log_bytes, half_limit) : half_limit;
+    if (log_bytes < cadence) return;
+    m_foreground_since_checkpoint = false;
     // Copy frames back early (no waiting for readers), so that the
     // truncating checkpoint at the limit has little left to copy. Here and
     // not on another thread: SQLite refuses a checkpoint at once (busy) while
@@ -426,6 +435,7 @@ void WriteBatcher::bound_wal() {
   // PASSIVE checkpoints never restart the log while writes continue;
   // TRUNCATE waits (busy_timeout) for readers on older snapshots, copies the
   // rest and empties the file.
+  m_foreground_since_checkpoint = false;
   const auto started = std::chrono::steady_clock::now();
   int busy = 0;
   int log_frames = 0;

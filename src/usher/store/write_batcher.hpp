@@ -291,9 +291,10 @@ private:
   // until the writer stopped and nothing is left.
   void complete();
   // SQLite: a PASSIVE checkpoint between batches (the only moment the
-  // writer holds no transaction) each time the log grew by a few MiB, a
-  // TRUNCATE one when the WAL file is past the database's limit; measured
-  // into m_wal_stats.
+  // writer holds no transaction) each time the log grew by
+  // k_checkpoint_log_bytes while requests wrote since the last one, by half
+  // the WAL limit while only background did; a TRUNCATE one when the WAL
+  // file is past the database's limit; measured into m_wal_stats.
   void bound_wal();
   // SQLite: counts the log's frames after each commit on `sql` (the WAL
   // hook) into m_wal_frames.
@@ -342,6 +343,9 @@ private:
   // writer thread), and the size of one.
   int m_wal_frames = 0;
   std::uint64_t m_wal_page_bytes = 4096;
+  // Whether a foreground write committed since the last checkpoint: then
+  // checkpoints come often and short (bound_wal).
+  bool m_foreground_since_checkpoint = false;
   std::thread m_thread;
   std::thread m_completion_thread;
 };
