@@ -3,8 +3,6 @@
 #include <cstdio>
 #include <ctime>
 
-#include <fmt/format.h>
-
 namespace usher::clock {
 namespace {
 
@@ -16,15 +14,6 @@ public:
   WallTime wall() const override { return std::chrono::system_clock::now(); }
 };
 
-} // namespace
-
-const Clock &system_clock() {
-  static const SystemClock k_clock;
-  return k_clock;
-}
-
-namespace {
-
 // `width` decimal digits of `value` at `out`, zero-padded.
 void put_digits(char *out, unsigned value, int width) {
   for (int i = width - 1; i >= 0; --i) {
@@ -33,31 +22,26 @@ void put_digits(char *out, unsigned value, int width) {
   }
 }
 
-std::string iso8601_by_gmtime(WallTime t) {
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch());
-  const std::time_t secs = static_cast<std::time_t>(ms.count() / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1,
-                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms.count() % 1000);
-}
-
 } // namespace
+
+const Clock &system_clock() {
+  static const SystemClock k_clock;
+  return k_clock;
+}
 
 // Every write stamps rows with it (several per drained job): the civil date
 // by arithmetic (no gmtime_r, which takes glibc's time zone lock) and the
-// digits written in place (no format string parsed per call). Times before
-// 1970 or after 9999 take the general path.
+// digits written in place (no format string parsed per call). floor() keeps
+// times before 1970 right; system_clock's 64-bit nanoseconds span the years
+// 1677 to 2262, four digits each.
 std::string iso8601(WallTime t) {
   using namespace std::chrono;
   const auto at = floor<milliseconds>(t);
   const auto day = floor<days>(at);
   const year_month_day date{day};
-  const int year = static_cast<int>(date.year());
-  if (at.time_since_epoch().count() < 0 || year > 9999) return iso8601_by_gmtime(t);
   const hh_mm_ss time{at - day};
   std::string text = "0000-00-00T00:00:00.000Z";
-  put_digits(text.data(), static_cast<unsigned>(year), 4);
+  put_digits(text.data(), static_cast<unsigned>(static_cast<int>(date.year())), 4);
   put_digits(text.data() + 5, static_cast<unsigned>(date.month()), 2);
   put_digits(text.data() + 8, static_cast<unsigned>(date.day()), 2);
   put_digits(text.data() + 11, static_cast<unsigned>(time.hours().count()), 2);
