@@ -1,5 +1,8 @@
 """POST /api/v1/auth/activate and POST /api/v1/auth/login."""
 
+import base64
+import hashlib
+import os
 import unittest
 
 from usher_harness import ServerTestCase, unique_email
@@ -131,6 +134,33 @@ class ActivationTest(ServerTestCase):
         for password in ("password", "12345678", "correct horse"):
             with self.subTest(password=password):
                 self.assertProblem(self.login(email, password), 401, "invalid_credentials")
+
+    def test_token_is_its_issue_time_then_random_bytes_stored_as_time_and_digest(self):
+        _, user_id, token = self.new_user("shape")
+        self.assertRegex(token, r"^usher_a_[0-9a-f]{14}[A-Za-z0-9_-]{43}$")
+        stored = self.server.query(
+            "SELECT token_hash FROM activation_tokens WHERE account_id = ?", (user_id,))
+        self.assertEqual(stored, [(token[8:22] + "." + hashlib.sha256(token.encode()).hexdigest(),)])
+
+    def test_token_issued_before_the_time_was_part_of_it_still_activates(self):
+        # Tokens issued by earlier versions: "usher_a_" and 43 base64url
+        # characters, stored as their SHA-256 alone.
+        email, user_id, _ = self.new_user("older")
+        old = "usher_a_" + base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
+        self.assertEqual(len(old), 51, old)
+        conn = self.server.db()
+        try:
+            conn.execute(
+                "INSERT INTO activation_tokens (account_id, token_hash, expires_at, created_at) "
+                "VALUES (?, ?, '2999-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+                (user_id, hashlib.sha256(old.encode()).hexdigest()))
+            conn.commit()
+        finally:
+            conn.close()
+        resp = self.activate(old, "an older token")
+        self.assertEqual(resp.status, 200, resp)
+        self.assertEqual(resp.json, {"status": "activated", "user_id": user_id})
+        self.assertEqual(self.login(email, "an older token").status, 200)
 
     def test_activation_token_is_not_stored_in_clear(self):
         _, _, token = self.new_user("hash")

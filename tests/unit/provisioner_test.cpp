@@ -136,7 +136,7 @@ TEST_F(ProvisionerTest, CreatesAccountProfileJobAndActivationToken) {
 
   // Only the digest of the activation token is stored.
   EXPECT_EQ(count("SELECT COUNT(*) FROM activation_tokens WHERE token_hash = :h",
-                  crypto::sha256_hex(created->activation_token)),
+                  auth::activation_digest(created->activation_token)),
             1);
   EXPECT_EQ(count("SELECT COUNT(*) FROM activation_tokens WHERE token_hash = :h",
                   created->activation_token),
@@ -316,7 +316,7 @@ TEST_F(ProvisionQueuedTest, WorkerClaimThenProvisionCreatesEverythingOnce) {
   EXPECT_EQ(record->created_by, std::optional<std::string>("alice (token 7)"));
   // The token handed out in the 202 is the one that activates the account.
   EXPECT_EQ(count("SELECT COUNT(*) FROM activation_tokens WHERE token_hash = :h",
-                  crypto::sha256_hex(m_activation_token)),
+                  auth::activation_digest(m_activation_token)),
             1);
 }
 
@@ -468,8 +468,8 @@ TEST_F(ProvisionerTest, ReissueExpiresTheOldTokenAndIssuesOneThatActivates) {
   EXPECT_EQ(reissued->expires_at, clock::iso8601(now + 48h));
   EXPECT_NE(reissued->token, created->activation_token);
 
-  const auto old_hash = crypto::sha256_hex(created->activation_token);
-  const auto new_hash = crypto::sha256_hex(reissued->token);
+  const auto old_hash = auth::activation_digest(created->activation_token);
+  const auto new_hash = auth::activation_digest(reissued->token);
   EXPECT_FALSE(auth::find_activation(*m_sql, old_hash)) << "the old token is revoked";
   const auto found = auth::find_activation(*m_sql, new_hash);
   ASSERT_TRUE(found);

@@ -1,5 +1,9 @@
 #include <usher/auth/activation.hpp>
 
+#include <algorithm>
+
+#include <fmt/format.h>
+
 #include <usher/provisioning/new_user.hpp>
 #include <usher/util/clock.hpp>
 #include <usher/util/crypto.hpp>
@@ -37,6 +41,12 @@ constexpr const char *k_expire_unused =
 constexpr const char *k_insert_activation =
     "INSERT INTO activation_tokens (account_id, token_hash, expires_at, created_at) "
     "VALUES (:account_id, :hash, :expires_at, :created_at)";
+
+constexpr std::string_view k_activation_prefix = "usher_a_";
+// Microseconds since 1970 in 14 hex digits: enough until the year 4254.
+constexpr std::size_t k_time_digits = 14;
+// The prefix, the time, and 32 random bytes as 43 base64url characters.
+constexpr std::size_t k_ordered_token_size = k_activation_prefix.size() + k_time_digits + 43;
 
 constexpr std::size_t k_min_password = 8;
 constexpr std::size_t k_max_password = 128;
@@ -117,11 +127,27 @@ Session create_session(soci::session &sql, std::int64_t account_id, std::chrono:
   return session;
 }
 
-IssuedSecret issue_activation_token() {
+IssuedSecret issue_activation_token(clock::WallTime now) {
+  const auto micros =
+      std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count();
   IssuedSecret secret;
-  secret.token = crypto::random_token("usher_a_");
-  secret.hash = crypto::sha256_hex(secret.token);
+  secret.token = crypto::random_token(fmt::format(
+      "{}{:0{}x}", k_activation_prefix, std::max<std::int64_t>(micros, 0), k_time_digits));
+  secret.hash = activation_digest(secret.token);
   return secret;
+}
+
+std::string activation_digest(std::string_view token) {
+  const bool ordered =
+      token.size() == k_ordered_token_size && token.starts_with(k_activation_prefix) &&
+      std::all_of(token.begin() + k_activation_prefix.size(),
+                  token.begin() + k_activation_prefix.size() + k_time_digits,
+                  [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+  if (!ordered) return crypto::sha256_hex(token);
+  std::string digest(token.substr(k_activation_prefix.size(), k_time_digits));
+  digest += '.';
+  digest += crypto::sha256_hex(token);
+  return digest;
 }
 
 Result<ReissuedActivation> reissue_activation(soci::session &sql, std::int64_t account_id,
@@ -142,7 +168,7 @@ Result<ReissuedActivation> reissue_activation(soci::session &sql, std::int64_t a
   const std::string now_text = clock::iso8601(now);
   sql << k_expire_unused, soci::use(now_text), soci::use(id), soci::use(now_text);
   ReissuedActivation reissued{account_id, email, {}, clock::iso8601(now + ttl)};
-  auto secret = issue_activation_token();
+  auto secret = issue_activation_token(now);
   sql << k_insert_activation, soci::use(id), soci::use(secret.hash), soci::use(reissued.expires_at),
       soci::use(now_text);
   reissued.token = std::move(secret.token);

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 #include <soci/soci.h>
@@ -61,8 +62,19 @@ struct IssuedSecret {
   std::string hash;  // what is stored
 };
 
-// A new activation token for a new account (provisioning stores its hash).
-IssuedSecret issue_activation_token();
+// A new activation token issued at `now` (provisioning stores its digest):
+// "usher_a_", the issue time as 14 hex digits of microseconds, then 32
+// random bytes in base64url. The time is not secret; it makes digests of
+// tokens issued one after the other sort one after the other.
+IssuedSecret issue_activation_token(clock::WallTime now);
+
+// What is stored for an activation token and looked up by: for a token of
+// the shape above, its 14 time digits, ".", and the SHA-256 of the whole
+// token in hex; for any other text (the tokens issued before that shape),
+// the SHA-256 alone. The time first keeps the unique index on the digest
+// appending near its right edge instead of writing a random leaf per new
+// customer (docs/benchmarks.md, "Activation digests in issue order").
+std::string activation_digest(std::string_view token);
 
 struct ReissuedActivation {
   std::int64_t account_id = 0;

@@ -9,7 +9,6 @@
 
 #include <usher/auth/accounts.hpp>
 #include <usher/auth/activation.hpp>
-#include <usher/util/crypto.hpp>
 
 namespace usher::http {
 namespace {
@@ -52,7 +51,7 @@ void Api::activate(const Request &req) {
   with_json_body(req, {}, [this, req](const auth::Principal &, const nlohmann::json &body) {
     auto request = auth::parse_activation(body);
     if (!request) return reply_error(req, request.error());
-    std::string token_hash = crypto::sha256_hex(request->token);
+    std::string token_hash = auth::activation_digest(request->token);
     if (!admit_password_attempt(req, "activation:" + token_hash)) return;
     m_deps.services.accounts.activate(
         std::move(token_hash), std::move(request->password),

@@ -219,7 +219,7 @@ Result<QueuedJob> IntakeStatements::enqueue(const provisioning::NewUser &user,
   m_token_id = creator.token_id;
   m_request_id = creator.request_id;
   m_request_id_indicator = creator.request_id.empty() ? soci::i_null : soci::i_ok;
-  auto secret = auth::issue_activation_token();
+  auto secret = auth::issue_activation_token(now);
   m_activation_hash = std::move(secret.hash);
   m_activation_expires_at = clock::iso8601(now + activation_ttl);
   // The partial unique index on the normalised email decides: no row

@@ -92,7 +92,7 @@ Result<provisioning::CreatedUser> Provisioner::provision_inline(
   const auto job_id = m_insert_inline_job.run();
   if (!job_id) return provisioning::user_exists(user.email);
 
-  auto secret = auth::issue_activation_token();
+  auto secret = auth::issue_activation_token(now);
   ClaimedJob job;
   job.id = *job_id;
   job.attempts = 1;
