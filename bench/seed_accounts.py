@@ -5,7 +5,9 @@ its succeeded job and that job's attempt, so that every table and index the
 drain touches holds N rows of realistic shape. Emails have the shape of
 bench/wrk/post_users.lua's ('b<random hex>-<n>@bench.example.com'), so new
 customers land between the existing ones in every email index, not after
-them; token hashes are random, as real ones are.
+them; token digests are random, as those of tokens issued before their
+issue time was part of them (78641e8): the database of a customer base that
+upgraded, new tokens' digests sorting together at one place among them.
 
 One transaction, rollback journal and no fsync while seeding (the database
 is a benchmark's scratch copy), then back to WAL. 1 million customers take
