@@ -96,6 +96,35 @@ TEST_F(JobsTimelineTest, RequestAttemptsEventsInTimeOrder) {
   EXPECT_EQ(newest_job_for_email(*m_sql, "tess@example.com"), id);
 }
 
+// The newest job of an email, dead or not, through the two indexes that
+// hold a job's email (migration 14), never by reading the table.
+TEST_F(JobsTimelineTest, TheNewestJobOfAnEmailIsFoundWhetherItDiedOrNot) {
+  const auto first = enqueue("dora@example.com");
+  *m_sql << "UPDATE jobs SET status = 'dead', active_email = NULL WHERE id = :id",
+      soci::use(static_cast<long long>(first));
+  EXPECT_EQ(newest_job_for_email(*m_sql, "dora@example.com"), first) << "only a dead job";
+  const auto second = enqueue("dora@example.com");
+  EXPECT_EQ(newest_job_for_email(*m_sql, "dora@example.com"), second) << "a newer live job";
+  *m_sql << "UPDATE jobs SET status = 'dead', active_email = NULL WHERE id = :id",
+      soci::use(static_cast<long long>(second));
+  // The older one retried: live again, but the dead one is newer.
+  *m_sql << "UPDATE jobs SET status = 'queued', active_email = email_normalized WHERE id = :id",
+      soci::use(static_cast<long long>(first));
+  EXPECT_EQ(newest_job_for_email(*m_sql, "dora@example.com"), second);
+  EXPECT_FALSE(newest_job_for_email(*m_sql, "dor@example.com").has_value());
+
+  soci::rowset<soci::row> plan = m_sql->prepare
+                                 << "EXPLAIN QUERY PLAN SELECT max(id) FROM (SELECT id FROM jobs "
+                                    "WHERE active_email = 'x' UNION ALL SELECT id FROM jobs "
+                                    "INDEXED BY jobs_dead_email WHERE active_email IS NULL AND "
+                                    "email_normalized = 'x') AS of_email";
+  std::string steps;
+  for (const auto &row : plan) steps += row.get<std::string>(3) + "\n";
+  EXPECT_NE(steps.find("USING COVERING INDEX jobs_active_email_key"), std::string::npos) << steps;
+  EXPECT_NE(steps.find("INDEX jobs_dead_email (email_normalized=?)"), std::string::npos) << steps;
+  EXPECT_EQ(steps.find("SCAN jobs"), std::string::npos) << steps;
+}
+
 TEST_F(JobsTimelineTest, InlineProvisioningIsSyncDirect) {
   provisioning::NewUser user{"ivy@example.com", "Ivy Inline", std::nullopt, std::nullopt};
   auto created = jobs::provision_inline(*m_sql, user, {3, "ivy (token 3)", ""}, 24h);

@@ -4,7 +4,8 @@
 // paths must no longer build a throw-away table (OpenEphemeral) for them.
 // Migrations 11 and 12 move the unique index of active jobs' emails onto
 // `active_email`, tied to the status by a CHECK, for the jobs that exist
-// at the upgrade too.
+// at the upgrade too. Migration 14 keeps only dead jobs' emails in an index
+// of their own, which status changes do not write.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -147,6 +148,29 @@ TEST_F(MigrationsTest, AStatusChangeDoesNotRewriteTheActiveEmailIndex) {
   // It is written when the job dies, the change it exists for.
   EXPECT_TRUE(writes_index("UPDATE jobs SET status = 'dead', active_email = NULL WHERE id = 1",
                            "jobs_active_email_key"));
+}
+
+// Migration 14: the index of dead jobs' emails is written when a job dies
+// or is retried, not by the claim or the completion.
+TEST_F(MigrationsTest, AStatusChangeDoesNotRewriteTheDeadEmailIndex) {
+  EXPECT_FALSE(writes_index("UPDATE jobs SET status = 'running', updated_at = 't' WHERE id = 1",
+                            "jobs_dead_email"));
+  EXPECT_FALSE(writes_index("UPDATE jobs SET status = 'succeeded', user_id = 1, lease_owner = "
+                            "NULL, updated_at = 't' WHERE id = 1 AND status = 'running'",
+                            "jobs_dead_email"));
+  EXPECT_TRUE(writes_index("UPDATE jobs SET status = 'dead', active_email = NULL WHERE id = 1",
+                           "jobs_dead_email"));
+  insert_job("live@example.com", "queued");
+  insert_job("gone@example.com", "dead");
+  long long entries = -1;
+  sql() << "SELECT COUNT(*) FROM jobs INDEXED BY jobs_dead_email WHERE active_email IS NULL "
+           "AND email_normalized > ''",
+      soci::into(entries);
+  EXPECT_EQ(entries, 1) << "a job that is not dead is not in it";
+  int old_index = -1;
+  sql() << "SELECT COUNT(*) FROM sqlite_schema WHERE name = 'jobs_email_normalized_id'",
+      soci::into(old_index);
+  EXPECT_EQ(old_index, 0);
 }
 
 // An upgrade: the jobs that exist when migration 11 runs get active_email

@@ -31,8 +31,18 @@ constexpr const char *k_select_idempotent =
     "SELECT response_body FROM idempotency_keys WHERE token_id = :token_id "
     "AND response_body LIKE :pattern";
 
+// Every job of an email is in one of two indexes: jobs_active_email_key
+// while it is not dead (one at most), jobs_dead_email once it is (migration
+// 14). SQLite's planner, without statistics, would answer "active_email IS
+// NULL" from the unique index, every dead job's entry: it is told which.
 constexpr const char *k_newest_for_email =
-    "SELECT id FROM jobs WHERE email_normalized = :email ORDER BY id DESC LIMIT 1";
+    "SELECT max(id) FROM (SELECT id FROM jobs WHERE active_email = :active "
+    "UNION ALL SELECT id FROM jobs WHERE active_email IS NULL AND email_normalized = :dead) "
+    "AS of_email";
+constexpr const char *k_newest_for_email_sqlite =
+    "SELECT max(id) FROM (SELECT id FROM jobs WHERE active_email = :active "
+    "UNION ALL SELECT id FROM jobs INDEXED BY jobs_dead_email "
+    "WHERE active_email IS NULL AND email_normalized = :dead) AS of_email";
 
 int kind_rank(const std::string &kind) {
   if (kind == "request") return 0;
@@ -193,8 +203,11 @@ std::optional<Timeline> timeline(soci::session &sql, std::int64_t job_id) {
 std::optional<std::int64_t> newest_job_for_email(soci::session &sql,
                                                  const std::string &email_normalized) {
   long long id = 0;
-  sql << k_newest_for_email, soci::use(email_normalized), soci::into(id);
-  if (!sql.got_data()) return std::nullopt;
+  soci::indicator found = soci::i_null;
+  const bool sqlite = sql.get_backend_name() == "sqlite3";
+  sql << (sqlite ? k_newest_for_email_sqlite : k_newest_for_email), soci::use(email_normalized),
+      soci::use(email_normalized), soci::into(id, found);
+  if (!sql.got_data() || found != soci::i_ok) return std::nullopt;
   return id;
 }
 
