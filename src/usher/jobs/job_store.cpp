@@ -222,8 +222,8 @@ Result<QueuedJob> IntakeStatements::enqueue(const provisioning::NewUser &user,
   auto secret = auth::issue_activation_token(now);
   m_activation_hash = std::move(secret.hash);
   m_activation_expires_at = clock::iso8601(now + activation_ttl);
-  // The partial unique index on the normalised email decides: no row
-  // inserted is a conflict.
+  // The unique index on active_email (the normalised email of every job not
+  // dead) decides: no row inserted is a conflict.
   const auto job_id = m_insert.run();
   if (!job_id) {
     return fail(ErrorKind::conflict, "user_exists",
