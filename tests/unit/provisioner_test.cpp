@@ -20,6 +20,7 @@
 #include <usher/jobs/attempts.hpp>
 #include <usher/jobs/job_store.hpp>
 #include <usher/jobs/provisioner.hpp>
+#include <usher/jobs/timeline.hpp>
 #include <usher/provisioning/provisioner.hpp>
 #include <usher/store/database.hpp>
 #include <usher/store/migrations.hpp>
@@ -380,6 +381,13 @@ TEST_F(ProvisionQueuedTest, NoStatementOfTheDrainOrOfALookupReadsAWholeTableOrSo
   ASSERT_TRUE(account);
   EXPECT_TRUE(find_user_by_id(*m_sql, account->id));
   EXPECT_TRUE(auth::reissue_activation(*m_sql, account->id, std::chrono::system_clock::now(), 48h));
+  // The timeline's newest job of an email, a live one and a dead one.
+  EXPECT_EQ(jobs::newest_job_for_email(*m_sql, "drained@example.com"), job_id);
+  const auto waiting = jobs::newest_job_for_email(*m_sql, "waiting@example.com");
+  ASSERT_TRUE(waiting);
+  *m_sql << "UPDATE jobs SET status = 'dead', active_email = NULL WHERE id = :id",
+      soci::use(static_cast<long long>(*waiting));
+  EXPECT_EQ(jobs::newest_job_for_email(*m_sql, "waiting@example.com"), waiting);
 
   EXPECT_TRUE(scans.statements().empty()) << ::testing::PrintToString(scans.statements());
 }
