@@ -4,6 +4,7 @@
 #include <map>
 
 #include <usher/jobs/attempts.hpp>
+#include <usher/store/dialect.hpp>
 
 namespace usher::jobs {
 namespace {
@@ -35,14 +36,12 @@ constexpr const char *k_select_idempotent =
 // while it is not dead (one at most), jobs_dead_email once it is (migration
 // 14). SQLite's planner, without statistics, would answer "active_email IS
 // NULL" from the unique index, every dead job's entry: it is told which.
-constexpr const char *k_newest_for_email =
-    "SELECT max(id) FROM (SELECT id FROM jobs WHERE active_email = :active "
-    "UNION ALL SELECT id FROM jobs WHERE active_email IS NULL AND email_normalized = :dead) "
-    "AS of_email";
-constexpr const char *k_newest_for_email_sqlite =
-    "SELECT max(id) FROM (SELECT id FROM jobs WHERE active_email = :active "
-    "UNION ALL SELECT id FROM jobs INDEXED BY jobs_dead_email "
-    "WHERE active_email IS NULL AND email_normalized = :dead) AS of_email";
+std::string newest_for_email(store::Dialect dialect) {
+  return std::string("SELECT max(id) FROM (SELECT id FROM jobs WHERE active_email = :active "
+                     "UNION ALL SELECT id FROM jobs ") +
+         (dialect == store::Dialect::sqlite ? "INDEXED BY jobs_dead_email " : "") +
+         "WHERE active_email IS NULL AND email_normalized = :dead) AS of_email";
+}
 
 int kind_rank(const std::string &kind) {
   if (kind == "request") return 0;
@@ -204,8 +203,7 @@ std::optional<std::int64_t> newest_job_for_email(soci::session &sql,
                                                  const std::string &email_normalized) {
   long long id = 0;
   soci::indicator found = soci::i_null;
-  const bool sqlite = sql.get_backend_name() == "sqlite3";
-  sql << (sqlite ? k_newest_for_email_sqlite : k_newest_for_email), soci::use(email_normalized),
+  sql << newest_for_email(store::dialect_of(sql)), soci::use(email_normalized),
       soci::use(email_normalized), soci::into(id, found);
   if (!sql.got_data() || found != soci::i_ok) return std::nullopt;
   return id;
