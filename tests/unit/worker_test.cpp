@@ -118,7 +118,10 @@ TEST_F(WorkerTest, AFailingJobIsRetriedWithBackoffThenDead) {
   const auto id = enqueue("fails@example.com");
   ASSERT_TRUE(wait_until([&] { return attempts("dead") == 1; }));
   worker.stop();
-  EXPECT_EQ(failures.load(), 2);
+  // At least once per attempt: a write that fails having changed rows runs
+  // again once its batch was rolled back (store/write_batcher.hpp), so the
+  // attempts are counted in their rows.
+  EXPECT_GE(failures.load(), 2);
   EXPECT_EQ(status(id), "dead");
   EXPECT_EQ(attempts("failed"), 1);
   EXPECT_EQ(m_database.text("SELECT last_error FROM jobs WHERE id = :id", id), "mail server down");

@@ -355,6 +355,146 @@ TEST(WriteBatcher, AbortWriteReportsExactlyItsErrorAndRollsBackItsChanges) {
   EXPECT_EQ(temp.count("SELECT COUNT(*) FROM items WHERE name IN ('kept-1', 'kept-2')"), 2);
 }
 
+// A write that inserts `name` and counts how often it ran.
+WriteBatcher::Apply counted_insert(std::string name, std::atomic<int> &runs) {
+  return [name = std::move(name), &runs](soci::session &sql) {
+    ++runs;
+    sql << "INSERT INTO items (name) VALUES (:name)", soci::use(name);
+  };
+}
+
+// A conflict decided by the statement itself: nothing was written.
+WriteBatcher::Apply refused_insert(std::string name, std::atomic<int> &runs) {
+  return [name = std::move(name), &runs](soci::session &sql) {
+    ++runs;
+    soci::statement insert =
+        (sql.prepare << "INSERT INTO items (name) VALUES (:name) ON CONFLICT DO NOTHING",
+         soci::use(name));
+    insert.execute(true);
+    if (insert.get_affected_rows() == 0) {
+      throw AbortWrite(Error{ErrorKind::conflict, "exists", name, "name"});
+    }
+  };
+}
+
+TEST(WriteBatcher, AWriteThatFailsHavingChangedNothingLeavesItsBatchToCommitOnce) {
+  TempDatabase temp;
+  create_items_table(temp.db());
+  {
+    auto sql = temp.db().connect();
+    *sql << "INSERT INTO items (name) VALUES ('taken')";
+  }
+  Outcomes outcomes(4);
+  WriteBatcher batcher(temp.db(), 100);
+  Gate gate;
+  std::atomic<int> first{0};
+  std::atomic<int> refused{0};
+  std::atomic<int> last{0};
+  ASSERT_TRUE(batcher.submit(gate.blocking_write(), outcomes.done(0)));
+  ASSERT_TRUE(gate.wait_entered());
+  ASSERT_TRUE(batcher.submit(counted_insert("first", first), outcomes.done(1)));
+  ASSERT_TRUE(batcher.submit(refused_insert("taken", refused), outcomes.done(2)));
+  ASSERT_TRUE(batcher.submit(counted_insert("last", last), outcomes.done(3)));
+  gate.open();
+
+  ASSERT_TRUE(outcomes.wait_for(4));
+  ASSERT_FALSE(outcomes.at(2)->has_value());
+  EXPECT_EQ(outcomes.at(2)->error().code, "exists");
+  EXPECT_TRUE(outcomes.at(1)->has_value());
+  EXPECT_TRUE(outcomes.at(3)->has_value());
+  // SQLite: no savepoint was needed to undo it, so nothing ran twice.
+  EXPECT_EQ(first.load(), 1);
+  EXPECT_EQ(last.load(), 1);
+  EXPECT_EQ(temp.count("SELECT COUNT(*) FROM items"), 3);
+}
+
+TEST(WriteBatcher, AWriteThatFailsHavingChangedRowsUndoesItsBatchWhichRunsAgainWithSavepoints) {
+  TempDatabase temp;
+  create_items_table(temp.db());
+  const Error conflict{ErrorKind::conflict, "late", "refused after its insert", ""};
+  Outcomes outcomes(6);
+  WriteBatcher batcher(temp.db(), 100);
+  Gate gate;
+  std::atomic<int> first{0};
+  std::atomic<int> failing{0};
+  std::atomic<int> last{0};
+  auto insert_then_abort = [&conflict](std::string name, std::atomic<int> &runs) {
+    return [name = std::move(name), &runs, &conflict](soci::session &sql) {
+      ++runs;
+      sql << "INSERT INTO items (name) VALUES (:name)", soci::use(name);
+      throw AbortWrite(conflict);
+    };
+  };
+  ASSERT_TRUE(batcher.submit(gate.blocking_write(), outcomes.done(0)));
+  ASSERT_TRUE(gate.wait_entered());
+  ASSERT_TRUE(batcher.submit(counted_insert("first", first), outcomes.done(1)));
+  ASSERT_TRUE(batcher.submit(insert_then_abort("failing", failing), outcomes.done(2)));
+  ASSERT_TRUE(batcher.submit(counted_insert("last", last), outcomes.done(3)));
+  gate.open();
+
+  ASSERT_TRUE(outcomes.wait_for(4));
+  ASSERT_FALSE(outcomes.at(2)->has_value());
+  EXPECT_EQ(outcomes.at(2)->error().code, "late");
+  EXPECT_TRUE(outcomes.at(1)->has_value());
+  EXPECT_TRUE(outcomes.at(3)->has_value());
+  // The batch was rolled back and ran again, each write in a savepoint:
+  // the writes before the failing one ran twice, the failing one failed
+  // again alone, the one after it ran once; every Done came once.
+  EXPECT_EQ(first.load(), 2);
+  EXPECT_EQ(failing.load(), 2);
+  EXPECT_EQ(last.load(), 1);
+  EXPECT_EQ(outcomes.calls(), 4u);
+  EXPECT_EQ(temp.count("SELECT COUNT(*) FROM items WHERE name = 'failing'"), 0);
+  EXPECT_EQ(temp.count("SELECT COUNT(*) FROM items WHERE name = 'first'"), 1);
+  EXPECT_EQ(temp.count("SELECT COUNT(*) FROM items WHERE name = 'last'"), 1);
+
+  // The batches right after give each write its savepoint: the next such
+  // write fails alone, at once.
+  std::atomic<int> again{0};
+  ASSERT_TRUE(batcher.submit(insert_then_abort("again", again), outcomes.done(4)));
+  ASSERT_TRUE(outcomes.wait_for(5));
+  EXPECT_FALSE(outcomes.at(4)->has_value());
+  EXPECT_EQ(again.load(), 1);
+  EXPECT_EQ(temp.count("SELECT COUNT(*) FROM items WHERE name = 'again'"), 0);
+}
+
+// A prepared UPDATE ... RETURNING on the writer's connection, kept across
+// writes: read one row of several, it is still running, and SQLite has not
+// counted its changes yet.
+struct RenameAll {
+  explicit RenameAll(soci::session &sql)
+      : statement((sql.prepare << "UPDATE items SET name = name || '-renamed' RETURNING id",
+                   soci::into(id))) {}
+  long long id = 0; // declared before `statement`, which binds it
+  soci::statement statement;
+};
+
+TEST(WriteBatcher, NothingOfAFailedWriteWhoseStatementIsStillRunningIsKept) {
+  TempDatabase temp;
+  create_items_table(temp.db());
+  {
+    auto sql = temp.db().connect();
+    *sql << "INSERT INTO items (name) VALUES ('one')";
+    *sql << "INSERT INTO items (name) VALUES ('two')";
+  }
+  Outcomes outcomes(2);
+  WriteBatcher batcher(temp.db(), 100);
+  ASSERT_TRUE(batcher.submit(
+      [](WriteContext &context) {
+        context.prepared<RenameAll>().statement.execute(true); // one row of two read
+        throw AbortWrite(Error{ErrorKind::conflict, "renamed", "refused", ""});
+      },
+      outcomes.done(0)));
+  ASSERT_TRUE(outcomes.wait_for(1));
+  EXPECT_FALSE(outcomes.at(0)->has_value());
+  // The writer goes on.
+  ASSERT_TRUE(batcher.submit(insert_item("three"), outcomes.done(1)));
+  ASSERT_TRUE(outcomes.wait_for(2));
+  EXPECT_TRUE(outcomes.at(1)->has_value()) << outcomes.at(1)->error().detail;
+  EXPECT_EQ(temp.count("SELECT COUNT(*) FROM items WHERE name LIKE '%-renamed'"), 0);
+  EXPECT_EQ(temp.count("SELECT COUNT(*) FROM items"), 3);
+}
+
 TEST(WriteBatcher, StopFinishesQueuedWritesAndLaterSubmitsAreRefused) {
   TempDatabase temp;
   create_items_table(temp.db());

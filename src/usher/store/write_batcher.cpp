@@ -6,6 +6,7 @@
 #include <iterator>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <system_error>
 
 #include <soci/sqlite3/soci-sqlite3.h>
@@ -86,6 +87,19 @@ bool is_database_failure(const soci::soci_error &e) {
 // transaction holds on once rolled back to the write's savepoint, which
 // also releases what the write had locked, so the other side goes on.
 bool is_deadlock_victim(const soci::soci_error &e) { return postgres_sqlstate(e) == "40P01"; }
+
+sqlite_api::sqlite3 *sqlite_connection(soci::session &sql) {
+  return static_cast<soci::sqlite3_session_backend *>(sql.get_backend())->conn_;
+}
+
+// SQLite: the rows the connection's statements have inserted, updated or
+// deleted since it was opened (triggers and foreign key actions included).
+// A statement adds its rows once it finished, and one that failed undid its
+// own: a write after which the count has not moved changed nothing. (A
+// writing statement left running, an UPDATE ... RETURNING whose rows were
+// not all read, has not added its rows yet; but SQLite then refuses the
+// COMMIT, and the whole batch fails: nothing of it is kept either.)
+long long rows_changed(sqlite_api::sqlite3 *db) { return sqlite_api::sqlite3_total_changes64(db); }
 
 } // namespace
 
@@ -512,6 +526,17 @@ WriterTimeShare::BatchTime WriteBatcher::run_batch(std::deque<Item> &batch) {
     const auto stall_limit = m_db.request_stall_limit();
     stall = m_db.guard(sql, stall_limit);
     auto &savepoint = m_context->prepared<Savepoint>();
+    // SQLite: the writes run without a savepoint each while none fails
+    // having changed rows (the connection counts them); one that does
+    // rolls the whole batch back, and its writes run again first in the
+    // next batches, each in its own savepoint again ("Savepoints only when
+    // a write fails", docs/architecture.md).
+    sqlite_api::sqlite3 *const lite = m_db.dialect() == Dialect::sqlite && m_savepoint_batches == 0
+                                          ? sqlite_connection(sql)
+                                          : nullptr;
+    if (m_savepoint_batches > 0) --m_savepoint_batches;
+    // The write that failed having changed rows without a savepoint.
+    std::optional<std::size_t> undone_at;
     // SQLite: take the write lock up front (waiting up to busy_timeout for
     // another process's writer). A deferred BEGIN that reads before it writes
     // fails at once with SQLITE_BUSY when another process committed in
@@ -531,13 +556,24 @@ WriterTimeShare::BatchTime WriteBatcher::run_batch(std::deque<Item> &batch) {
         }
       }
       write_started = now;
-      savepoint.begin.execute(true);
-      try {
-        batch[i].apply(*m_context);
-        savepoint.release.execute(true);
-      } catch (const AbortWrite &e) {
+      // Undoes the failed write's changes: false when only the whole
+      // batch's rollback can (no savepoint, and it changed rows).
+      const long long rows_before = lite != nullptr ? rows_changed(lite) : 0;
+      auto undo_write = [&] {
+        if (lite != nullptr) return rows_changed(lite) == rows_before;
         savepoint.rollback.execute(true);
         savepoint.release.execute(true);
+        return true;
+      };
+      if (lite == nullptr) savepoint.begin.execute(true);
+      try {
+        batch[i].apply(*m_context);
+        if (lite == nullptr) savepoint.release.execute(true);
+      } catch (const AbortWrite &e) {
+        if (!undo_write()) {
+          undone_at = i;
+          break;
+        }
         outcomes[i] = tl::unexpected(e.error);
       } catch (const soci::soci_error &e) {
         if (!is_database_failure(e) || is_deadlock_victim(e)) {
@@ -562,34 +598,53 @@ WriterTimeShare::BatchTime WriteBatcher::run_batch(std::deque<Item> &batch) {
         // fails with 503 rather than every write waiting out its own timeout.
         // Anything else (a constraint a bug violated) is this write's alone.
         if (is_database_failure(e)) throw;
-        savepoint.rollback.execute(true);
-        savepoint.release.execute(true);
+        if (!undo_write()) {
+          undone_at = i;
+          break;
+        }
         spdlog::error("write rolled back: {}", e.what());
         outcomes[i] = fail(ErrorKind::internal, "internal", e.what());
       } catch (const std::exception &e) {
-        savepoint.rollback.execute(true);
-        savepoint.release.execute(true);
+        if (!undo_write()) {
+          undone_at = i;
+          break;
+        }
         spdlog::error("write rolled back: {}", e.what());
         outcomes[i] = fail(ErrorKind::internal, "internal", e.what());
       }
     }
-    if (applied == batch.size() && !batch.empty()) {
-      charge(batch.back(), m_clock.now() - write_started);
-    }
-    stall.extend(stall_limit);
-    const auto commit_started = std::chrono::steady_clock::now();
-    sql.commit();
-    stall.disarm();
-    if (applied < batch.size()) {
-      spdlog::warn("a write batch ran past its budget of {} ms (a slow database): committed "
-                   "after {} writes, the other {} go first in the next batch",
-                   m_db.batch_budget().count(), applied, batch.size() - applied);
-      for (std::size_t i = applied; i < batch.size(); ++i) again[i] = true;
-    }
-    if (m_batch_size != nullptr) {
-      m_batch_size->observe(static_cast<double>(applied));
-      m_commit_seconds->observe(
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - commit_started).count());
+    if (undone_at) {
+      // Nothing of this batch is kept: every write runs again, first in the
+      // next batches, in a savepoint each (the one that failed fails alone
+      // then). A write gives the same result when run again (Apply).
+      charge(batch[*undone_at], m_clock.now() - write_started);
+      sql.rollback();
+      stall.disarm();
+      again.assign(again.size(), true);
+      m_savepoint_batches = k_savepoint_batches;
+      spdlog::debug("a write failed after changing rows without a savepoint: its batch of {} "
+                    "writes runs again, each in a savepoint",
+                    batch.size());
+    } else {
+      if (applied == batch.size() && !batch.empty()) {
+        charge(batch.back(), m_clock.now() - write_started);
+      }
+      stall.extend(stall_limit);
+      const auto commit_started = std::chrono::steady_clock::now();
+      sql.commit();
+      stall.disarm();
+      if (applied < batch.size()) {
+        spdlog::warn("a write batch ran past its budget of {} ms (a slow database): committed "
+                     "after {} writes, the other {} go first in the next batch",
+                     m_db.batch_budget().count(), applied, batch.size() - applied);
+        for (std::size_t i = applied; i < batch.size(); ++i) again[i] = true;
+      }
+      if (m_batch_size != nullptr) {
+        m_batch_size->observe(static_cast<double>(applied));
+        m_commit_seconds->observe(
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - commit_started)
+                .count());
+      }
     }
   } catch (const std::exception &e) {
     if (stall.disarm()) unreachable = true;

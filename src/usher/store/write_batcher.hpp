@@ -1,7 +1,18 @@
 // Group commit: one writer thread takes every pending write and runs them in
-// one transaction, each inside its own savepoint, then commits once. A write
-// that throws is rolled back alone; a failed COMMIT fails the whole batch.
-// This is where usher's write throughput comes from (docs/architecture.md).
+// one transaction, then commits once. A write that throws is rolled back
+// alone; a failed COMMIT fails the whole batch. This is where usher's write
+// throughput comes from (docs/architecture.md).
+//
+// On PostgreSQL each write runs inside its own savepoint, which undoes it
+// when it throws. On SQLite writes run without one while none fails having
+// changed rows: a write that throws having changed none (a conflict that
+// INSERT ... ON CONFLICT DO NOTHING decided, a refusal before any statement)
+// has nothing to undo, which the connection's count of changed rows tells.
+// One that throws after changing rows rolls the whole batch back; every
+// write of it runs again, first in the next batch, and the next
+// k_savepoint_batches batches give each write a savepoint of its own, so
+// that writes which keep failing that way cost a batch's work at most
+// every k_savepoint_batches + 1 batches.
 //
 // Two classes of writes, each with its own queue and limit: foreground (what
 // a request waits for) and background (the worker's claims, completions and
@@ -129,6 +140,9 @@ inline constexpr std::size_t k_max_batch = 512;
 // per this many foreground writes, and at least one while background's
 // share of the window's time (WriterTimeShare) is not spent.
 inline constexpr std::size_t k_background_ratio = 4;
+// SQLite: batches that give each write its own savepoint after a batch was
+// rolled back because a write failed having changed rows.
+inline constexpr int k_savepoint_batches = 8;
 // Times one write runs again after PostgreSQL picked it as a deadlock's
 // victim; then it fails alone with 503 (database_unavailable).
 inline constexpr int k_deadlock_retries = 3;
@@ -219,12 +233,14 @@ private:
 class WriteBatcher {
 public:
   // Runs inside the batch transaction; throw to roll back this write only.
-  // On PostgreSQL a write that the server picked as a deadlock's victim (two
-  // processes' batches waiting on each other's rows, e.g. the same new email
-  // on two instances at once) is rolled back alone and runs again in the next
-  // batch, up to k_deadlock_retries times: it must give the same result when
-  // run again after its changes were undone (assign captured results, do not
-  // accumulate into them).
+  // A write may run more than once, its changes undone in between, and must
+  // give the same result each time (assign captured results, do not
+  // accumulate into them): on SQLite when a write of its batch failed after
+  // changing rows without a savepoint (the batch runs again); on PostgreSQL
+  // when the server picked it as a deadlock's victim (two processes'
+  // batches waiting on each other's rows, e.g. the same new email on two
+  // instances at once; again in the next batch, up to k_deadlock_retries
+  // times).
   using Apply = std::function<void(WriteContext &)>;
   // Called once the batch committed (an empty result) or failed (the
   // error), on the batcher's completion thread, in the order the writes
@@ -346,6 +362,9 @@ private:
   // Whether a foreground write committed since the last checkpoint: then
   // checkpoints come often and short (bound_wal).
   bool m_foreground_since_checkpoint = false;
+  // SQLite: batches left that give each write a savepoint (the writer
+  // thread's alone; k_savepoint_batches after a batch was rolled back).
+  int m_savepoint_batches = 0;
   std::thread m_thread;
   std::thread m_completion_thread;
 };
