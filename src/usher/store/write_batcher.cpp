@@ -530,7 +530,7 @@ WriterTimeShare::BatchTime WriteBatcher::run_batch(std::deque<Item> &batch) {
     // having changed rows (the connection counts them); one that does
     // rolls the whole batch back, and its writes run again first in the
     // next batches, each in its own savepoint again ("Savepoints only when
-    // a write fails", docs/architecture.md).
+    // a write fails (SQLite)", docs/architecture.md).
     sqlite_api::sqlite3 *const lite = m_db.dialect() == Dialect::sqlite && m_savepoint_batches == 0
                                           ? sqlite_connection(sql)
                                           : nullptr;
