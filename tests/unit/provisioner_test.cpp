@@ -134,6 +134,10 @@ TEST_F(ProvisionerTest, CreatesAccountProfileJobAndActivationToken) {
   EXPECT_EQ(job_user_id, user_id);
   EXPECT_EQ(attempts, 1);
   EXPECT_EQ(nlohmann::json::parse(payload), buyer("buyer@example.com").to_json());
+  EXPECT_EQ(count("SELECT COUNT(*) FROM jobs WHERE id = :id AND lease_owner IS NULL AND "
+                  "lease_expires_at IS NULL AND last_error IS NULL AND created_at <= updated_at",
+                  std::to_string(job_id)),
+            1);
 
   // Only the digest of the activation token is stored.
   EXPECT_EQ(count("SELECT COUNT(*) FROM activation_tokens WHERE token_hash = :h",

@@ -46,14 +46,20 @@ public:
       const ClaimedJob &job, const std::string &owner,
       const webhooks::OutboundTargets *outbound = nullptr, const Checkpoint &checkpoint = {});
 
-  // sync_direct: records the request as a job leased to the inline owner and
-  // provisions it at once with provision(). user_exists (409) when the email
-  // already has an account or an active job; the caller must then roll back.
+  // sync_direct: records the request as a job that succeeded and creates
+  // its customer at once, as provision() does; the job gets its user_id and
+  // the `user.provisioned` event in the same transaction. user_exists (409)
+  // when the email has an active job (nothing was written) or already an
+  // account (the caller must then roll back).
   Result<provisioning::CreatedUser> provision_inline(
       const provisioning::NewUser &user, const provisioning::Creator &creator,
       std::chrono::hours activation_ttl, const webhooks::OutboundTargets *outbound = nullptr);
 
 private:
+  // The customer of `job`: account get-or-create by normalised email,
+  // profile and activation token insert-if-absent.
+  Provisioned create_customer(const ClaimedJob &job, const Checkpoint &checkpoint);
+
   soci::session &m_sql;
   provisioning::AccountStatements m_accounts;
 
@@ -70,11 +76,8 @@ private:
 
   store::InsertWithId m_insert_inline_job;
   soci::statement m_complete_job;
+  soci::statement m_set_inline_user;
 };
-
-// The lease owner of inline provisioning (sync_direct); never visible after
-// the commit.
-inline constexpr const char *k_inline_owner = "inline";
 
 // One-off form of Provisioner::provision_inline (tests, tools).
 Result<provisioning::CreatedUser> provision_inline(soci::session &sql,
