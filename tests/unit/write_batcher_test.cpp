@@ -364,9 +364,8 @@ WriteBatcher::Apply counted_insert(std::string name, std::atomic<int> &runs) {
 }
 
 // A conflict decided by the statement itself: nothing was written.
-WriteBatcher::Apply refused_insert(std::string name, std::atomic<int> &runs) {
-  return [name = std::move(name), &runs](soci::session &sql) {
-    ++runs;
+WriteBatcher::Apply refused_insert(std::string name) {
+  return [name = std::move(name)](soci::session &sql) {
     soci::statement insert =
         (sql.prepare << "INSERT INTO items (name) VALUES (:name) ON CONFLICT DO NOTHING",
          soci::use(name));
@@ -375,6 +374,18 @@ WriteBatcher::Apply refused_insert(std::string name, std::atomic<int> &runs) {
       throw AbortWrite(Error{ErrorKind::conflict, "exists", name, "name"});
     }
   };
+}
+
+// Holds the writer on `gate`, then queues `writes` (the i-th reports to
+// outcomes' Done i + 1), so that they run as one batch once it opens.
+void queue_one_batch(WriteBatcher &batcher, Gate &gate, Outcomes &outcomes,
+                     std::vector<WriteBatcher::Apply> writes) {
+  ASSERT_TRUE(batcher.submit(gate.blocking_write(), outcomes.done(0)));
+  ASSERT_TRUE(gate.wait_entered());
+  for (std::size_t i = 0; i < writes.size(); ++i) {
+    ASSERT_TRUE(batcher.submit(std::move(writes[i]), outcomes.done(i + 1)));
+  }
+  gate.open();
 }
 
 TEST(WriteBatcher, AWriteThatFailsHavingChangedNothingLeavesItsBatchToCommitOnce) {
@@ -388,14 +399,10 @@ TEST(WriteBatcher, AWriteThatFailsHavingChangedNothingLeavesItsBatchToCommitOnce
   WriteBatcher batcher(temp.db(), 100);
   Gate gate;
   std::atomic<int> first{0};
-  std::atomic<int> refused{0};
   std::atomic<int> last{0};
-  ASSERT_TRUE(batcher.submit(gate.blocking_write(), outcomes.done(0)));
-  ASSERT_TRUE(gate.wait_entered());
-  ASSERT_TRUE(batcher.submit(counted_insert("first", first), outcomes.done(1)));
-  ASSERT_TRUE(batcher.submit(refused_insert("taken", refused), outcomes.done(2)));
-  ASSERT_TRUE(batcher.submit(counted_insert("last", last), outcomes.done(3)));
-  gate.open();
+  queue_one_batch(
+      batcher, gate, outcomes,
+      {counted_insert("first", first), refused_insert("taken"), counted_insert("last", last)});
 
   ASSERT_TRUE(outcomes.wait_for(4));
   ASSERT_FALSE(outcomes.at(2)->has_value());
@@ -425,12 +432,9 @@ TEST(WriteBatcher, AWriteThatFailsHavingChangedRowsUndoesItsBatchWhichRunsAgainW
       throw AbortWrite(conflict);
     };
   };
-  ASSERT_TRUE(batcher.submit(gate.blocking_write(), outcomes.done(0)));
-  ASSERT_TRUE(gate.wait_entered());
-  ASSERT_TRUE(batcher.submit(counted_insert("first", first), outcomes.done(1)));
-  ASSERT_TRUE(batcher.submit(insert_then_abort("failing", failing), outcomes.done(2)));
-  ASSERT_TRUE(batcher.submit(counted_insert("last", last), outcomes.done(3)));
-  gate.open();
+  queue_one_batch(batcher, gate, outcomes,
+                  {counted_insert("first", first), insert_then_abort("failing", failing),
+                   counted_insert("last", last)});
 
   ASSERT_TRUE(outcomes.wait_for(4));
   ASSERT_FALSE(outcomes.at(2)->has_value());
